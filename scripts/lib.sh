@@ -1,0 +1,27 @@
+# Shared by scripts/demo.sh and scripts/test.sh: idempotent machine setup.
+# Sourced, not run.
+
+# Build output lives outside the clone so that every clone (and CI) reuses one build.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cunneng/target}"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ensure_debs PKG...: apt-get install only the packages that are missing.
+ensure_debs() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# Packages needed to build the workspace.
+BUILD_DEBS=(pkg-config gcc libc6-dev)
+# Packages needed only by the tests (browser).
+TEST_DEBS=(chromium fonts-noto-cjk)

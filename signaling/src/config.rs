@@ -1,0 +1,620 @@
+//! Server configuration: one typed [`Config`], loaded once at start.
+//!
+//! Precedence, lowest first: built-in defaults < TOML file (`--config FILE`) <
+//! environment (`CUNNENG_<KEY>` for top-level keys, `CUNNENG_<SECTION>__<KEY>` for keys of a
+//! section; the value is read as a TOML value, and as a plain string when that fails or does
+//! not fit) < command-line flags (a [`toml::Table`] the binary builds from its clap flags,
+//! shaped like the file: `{"addr" = "...", "tls" = {"self_signed" = true}}`).
+//!
+//! `CUNNENG_CONFIG` is not a configuration key: it is left to the binary (path of the file).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with this prefix are configuration keys.
+pub const ENV_PREFIX: &str = "CUNNENG_";
+/// Environment variables with the prefix that are not configuration keys (skipped).
+pub const ENV_RESERVED: &[&str] = &["CUNNENG_CONFIG"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("command-line option for `{key}`: {message}")]
+    Override { key: String, message: String },
+    #[error("configuration `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `HOST:PORT` the HTTP(S)/WebSocket server listens on (`[::1]:8080` for IPv6; a host name
+    /// such as `localhost:8080` is resolved when binding).
+    pub addr: String,
+    /// Directory for the database, TLS material, recordings.
+    pub data_dir: PathBuf,
+    /// Public base URL (e.g. `https://cunneng.example:8443`) used in printed links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    pub tls: TlsConfig,
+    pub log: LogConfig,
+    pub media: MediaConfig,
+    pub queue: QueueConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain. With `key`; without both, plain HTTP (unless `self_signed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Generate a self-signed certificate once and keep it under `data_dir/tls`.
+    pub self_signed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// One JSON object per line instead of human-readable text.
+    pub json: bool,
+    /// A tracing filter: `info`, `debug`, `cunneng_signaling=debug,info`, ...
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { json: false, level: "info".into() }
+    }
+}
+
+/// One ICE server as handed to browsers (`RTCIceServer`) and used by the media server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Local address the media (UDP) sockets bind to.
+    pub bind_ip: IpAddr,
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// Addresses announced in ICE candidates (NAT / public addresses); empty: the bound ones.
+    pub announced_ips: Vec<IpAddr>,
+    pub ice_servers: Vec<IceServer>,
+    /// Most RTCPeerConnections the server holds at once.
+    pub max_peer_connections: u32,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            udp_port_min: 50000,
+            udp_port_max: 50999,
+            announced_ips: Vec::new(),
+            ice_servers: Vec::new(),
+            max_peer_connections: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// How long one approver is rung before the ring stops (`timeout`).
+    pub ring_timeout_secs: u64,
+    /// How long a live call waits for a dropped kiosk before it ends (`grace_expired`).
+    pub kiosk_grace_secs: u64,
+    /// How long a group invitation stays open.
+    pub group_invite_timeout_secs: u64,
+    /// Most calls waiting in one window's queue.
+    pub max_waiting_per_queue: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            ring_timeout_secs: 30,
+            kiosk_grace_secs: 60,
+            group_invite_timeout_secs: 60,
+            max_waiting_per_queue: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most open HTTP/WebSocket connections.
+    pub max_connections: usize,
+    pub ws_max_message_bytes: usize,
+    pub ws_messages_per_sec: u32,
+    pub ws_burst: u32,
+    pub http_body_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 2000,
+            ws_max_message_bytes: 65536,
+            ws_messages_per_sec: 20,
+            ws_burst: 40,
+            http_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lifetime of a staff session from login.
+    pub session_ttl_hours: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { session_ttl_hours: 12 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            tls: TlsConfig::default(),
+            log: LogConfig::default(),
+            media: MediaConfig::default(),
+            queue: QueueConfig::default(),
+            limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults < `file` < `env` (pass `std::env::vars()`) <
+    /// `overrides` (built from command-line flags). Errors name the source and the key.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+        overrides: toml::Table,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = toml::Table::new();
+
+        if let Some(path) = file {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+            // Parse straight into Config first: toml's error then shows line, column and key.
+            toml::from_str::<Config>(&text)
+                .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.to_string() })?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.to_string() })?;
+            merge(&mut merged, table);
+        }
+
+        let mut env: Vec<(String, String)> =
+            env.filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str())).collect();
+        env.sort();
+        for (var, raw) in env {
+            let layer = env_layer(&var, &raw)?;
+            merge(&mut merged, layer);
+        }
+
+        for (path, value) in leaves(&overrides) {
+            let layer = single(&path, value.clone());
+            check_layer(layer).map_err(|message| ConfigError::Override { key: path.join("."), message })?;
+        }
+        merge(&mut merged, overrides);
+
+        let config: Config = toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| {
+            ConfigError::Invalid { key: "(merged)".into(), message: e.message().to_owned() }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks relations between values that each parse on their own.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &str, message: impl Into<String>) -> Result<(), ConfigError> {
+            Err(ConfigError::Invalid { key: key.into(), message: message.into() })
+        }
+        if self.addr_host_port().is_none() {
+            return bad("addr", format!("`{}` is not HOST:PORT (e.g. 127.0.0.1:8080)", self.addr));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty");
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("public_url", "must start with http:// or https://");
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return bad("tls.key", "tls.cert is set, tls.key is missing"),
+            (None, Some(_)) => return bad("tls.cert", "tls.key is set, tls.cert is missing"),
+            (Some(_), Some(_)) if self.tls.self_signed => {
+                return bad("tls.self_signed", "cannot be true when tls.cert and tls.key are given");
+            }
+            _ => {}
+        }
+        if self.log.level.trim().is_empty() {
+            return bad("log.level", "must not be empty (e.g. \"info\")");
+        }
+        let m = &self.media;
+        // 0..0 means ephemeral ports (tests); otherwise a real range.
+        if (m.udp_port_min == 0) != (m.udp_port_max == 0) {
+            return bad("media.udp_port_min", "0 only together with media.udp_port_max = 0 (ephemeral ports)");
+        }
+        if m.udp_port_min > m.udp_port_max {
+            return bad(
+                "media.udp_port_min",
+                format!("{} is greater than media.udp_port_max {}", m.udp_port_min, m.udp_port_max),
+            );
+        }
+        if m.max_peer_connections == 0 {
+            return bad("media.max_peer_connections", "must be > 0");
+        }
+        for (i, s) in m.ice_servers.iter().enumerate() {
+            if s.urls.is_empty() {
+                return bad(&format!("media.ice_servers[{i}].urls"), "must not be empty");
+            }
+        }
+        let q = &self.queue;
+        for (key, v) in [
+            ("queue.ring_timeout_secs", q.ring_timeout_secs),
+            ("queue.kiosk_grace_secs", q.kiosk_grace_secs),
+            ("queue.group_invite_timeout_secs", q.group_invite_timeout_secs),
+            ("queue.max_waiting_per_queue", u64::from(q.max_waiting_per_queue)),
+            ("auth.session_ttl_hours", self.auth.session_ttl_hours),
+        ] {
+            if v == 0 {
+                return bad(key, "must be > 0");
+            }
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_connections", l.max_connections),
+            ("limits.ws_max_message_bytes", l.ws_max_message_bytes),
+            ("limits.ws_messages_per_sec", l.ws_messages_per_sec as usize),
+            ("limits.ws_burst", l.ws_burst as usize),
+            ("limits.http_body_bytes", l.http_body_bytes),
+        ] {
+            if v == 0 {
+                return bad(key, "must be > 0");
+            }
+        }
+        if l.ws_burst < l.ws_messages_per_sec {
+            return bad("limits.ws_burst", "must be >= limits.ws_messages_per_sec");
+        }
+        if self.auth.session_ttl_hours > 24 * 366 {
+            return bad("auth.session_ttl_hours", "must be at most one year");
+        }
+        Ok(())
+    }
+
+    /// `data_dir/cunneng.sqlite3`.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("cunneng.sqlite3")
+    }
+
+    /// `data_dir/tls`: where a self-signed certificate is kept.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+
+    /// Session lifetime in milliseconds.
+    pub fn session_ttl_ms(&self) -> u64 {
+        self.auth.session_ttl_hours.saturating_mul(3_600_000)
+    }
+
+    /// Base of printed links: `public_url`, else derived from `addr` and TLS settings.
+    pub fn base_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let scheme = if self.tls.self_signed || self.tls.cert.is_some() { "https" } else { "http" };
+        let (host, port) = self.addr_host_port().unwrap_or(("127.0.0.1", 8080));
+        let host = match host {
+            "0.0.0.0" | "[::]" => "127.0.0.1",
+            h => h,
+        };
+        format!("{scheme}://{host}:{port}")
+    }
+
+    /// Host (IPv6 in brackets) and port of `addr`; `None` unless it is `HOST:PORT`.
+    /// Port 0 (any free port) is allowed.
+    pub fn addr_host_port(&self) -> Option<(&str, u16)> {
+        let (host, port) = self.addr.trim().rsplit_once(':')?;
+        let port = port.parse().ok()?;
+        let bracketed = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
+        if host.is_empty() || (host.contains(':') && !bracketed) || host.contains(char::is_whitespace) {
+            return None;
+        }
+        Some((host, port))
+    }
+}
+
+/// Deep-merges `upper` into `lower` (tables merge key by key, everything else replaces).
+fn merge(lower: &mut toml::Table, upper: toml::Table) {
+    for (k, v) in upper {
+        match (lower.get_mut(&k), v) {
+            (Some(toml::Value::Table(l)), toml::Value::Table(u)) => merge(l, u),
+            (_, v) => {
+                lower.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Leaf values of a table with their key paths (a table value is descended into).
+fn leaves(table: &toml::Table) -> Vec<(Vec<String>, &toml::Value)> {
+    let mut out = Vec::new();
+    for (k, v) in table {
+        match v {
+            toml::Value::Table(t) if !t.is_empty() => {
+                for (mut p, v) in leaves(t) {
+                    p.insert(0, k.clone());
+                    out.push((p, v));
+                }
+            }
+            _ => out.push((vec![k.clone()], v)),
+        }
+    }
+    out
+}
+
+/// A table holding only `value` at `path`.
+fn single(path: &[String], value: toml::Value) -> toml::Table {
+    let mut v = value;
+    for k in path.iter().skip(1).rev() {
+        let mut t = toml::Table::new();
+        t.insert(k.clone(), v);
+        v = toml::Value::Table(t);
+    }
+    let mut t = toml::Table::new();
+    t.insert(path[0].clone(), v);
+    t
+}
+
+/// Does a partial configuration deserialize on its own? (All fields have defaults.)
+fn check_layer(layer: toml::Table) -> Result<(), String> {
+    toml::Value::Table(layer).try_into::<Config>().map(|_| ()).map_err(|e| e.message().to_owned())
+}
+
+/// One environment variable as a one-key layer, checked.
+fn env_layer(var: &str, raw: &str) -> Result<toml::Table, ConfigError> {
+    let err = |message: String| ConfigError::Env { var: var.to_owned(), message };
+    let rest = &var[ENV_PREFIX.len()..];
+    let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+    if path.len() > 2 || path.iter().any(|p| p.is_empty()) {
+        return Err(err(format!(
+            "expected {ENV_PREFIX}KEY or {ENV_PREFIX}SECTION__KEY (sections have no subsections)"
+        )));
+    }
+    let parsed =
+        format!("v = {raw}").parse::<toml::Table>().ok().filter(|t| t.len() == 1).and_then(|mut t| t.remove("v"));
+    let as_string = toml::Value::String(raw.to_owned());
+    match parsed {
+        Some(value) => {
+            let layer = single(&path, value);
+            match check_layer(layer.clone()) {
+                Ok(()) => Ok(layer),
+                Err(first) => {
+                    let layer = single(&path, as_string);
+                    match check_layer(layer.clone()) {
+                        Ok(()) => Ok(layer),
+                        Err(_) => Err(err(first)),
+                    }
+                }
+            }
+        }
+        None => {
+            let layer = single(&path, as_string);
+            check_layer(layer.clone()).map_err(err)?;
+            Ok(layer)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load(None, env(&[]), toml::Table::new()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.addr, "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.queue.ring_timeout_secs, 30);
+        assert_eq!(c.queue.max_waiting_per_queue, 500);
+        assert_eq!(c.limits.http_body_bytes, 1 << 20);
+        assert_eq!((c.media.udp_port_min, c.media.udp_port_max), (50000, 50999));
+        assert_eq!(c.auth.session_ttl_hours, 12);
+        assert_eq!(c.session_ttl_ms(), 12 * 3_600_000);
+        assert_eq!(c.log.level, "info");
+        assert_eq!(c.base_url(), "http://127.0.0.1:8080");
+        assert_eq!(c.db_path(), PathBuf::from("./data/cunneng.sqlite3"));
+    }
+
+    #[test]
+    fn precedence_file_env_flags() {
+        let f = file(
+            r#"
+addr = "0.0.0.0:9000"
+data_dir = "/var/lib/cunneng"
+[queue]
+ring_timeout_secs = 10
+kiosk_grace_secs = 11
+[log]
+level = "debug"
+[media]
+announced_ips = ["10.1.2.3"]
+ice_servers = [{ urls = ["stun:stun.example:3478"] }]
+"#,
+        );
+        let vars = env(&[
+            ("CUNNENG_QUEUE__KIOSK_GRACE_SECS", "22"),
+            ("CUNNENG_QUEUE__GROUP_INVITE_TIMEOUT_SECS", "23"),
+            ("CUNNENG_LOG__JSON", "true"),
+            ("CUNNENG_PUBLIC_URL", "https://cn.example/"),
+            ("CUNNENG_CONFIG", "/ignored.toml"),
+            ("HOME", "/root"),
+        ]);
+        let mut flags = toml::Table::new();
+        flags.insert("addr".into(), "127.0.0.1:7000".into());
+        let mut q = toml::Table::new();
+        q.insert("group_invite_timeout_secs".into(), 33.into());
+        flags.insert("queue".into(), q.into());
+        let c = Config::load(Some(f.path()), vars, flags).unwrap();
+        assert_eq!(c.addr, "127.0.0.1:7000"); // flag over file
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/cunneng")); // file over default
+        assert_eq!(c.queue.ring_timeout_secs, 10); // file
+        assert_eq!(c.queue.kiosk_grace_secs, 22); // env over file
+        assert_eq!(c.queue.group_invite_timeout_secs, 33); // flag over env
+        assert_eq!(c.queue.max_waiting_per_queue, 500); // default kept beside file keys
+        assert_eq!(c.log.level, "debug");
+        assert!(c.log.json);
+        assert_eq!(c.media.announced_ips, vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.media.ice_servers[0].urls, vec!["stun:stun.example:3478".to_string()]);
+        assert_eq!(c.base_url(), "https://cn.example");
+    }
+
+    #[test]
+    fn env_values_are_toml_then_string() {
+        let vars = env(&[
+            ("CUNNENG_ADDR", "0.0.0.0:8443"),             // not TOML: string
+            ("CUNNENG_LOG__LEVEL", "cunneng=debug,info"), // not TOML: string
+            ("CUNNENG_MEDIA__ANNOUNCED_IPS", r#"["192.0.2.1", "192.0.2.2"]"#),
+            ("CUNNENG_TLS__SELF_SIGNED", "true"),
+            ("CUNNENG_DATA_DIR", "123"), // TOML integer, but the field is a path: taken as string
+        ]);
+        let c = Config::load(None, vars, toml::Table::new()).unwrap();
+        assert_eq!(c.addr, "0.0.0.0:8443");
+        assert_eq!(c.log.level, "cunneng=debug,info");
+        assert_eq!(c.media.announced_ips.len(), 2);
+        assert!(c.tls.self_signed);
+        assert_eq!(c.data_dir, PathBuf::from("123"));
+        assert_eq!(c.base_url(), "https://127.0.0.1:8443");
+    }
+
+    #[test]
+    fn bad_env_names_the_variable() {
+        let e =
+            Config::load(None, env(&[("CUNNENG_QUEUE__RING_TIMEOUT_SECS", "soon")]), toml::Table::new()).unwrap_err();
+        let s = e.to_string();
+        assert!(matches!(e, ConfigError::Env { .. }), "{s}");
+        assert!(s.contains("CUNNENG_QUEUE__RING_TIMEOUT_SECS"), "{s}");
+
+        let e = Config::load(None, env(&[("CUNNENG_QUEUE__RING_TIMEOUT", "5")]), toml::Table::new()).unwrap_err();
+        assert!(e.to_string().contains("CUNNENG_QUEUE__RING_TIMEOUT"), "{e}");
+        assert!(e.to_string().contains("unknown field"), "{e}");
+
+        let e = Config::load(None, env(&[("CUNNENG_A__B__C", "5")]), toml::Table::new()).unwrap_err();
+        assert!(matches!(e, ConfigError::Env { .. }), "{e}");
+
+        let e = Config::load(None, env(&[("CUNNENG_MEDIA__UDP_PORT_MIN", "70000")]), toml::Table::new()).unwrap_err();
+        assert!(e.to_string().contains("CUNNENG_MEDIA__UDP_PORT_MIN"), "{e}");
+    }
+
+    #[test]
+    fn bad_file_names_file_and_key() {
+        let f = file("[queue]\nring_timeout_secs = \"thirty\"\n");
+        let e = Config::load(Some(f.path()), env(&[]), toml::Table::new()).unwrap_err();
+        let s = e.to_string();
+        assert!(matches!(e, ConfigError::File { .. }), "{s}");
+        assert!(s.contains("ring_timeout_secs") && s.contains("line 2"), "{s}");
+
+        let f = file("[queue]\nring_timeout = 3\n");
+        let e = Config::load(Some(f.path()), env(&[]), toml::Table::new()).unwrap_err();
+        assert!(e.to_string().contains("unknown field `ring_timeout`"), "{e}");
+
+        for bad in ["not an address", "1.2.3.4", "::1:80", "host:99999", ":80"] {
+            let f = file(&format!("addr = \"{bad}\"\n"));
+            let e = Config::load(Some(f.path()), env(&[]), toml::Table::new()).unwrap_err();
+            assert!(matches!(&e, ConfigError::Invalid { key, .. } if key == "addr"), "{bad}: {e}");
+        }
+        for good in ["[::1]:8080", "localhost:0", "0.0.0.0:443"] {
+            let f = file(&format!("addr = \"{good}\"\n"));
+            Config::load(Some(f.path()), env(&[]), toml::Table::new()).unwrap();
+        }
+
+        let f = file("this is not toml\n");
+        assert!(matches!(Config::load(Some(f.path()), env(&[]), toml::Table::new()), Err(ConfigError::File { .. })));
+
+        let e = Config::load(Some(Path::new("/nonexistent/cunneng.toml")), env(&[]), toml::Table::new()).unwrap_err();
+        assert!(matches!(e, ConfigError::Io { .. }), "{e}");
+    }
+
+    #[test]
+    fn bad_override_names_key() {
+        let mut flags = toml::Table::new();
+        let mut l = toml::Table::new();
+        l.insert("ws_burst".into(), "many".into());
+        flags.insert("limits".into(), l.into());
+        let e = Config::load(None, env(&[]), flags).unwrap_err();
+        assert!(matches!(&e, ConfigError::Override { key, .. } if key == "limits.ws_burst"), "{e}");
+    }
+
+    #[test]
+    fn relations_are_checked() {
+        let f = file("[media]\nudp_port_min = 6000\nudp_port_max = 5000\n");
+        let e = Config::load(Some(f.path()), env(&[]), toml::Table::new()).unwrap_err();
+        assert!(matches!(&e, ConfigError::Invalid { key, .. } if key == "media.udp_port_min"), "{e}");
+
+        let f = file("[tls]\ncert = \"/etc/c.pem\"\n");
+        let e = Config::load(Some(f.path()), env(&[]), toml::Table::new()).unwrap_err();
+        assert!(matches!(&e, ConfigError::Invalid { key, .. } if key == "tls.key"), "{e}");
+
+        let e = Config::load(None, env(&[("CUNNENG_QUEUE__RING_TIMEOUT_SECS", "0")]), toml::Table::new()).unwrap_err();
+        assert!(e.to_string().contains("queue.ring_timeout_secs"), "{e}");
+
+        let e = Config::load(None, env(&[("CUNNENG_PUBLIC_URL", "cn.example")]), toml::Table::new()).unwrap_err();
+        assert!(e.to_string().contains("public_url"), "{e}");
+    }
+
+    #[test]
+    fn serializes_back_to_toml() {
+        let c = Config::default();
+        let text = toml::to_string(&c).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,104 @@
+//! Prometheus text exposition. Counters that the edge increments live here; gauges are read
+//! from their owners (the engine, the media plane) at scrape time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct Metrics {
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    /// A refused connection or message, by reason (`unauthorized`, `rate_limited`, ...).
+    pub fn inc_rejected(&self, reason: &'static str) {
+        if let Ok(mut m) = self.rejected.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
+
+    pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
+        self.rejected.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// Per-queue figures at scrape time.
+pub struct QueueGauge {
+    pub queue: String,
+    pub waiting: usize,
+    pub oldest_wait_secs: u64,
+    pub estimated_wait_secs: u64,
+}
+
+pub struct Snapshot {
+    pub queues: Vec<QueueGauge>,
+    pub live_calls: usize,
+    pub open_groups: usize,
+    pub connected_kiosks: usize,
+    pub connected_staff: usize,
+    pub peer_connections: usize,
+    pub forwarded_packets: u64,
+    pub forwarded_bytes: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# HELP cunneng_queue_waiting Calls waiting in a queue.\n# TYPE cunneng_queue_waiting gauge");
+    for q in &s.queues {
+        let _ = writeln!(o, "cunneng_queue_waiting{{queue=\"{}\"}} {}", esc(&q.queue), q.waiting);
+    }
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_queue_oldest_wait_seconds Age of the oldest waiting call.\n# TYPE cunneng_queue_oldest_wait_seconds gauge"
+    );
+    for q in &s.queues {
+        let _ = writeln!(o, "cunneng_queue_oldest_wait_seconds{{queue=\"{}\"}} {}", esc(&q.queue), q.oldest_wait_secs);
+    }
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_queue_estimated_wait_seconds Estimated wait for a call joining now.\n# TYPE cunneng_queue_estimated_wait_seconds gauge"
+    );
+    for q in &s.queues {
+        let _ = writeln!(
+            o,
+            "cunneng_queue_estimated_wait_seconds{{queue=\"{}\"}} {}",
+            esc(&q.queue),
+            q.estimated_wait_secs
+        );
+    }
+    let gauges: [(&str, &str, u64); 6] = [
+        ("cunneng_live_calls", "Calls in progress (1-to-1).", s.live_calls as u64),
+        ("cunneng_open_group_calls", "Group calls in progress.", s.open_groups as u64),
+        ("cunneng_connected_kiosks", "Kiosks with a live signaling socket.", s.connected_kiosks as u64),
+        ("cunneng_connected_staff", "Staff with a live signaling socket.", s.connected_staff as u64),
+        ("cunneng_peer_connections", "WebRTC peer connections held by the media plane.", s.peer_connections as u64),
+        ("cunneng_up", "1 while the server runs.", 1),
+    ];
+    for (name, help, v) in gauges {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_forwarded_packets_total RTP packets forwarded.\n# TYPE cunneng_forwarded_packets_total counter\ncunneng_forwarded_packets_total {}",
+        s.forwarded_packets
+    );
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_forwarded_bytes_total RTP payload bytes forwarded.\n# TYPE cunneng_forwarded_bytes_total counter\ncunneng_forwarded_bytes_total {}",
+        s.forwarded_bytes
+    );
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_rejected_total Connections or messages refused, by reason.\n# TYPE cunneng_rejected_total counter"
+    );
+    for (reason, n) in &s.rejected {
+        let _ = writeln!(o, "cunneng_rejected_total{{reason=\"{reason}\"}} {n}");
+    }
+    o
+}

@@ -1,0 +1,197 @@
+//! Wire types of the WebSocket protocol (`docs/protocol.md`). These names exist only at the
+//! signaling edge: the queue and the media plane never see them.
+
+use serde::{Deserialize, Serialize};
+
+/// A client message: `{"type": "...", "req": N?, ...fields}`.
+#[derive(Debug)]
+pub struct ClientEnvelope {
+    pub req: Option<u64>,
+    pub msg: ClientMsg,
+}
+
+impl ClientEnvelope {
+    /// Parse one text frame. The error is a short description fit to send back to the client.
+    pub fn parse(text: &str) -> Result<ClientEnvelope, (Option<u64>, String)> {
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| (None, format!("not JSON: {e}")))?;
+        let obj = value.as_object_mut().ok_or((None, "expected a JSON object".to_string()))?;
+        let req = match obj.remove("req") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or((None, "req must be a whole number".to_string()))?),
+        };
+        let msg = serde_json::from_value(value).map_err(|e| (req, e.to_string()))?;
+        Ok(ClientEnvelope { req, msg })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum ClientMsg {
+    #[serde(rename = "hello")]
+    Hello { token: String },
+    #[serde(rename = "ping")]
+    Ping,
+    #[serde(rename = "call.request")]
+    CallRequest { matter_id: i64 },
+    #[serde(rename = "call.cancel")]
+    CallCancel { call_id: u64 },
+    #[serde(rename = "call.hangup")]
+    CallHangup { call_id: u64 },
+    #[serde(rename = "call.answer")]
+    CallAnswer { call_id: u64 },
+    #[serde(rename = "call.transfer")]
+    CallTransfer { call_id: u64, window_id: i64 },
+    #[serde(rename = "presence.set")]
+    PresenceSet { presence: PresenceWire },
+    #[serde(rename = "group.start")]
+    GroupStart { village_ids: Vec<i64> },
+    #[serde(rename = "group.end")]
+    GroupEnd { group_id: u64 },
+    #[serde(rename = "group.accept")]
+    GroupAccept { group_id: u64 },
+    #[serde(rename = "group.decline")]
+    GroupDecline { group_id: u64 },
+    #[serde(rename = "group.leave")]
+    GroupLeave { group_id: u64 },
+    #[serde(rename = "media.offer")]
+    MediaOffer { room: String, pc_id: String, sdp: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceWire {
+    Available,
+    Busy,
+    Away,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Named {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueItemWire {
+    pub call_id: u64,
+    pub village: Named,
+    pub matter: Named,
+    pub waited_secs: u64,
+    pub position: usize,
+    pub transferred: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupMemberWire {
+    pub village: Named,
+    /// The member's media label (`kiosk:ID`), the stream id of its video.
+    pub label: String,
+    pub state: &'static str,
+}
+
+/// A server message. Serialized as `{"type": "...", ...}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type")]
+pub enum ServerMsg {
+    #[serde(rename = "welcome")]
+    Welcome { me: serde_json::Value, ice_servers: serde_json::Value },
+    #[serde(rename = "pong")]
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    #[serde(rename = "ok")]
+    Ok {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    #[serde(rename = "error")]
+    Error {
+        code: &'static str,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    #[serde(rename = "replaced")]
+    Replaced,
+    #[serde(rename = "presence")]
+    Presence { presence: PresenceWire, forced: bool },
+    #[serde(rename = "queue.position")]
+    QueuePosition { call_id: u64, window: Named, position: usize, estimated_wait_secs: u64 },
+    #[serde(rename = "queue.snapshot")]
+    QueueSnapshot { window: Named, items: Vec<QueueItemWire> },
+    #[serde(rename = "call.ring")]
+    CallRing { call_id: u64, village: Named, matter: Named },
+    #[serde(rename = "call.ring_stopped")]
+    CallRingStopped { call_id: u64, reason: &'static str },
+    #[serde(rename = "call.started")]
+    CallStarted { call_id: u64, room: String, peer: serde_json::Value, matter: Named, case_no: Option<String> },
+    #[serde(rename = "call.transferred")]
+    CallTransferred { call_id: u64, window: Named },
+    #[serde(rename = "call.peer_reconnecting")]
+    CallPeerReconnecting { call_id: u64 },
+    #[serde(rename = "call.peer_reconnected")]
+    CallPeerReconnected { call_id: u64 },
+    #[serde(rename = "call.requeued")]
+    CallRequeued { call_id: u64, reason: &'static str },
+    #[serde(rename = "call.ended")]
+    CallEnded { call_id: u64, reason: &'static str },
+    #[serde(rename = "group.invite")]
+    GroupInvite { group_id: u64, from: serde_json::Value },
+    #[serde(rename = "group.joined")]
+    GroupJoined { group_id: u64, room: String },
+    #[serde(rename = "group.state")]
+    GroupState { group_id: u64, room: String, members: Vec<GroupMemberWire> },
+    #[serde(rename = "group.invite_expired")]
+    GroupInviteExpired { group_id: u64 },
+    #[serde(rename = "group.ended")]
+    GroupEnded { group_id: u64, reason: &'static str },
+    #[serde(rename = "media.answer")]
+    MediaAnswer { room: String, pc_id: String, sdp: String },
+    #[serde(rename = "media.renegotiate")]
+    MediaRenegotiate { room: String, recv_slots: usize },
+}
+
+impl ServerMsg {
+    pub fn error(code: &'static str, message: impl Into<String>, req: Option<u64>) -> Self {
+        ServerMsg::Error { code, message: message.into(), req }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_parse_by_type() {
+        let env = ClientEnvelope::parse(r#"{"type":"call.request","matter_id":3,"req":7}"#).unwrap();
+        assert_eq!(env.req, Some(7));
+        assert!(matches!(env.msg, ClientMsg::CallRequest { matter_id: 3 }));
+        let env = ClientEnvelope::parse(r#"{"type":"presence.set","presence":"away"}"#).unwrap();
+        assert!(matches!(env.msg, ClientMsg::PresenceSet { presence: PresenceWire::Away }));
+    }
+
+    #[test]
+    fn malformed_client_messages_are_rejected() {
+        for bad in [
+            "",
+            "{}",
+            r#"{"type":"call.request"}"#,
+            r#"{"type":"call.request","matter_id":"x"}"#,
+            r#"{"type":"no.such"}"#,
+            r#"{"type":"presence.set","presence":"asleep"}"#,
+            r#"[1,2]"#,
+            r#"{"type":"ping","req":-1}"#,
+            r#"{"type":"call.cancel","call_id":1,"extra":true}"#,
+        ] {
+            assert!(ClientEnvelope::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_messages_carry_their_type() {
+        let v = serde_json::to_value(ServerMsg::CallEnded { call_id: 4, reason: "hangup" }).unwrap();
+        assert_eq!(v["type"], "call.ended");
+        assert_eq!(v["call_id"], 4);
+    }
+}

@@ -1,0 +1,253 @@
+//! The signaling WebSocket: authentication by `hello`, per-socket bounds (message size, rate),
+//! and dispatch of client messages to the engine (queue) or the media plane. A misbehaving
+//! socket gets an `error` and is closed; nobody else is affected.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::auth::Principal;
+use crate::engine::{ConnId, Outbound, label, party_of};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::wire::{ClientEnvelope, ClientMsg, ServerMsg};
+
+/// How long a new socket may take to say `hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued toward one client before it counts as too slow and is dropped.
+const OUTBOUND_QUEUE: usize = 256;
+
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+pub const CLOSE_POLICY: u16 = 1008;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_REPLACED: u16 = 4000;
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Ok(permit) = state.connections.clone().try_acquire_owned() else {
+        state.metrics.inc_rejected("connection_limit");
+        return ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "服务器繁忙,请稍后重试 (too many connections)",
+        )
+        .into_response();
+    };
+    let max = state.config.limits.ws_max_message_bytes;
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+        handle(state, socket, peer).await;
+        drop(permit);
+    })
+}
+
+/// A token bucket: `rate` messages per second, bursts up to `burst`.
+struct RateLimit {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32, burst: u32) -> Self {
+        RateLimit { tokens: burst as f64, rate: rate as f64, burst: burst as f64, last: Instant::now() }
+    }
+    fn allow(&mut self, now: Instant) -> bool {
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
+    let (mut sink, mut stream) = socket.split();
+
+    // 1. hello
+    let principal = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match ClientEnvelope::parse(&text) {
+            Ok(ClientEnvelope { msg: ClientMsg::Hello { token }, .. }) => state.resolve_token(token).await.ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(principal) = principal else {
+        state.metrics.inc_rejected("unauthorized");
+        tracing::info!(%peer, "websocket refused: no valid hello");
+        let err = ServerMsg::error("unauthorized", "身份验证失败,请重新登录 (missing, unknown or expired token)", None);
+        let _ = sink.send(text(&err)).await;
+        let _ = sink.send(close(CLOSE_UNAUTHORIZED, "unauthorized")).await;
+        return;
+    };
+
+    // 2. writer task: everything toward this client goes through one bounded queue.
+    let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            let result = match out {
+                Outbound::Msg(m) => sink.send(text(&m)).await,
+                Outbound::Close(code, reason) => {
+                    let _ = sink.send(close(code, reason)).await;
+                    break;
+                }
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let conn = ConnId::next();
+    let party = party_of(&principal);
+    let me = match state.me(&principal).await {
+        Ok(me) => me,
+        Err(_) => {
+            let _ = tx.send(Outbound::Msg(ServerMsg::error("internal", "服务器内部错误 (internal error)", None))).await;
+            let _ = tx.send(Outbound::Close(1011, "internal error")).await;
+            drop(tx);
+            let _ = writer.await;
+            return;
+        }
+    };
+    state.engine.connect(principal.clone(), me, conn, tx.clone()).await;
+    tracing::info!(%peer, ?party, ?conn, "websocket connected");
+
+    // 3. read loop
+    let limits = &state.config.limits;
+    let mut rate = RateLimit::new(limits.ws_messages_per_sec, limits.ws_burst);
+    loop {
+        let frame = tokio::select! {
+            f = stream.next() => f,
+            _ = tx.closed() => break, // writer gone (replaced, too slow, or closed)
+        };
+        let text = match frame {
+            None => break,
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(_))) => break,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
+                send(
+                    &tx,
+                    ServerMsg::error(
+                        "bad_message",
+                        "只接受文本消息 (binary frames are not part of the protocol)",
+                        None,
+                    ),
+                );
+                continue;
+            }
+            Some(Err(e)) => {
+                // axum reports an oversized message as an error on receive.
+                let too_big = e.to_string().to_ascii_lowercase().contains("too long")
+                    || e.to_string().to_ascii_lowercase().contains("size");
+                if too_big {
+                    state.metrics.inc_rejected("too_large");
+                    tracing::warn!(?party, "websocket message over the size limit; closing");
+                    let _ = tx.try_send(Outbound::Msg(ServerMsg::error(
+                        "too_large",
+                        "消息过大 (message over the size limit)",
+                        None,
+                    )));
+                    let _ = tx.try_send(Outbound::Close(CLOSE_TOO_BIG, "message too large"));
+                }
+                break;
+            }
+        };
+        if !rate.allow(Instant::now()) {
+            state.metrics.inc_rejected("rate_limited");
+            tracing::warn!(?party, "websocket over the message rate; closing");
+            let _ =
+                tx.try_send(Outbound::Msg(ServerMsg::error("rate_limited", "消息过于频繁 (too many messages)", None)));
+            let _ = tx.try_send(Outbound::Close(CLOSE_POLICY, "rate limit"));
+            break;
+        }
+        let env = match ClientEnvelope::parse(&text) {
+            Ok(env) => env,
+            Err((req, why)) => {
+                send(&tx, ServerMsg::error("bad_message", format!("消息格式错误 (bad message: {why})"), req));
+                continue;
+            }
+        };
+        dispatch(&state, &principal, &tx, env).await;
+    }
+
+    state.engine.disconnect(party, conn).await;
+    drop(tx);
+    let _ = writer.await;
+    tracing::info!(%peer, ?party, ?conn, "websocket closed");
+}
+
+async fn dispatch(state: &AppState, principal: &Principal, tx: &mpsc::Sender<Outbound>, env: ClientEnvelope) {
+    let req = env.req;
+    match env.msg {
+        ClientMsg::Ping => send(tx, ServerMsg::Pong { req }),
+        ClientMsg::Hello { .. } => send(tx, ServerMsg::error("bad_message", "已经登录 (hello was already said)", req)),
+        ClientMsg::MediaOffer { room, pc_id, sdp } => {
+            if pc_id.is_empty() || pc_id.len() > 64 || sdp.is_empty() {
+                send(tx, ServerMsg::error("bad_message", "media.offer needs pc_id (≤ 64 chars) and sdp", req));
+                return;
+            }
+            if !state.engine.in_room(party_of(principal), room.clone()).await {
+                send(tx, ServerMsg::error("forbidden", "不在此通话中 (not a participant of this room)", req));
+                return;
+            }
+            // ICE gathering takes a moment: answer off the read loop.
+            let state = state.clone();
+            let tx = tx.clone();
+            let label = label(party_of(principal));
+            tokio::spawn(async move {
+                match state.sfu.handle_offer(&room, &label, &pc_id, &sdp).await {
+                    Ok(answer) => send(&tx, ServerMsg::MediaAnswer { room, pc_id, sdp: answer }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, %room, "media offer refused");
+                        send(
+                            &tx,
+                            ServerMsg::error(
+                                "bad_message",
+                                format!("媒体协商失败 (media negotiation failed: {e})"),
+                                req,
+                            ),
+                        );
+                    }
+                }
+            });
+        }
+        other => match state.engine.client(principal.clone(), other).await {
+            Ok(()) => {
+                if req.is_some() {
+                    send(tx, ServerMsg::Ok { req });
+                }
+            }
+            Err((code, message)) => send(tx, ServerMsg::error(code, message, req)),
+        },
+    }
+}
+
+/// Queue a message for the client; a client too slow to keep up is dropped by closing its queue.
+pub fn send(tx: &mpsc::Sender<Outbound>, msg: ServerMsg) {
+    if tx.try_send(Outbound::Msg(msg)).is_err() {
+        tracing::warn!("client outbound queue full or closed; message dropped");
+    }
+}
+
+fn text(m: &ServerMsg) -> Message {
+    Message::Text(serde_json::to_string(m).unwrap_or_else(|_| "{}".into()).into())
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}

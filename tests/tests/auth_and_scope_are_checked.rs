@@ -1,0 +1,105 @@
+//! Wrong or missing credentials get 401, the wrong role 403, and nothing changes.
+
+use cunneng_tests::client::{STEP, WsClient, demo_kiosks, demo_staff, get_json, http, login_as};
+use cunneng_tests::server::Server;
+use serde_json::json;
+
+#[tokio::test]
+async fn api_refuses_missing_unknown_and_wrong_role_tokens() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let (s, body) = get_json(&server, "/api/me", None).await?;
+    assert_eq!(s, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (s, _) = get_json(&server, "/api/me", Some("00ff")).await?;
+    assert_eq!(s, 401);
+
+    let kiosk = &demo_kiosks(&server).await?[0];
+    let (s, body) = get_json(&server, "/api/villages", Some(&kiosk.token)).await?;
+    assert_eq!(s, 403, "a kiosk may not list villages: {body}");
+
+    let dispatcher = login_as(&server, "dispatcher").await?;
+    let (s, body) = get_json(&server, "/api/villages", Some(&dispatcher)).await?;
+    assert_eq!(s, 200);
+    assert!(!body.as_array().unwrap().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn login_with_wrong_password_is_refused() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let user = server.link("window").fragment_param("user").unwrap();
+    let resp = http()
+        .post(format!("{}/api/login", server.base_url))
+        .json(&json!({"username": user, "password": "not-the-password"}))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 401);
+    let body: serde_json::Value = resp.json().await?;
+    assert_eq!(body["error"]["code"], "bad_credentials");
+
+    let resp = http()
+        .post(format!("{}/api/login", server.base_url))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 400);
+
+    // Logging out ends the session.
+    let token = login_as(&server, "window").await?;
+    let resp = http().post(format!("{}/api/logout", server.base_url)).bearer_auth(&token).send().await?;
+    assert_eq!(resp.status().as_u16(), 204);
+    let (s, _) = get_json(&server, "/api/me", Some(&token)).await?;
+    assert_eq!(s, 401);
+    Ok(())
+}
+
+#[tokio::test]
+async fn websocket_without_valid_hello_is_closed_with_4401() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let mut ws = WsClient::connect_raw(&server).await?;
+    ws.send(json!({"type": "hello", "token": "bogus"})).await?;
+    let err = ws.next(STEP).await?;
+    assert_eq!(err["type"], "error");
+    assert_eq!(err["code"], "unauthorized");
+    assert_eq!(ws.closed().await?, Some(4401));
+
+    let mut ws = WsClient::connect_raw(&server).await?;
+    ws.send(json!({"type": "call.request", "matter_id": 1})).await?;
+    let err = ws.next(STEP).await?;
+    assert_eq!(err["code"], "unauthorized");
+    Ok(())
+}
+
+#[tokio::test]
+async fn roles_are_checked_on_the_socket() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let approver = &demo_staff(&server, "window").await?[0];
+    let kiosk = &demo_kiosks(&server).await?[0];
+
+    let mut w = WsClient::connect(&server, &approver.token).await?;
+    let err = w.request(json!({"type": "call.request", "matter_id": 1}), 1, STEP).await?.expect("error");
+    assert_eq!(err["code"], "forbidden");
+
+    let mut k = WsClient::connect(&server, &kiosk.token).await?;
+    let err = k.request(json!({"type": "presence.set", "presence": "available"}), 2, STEP).await?.expect("error");
+    assert_eq!(err["code"], "forbidden");
+    let err = k.request(json!({"type": "group.start", "village_ids": [1]}), 3, STEP).await?.expect("error");
+    assert_eq!(err["code"], "forbidden");
+    let err = k
+        .request(json!({"type": "media.offer", "room": "call:999", "pc_id": "x", "sdp": "v=0"}), 4, STEP)
+        .await?
+        .expect("error");
+    assert_eq!(err["code"], "forbidden");
+
+    // Kiosk of a town cannot ask for a matter id that does not exist.
+    let err = k.request(json!({"type": "call.request", "matter_id": 999_999}), 5, STEP).await?.expect("error");
+    assert!(err["code"] == "not_found" || err["code"] == "no_window", "{err}");
+
+    // Both sockets still work.
+    w.send(json!({"type": "ping"})).await?;
+    w.expect("pong").await?;
+    k.send(json!({"type": "ping"})).await?;
+    k.expect("pong").await?;
+    Ok(())
+}

@@ -1,0 +1,572 @@
+// Village service room (kiosk): pick a matter, call the town window, wait in its queue, talk,
+// and answer group calls from the town dispatcher. Token: `/kiosk#token=...` (device token).
+import { api, messageForCode } from './api.js';
+import { CallView } from './callview.js';
+import {
+  $, KIOSK_TOKEN_KEY, el, forgetToken, formatEstimate, nameOf, notify, showView, startRinging, takeToken,
+} from './common.js';
+import { MediaSession, getLocalStream, stopStream } from './media.js';
+import { Signal } from './ws.js';
+
+const ENDED_TEXT = {
+  hangup: '通话已结束。',
+  cancelled: '已经取消排队。',
+  peer_gone: '镇窗口那边断开了,通话结束。需要的话请重新呼叫。',
+  grace_expired: '网络断开太久,通话结束了。需要的话请重新呼叫。',
+  no_window: '镇上暂时没有窗口能办理这个事项,请稍后再试,或打电话问问镇便民服务中心。',
+  server: '服务器结束了这次通话。需要的话请重新呼叫。',
+};
+// After a reconnect the server re-announces a live queue entry or call at once; if it does
+// not within this time, the call ended while the network was down.
+const RESUME_LIMIT_MS = 5_000;
+const ENDED_BACK_TO_START_MS = 20_000;
+// Words that carry no meaning in a search ("我要办低保的" → "低保").
+const FILLER = /[我要想办理的了个一下请问怎么如何去给帮]/g;
+
+const state = {
+  me: null,
+  matters: [],
+  selected: null,
+  requestReq: null,
+  cancelWanted: false,
+  callId: null,
+  groupId: null,
+  groupFrom: null,
+  // Calls and groups this page has left: late messages about them are ignored.
+  left: new Set(),
+  transferredTo: '',
+  room: null,
+  invite: null,
+  session: null,
+  localStream: null,
+  localProblem: '',
+  localPromise: null,
+  pendingLeave: null,
+  resumeTimer: null,
+  endedTimer: null,
+  stopRing: null,
+};
+
+const token = takeToken(KIOSK_TOKEN_KEY);
+const connection = $('#connection');
+const callView = new CallView({
+  remoteVideo: $('#remote-video'),
+  localVideo: $('#local-video'),
+  tiles: $('#extra-videos'),
+  mediaState: $('#media-state'),
+  preferPrefix: 'staff:',
+  captionOf: (label) => (label.startsWith('kiosk:') ? '其他村' : '镇里'),
+});
+
+window.__cunneng = {
+  get pc() { return state.session?.pc ?? null; },
+  get me() { return state.me; },
+  state,
+};
+
+// ---- matters: load, search, select ---------------------------------------------------------
+
+function matterText(matter) {
+  return [matter.plain_name, matter.name, matter.department, nameOf(matter.window), ...(matter.required_papers ?? [])]
+    .filter(Boolean)
+    .join(' ')
+    .toLowerCase();
+}
+
+/** How well a matter fits the words typed: 0 means not at all. */
+function matchScore(matter, query) {
+  const words = query.toLowerCase().split(/[\s,,、。]+/).map((w) => w.replace(FILLER, '')).filter(Boolean);
+  if (words.length === 0) return 1;
+  const text = matterText(matter);
+  const plain = (matter.plain_name ?? '').toLowerCase();
+  let score = 0;
+  for (const word of words) {
+    if (plain.includes(word)) score += 100 * word.length;
+    else if (text.includes(word)) score += 20 * word.length;
+    else {
+      // Loose: most of the characters typed, wherever they stand ("危房改造申请书" still finds
+      // "农村危房改造申请").
+      const hits = [...word].filter((ch) => text.includes(ch)).length;
+      if (hits < Math.ceil(word.length * 0.67)) return 0;
+      score += hits;
+    }
+  }
+  return score;
+}
+
+function renderMatters() {
+  const list = $('#matter-list');
+  list.replaceChildren(
+    ...state.matters.map((matter) => {
+      const papers = matter.required_papers?.length ?? 0;
+      const button = el(
+        'button',
+        {
+          type: 'button',
+          class: 'matter-option',
+          testid: 'matter-option',
+          'data-matter-id': matter.id,
+          'data-window-id': matter.window?.id,
+          'aria-pressed': 'false',
+          onclick: () => selectMatter(matter),
+        },
+        el('span', { class: 'matter-plain' }, matter.plain_name || matter.name),
+        el('span', { class: 'matter-meta' }, [matter.department, nameOf(matter.window)].filter(Boolean).join(' · ')),
+        papers ? el('span', { class: 'matter-papers' }, `需要 ${papers} 样材料`) : null,
+      );
+      return el('li', {}, button);
+    }),
+  );
+  filterMatters();
+}
+
+function filterMatters() {
+  const query = $('#matter-search').value.trim();
+  const list = $('#matter-list');
+  const scored = state.matters.map((matter, index) => ({ matter, index, score: matchScore(matter, query) }));
+  scored.sort((a, b) => b.score - a.score || a.index - b.index);
+  const items = new Map([...list.children].map((li) => [li.firstChild.dataset.matterId, li]));
+  let shown = 0;
+  for (const { matter, score } of scored) {
+    const li = items.get(String(matter.id));
+    if (!li) continue;
+    li.hidden = score === 0;
+    if (score > 0) shown += 1;
+    list.append(li);
+  }
+  const count = $('#matter-count');
+  if (state.matters.length === 0) count.textContent = '';
+  else if (!query) count.textContent = `共 ${state.matters.length} 个事项`;
+  else if (shown === 0) count.textContent = '没有找到,换个说法试试,比如只输入两三个字';
+  else count.textContent = `找到 ${shown} 个事项`;
+}
+
+function selectMatter(matter) {
+  state.selected = matter;
+  for (const button of document.querySelectorAll('[data-testid="matter-option"]')) {
+    button.setAttribute('aria-pressed', String(button.dataset.matterId === String(matter.id)));
+  }
+  $('#selected-empty').hidden = true;
+  $('#selected-matter').hidden = false;
+  $('#selected-name').textContent = matter.plain_name || matter.name;
+  const where = [matter.name !== matter.plain_name ? matter.name : null, matter.department, nameOf(matter.window)];
+  $('#selected-where').textContent = where.filter(Boolean).join(' · ');
+  const papers = matter.required_papers ?? [];
+  $('#selected-papers').replaceChildren(...(papers.length ? papers.map((p) => el('li', {}, p)) : [el('li', {}, '不需要材料')]));
+  const callButton = $('#call-button');
+  callButton.disabled = false;
+  callButton.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+}
+
+async function loadMatters() {
+  const list = $('#matter-list');
+  try {
+    state.matters = (await api('/api/matters', { token })) ?? [];
+    renderMatters();
+    const keep = state.selected && state.matters.find((m) => m.id === state.selected.id);
+    if (keep) selectMatter(keep);
+  } catch (err) {
+    if (err.status === 401) return unauthorized();
+    list.replaceChildren(
+      el('li', { class: 'error' }, `事项清单没有加载出来:${err.message}`),
+      el('li', {}, el('button', { type: 'button', class: 'secondary big', onclick: loadMatters }, '再试一次')),
+    );
+  }
+}
+
+// ---- local camera --------------------------------------------------------------------------
+
+function ensureLocalStream() {
+  state.localPromise ??= getLocalStream().then(({ stream, problem }) => {
+    state.localStream = stream;
+    state.localProblem = problem;
+    if (problem) notify(problem, 'warning');
+    return stream;
+  });
+  return state.localPromise;
+}
+
+function releaseLocalStream() {
+  const pending = state.localPromise;
+  state.localPromise = null;
+  stopStream(state.localStream);
+  state.localStream = null;
+  // A camera request still under way: stop what it brings too.
+  pending?.then((stream) => {
+    if (state.localPromise === null) stopStream(stream);
+  });
+}
+
+// ---- media ---------------------------------------------------------------------------------
+
+async function startMedia(room) {
+  if (state.session?.room === room) return; // the session renews itself after a reconnect
+  state.session?.close();
+  state.session = null;
+  state.room = room;
+  callView.setMediaState('connecting');
+  const stream = await ensureLocalStream();
+  if (state.room !== room || state.session) return;
+  callView.setLocal(stream);
+  state.session = new MediaSession({
+    signal,
+    room,
+    iceServers: signal.welcome?.ice_servers ?? [],
+    localStream: stream,
+    onRemoteStreams: (streams) => {
+      callView.setRemote(streams);
+      if (streams.size) $('#peer-status').hidden = true;
+    },
+    onState: (s) => callView.setMediaState(s),
+  });
+  state.session.start();
+}
+
+function stopMedia() {
+  state.session?.close();
+  state.session = null;
+  state.room = null;
+  callView.clear();
+  releaseLocalStream();
+}
+
+// ---- screens -------------------------------------------------------------------------------
+
+function showPick() {
+  clearTimeout(state.endedTimer);
+  showView('pick');
+}
+
+function showEnded(title, message) {
+  stopMedia();
+  state.callId = null;
+  state.groupId = null;
+  state.transferredTo = '';
+  state.requestReq = null;
+  clearTimeout(state.resumeTimer);
+  $('#ended-title').textContent = title;
+  $('#ended-message').textContent = message;
+  showView('ended');
+  $('#ended-ok').focus();
+  clearTimeout(state.endedTimer);
+  state.endedTimer = setTimeout(showPick, ENDED_BACK_TO_START_MS);
+}
+
+function showWaiting({ title = '正在排队', position = null, detail = '', where = '' } = {}) {
+  $('#waiting-title').textContent = title;
+  const node = $('#queue-position');
+  if (position === null) {
+    node.textContent = '正在接通…';
+    delete node.dataset.position;
+  } else {
+    node.textContent = `您排第 ${position} 位`;
+    node.dataset.position = String(position);
+  }
+  $('#queue-detail').textContent = detail;
+  $('#queue-matter').textContent = where;
+  showView('waiting');
+}
+
+function showCall({ title, peer, matter }) {
+  $('#call-title').textContent = title;
+  $('#call-peer').textContent = peer;
+  $('#call-matter').textContent = matter;
+  $('#peer-status').hidden = true;
+  showView('call');
+}
+
+function showSetup(title, message, { retry = false } = {}) {
+  stopMedia();
+  $('#setup-title').textContent = title;
+  $('#setup-message').textContent = message;
+  $('#setup-retry').hidden = !retry;
+  showView('setup');
+}
+
+function unauthorized() {
+  signal?.stop();
+  forgetToken(KIOSK_TOKEN_KEY);
+  showSetup('这台设备的凭证已失效', '请联系县里的管理员重新登记这台设备,再用新的链接打开这个页面。');
+}
+
+function hideInvite() {
+  state.invite = null;
+  $('#incoming-call').hidden = true;
+  state.stopRing?.();
+  state.stopRing = null;
+}
+
+function confirmResumed() {
+  clearTimeout(state.resumeTimer);
+  state.resumeTimer = null;
+}
+
+// ---- actions -------------------------------------------------------------------------------
+
+function requestCall() {
+  const matter = state.selected;
+  if (!matter) return;
+  state.cancelWanted = false;
+  state.requestReq = signal.send({ type: 'call.request', matter_id: matter.id });
+  if (state.requestReq === null) {
+    notify('网络中断了,请等右上角显示"已连接"后再呼叫', 'error');
+    return;
+  }
+  ensureLocalStream();
+  showWaiting({ title: '正在呼叫镇窗口', where: `事项:${matter.plain_name || matter.name}` });
+  $('#cancel-button').focus();
+}
+
+function cancelCall() {
+  if (state.callId === null) {
+    // The request is still on its way: cancel as soon as it is queued.
+    state.cancelWanted = true;
+    state.requestReq = null;
+    releaseLocalStream();
+    showPick();
+    return;
+  }
+  if (signal.send({ type: 'call.cancel', call_id: state.callId }) === null) {
+    notify('网络中断了,正在重新连接,连上后请再点一次"取消排队"', 'error');
+  }
+}
+
+function hangUp() {
+  if (state.groupId !== null) {
+    const groupId = state.groupId;
+    state.left.add(`group:${groupId}`);
+    if (signal.send({ type: 'group.leave', group_id: groupId }) === null) state.pendingLeave = { type: 'group.leave', group_id: groupId };
+    showEnded('已退出群呼', '您已经离开了群呼。');
+  } else if (state.callId !== null) {
+    const callId = state.callId;
+    state.left.add(`call:${callId}`);
+    if (signal.send({ type: 'call.hangup', call_id: callId }) === null) state.pendingLeave = { type: 'call.hangup', call_id: callId };
+    showEnded('通话已结束', ENDED_TEXT.hangup);
+  }
+}
+
+function acceptInvite() {
+  const invite = state.invite;
+  if (!invite) return;
+  if (signal.send({ type: 'group.accept', group_id: invite.group_id }) === null) {
+    notify('网络中断了,请稍等再接', 'error');
+    return;
+  }
+  hideInvite();
+  // A call of our own in the queue or live gives way to the group call.
+  if (state.callId !== null) hangUpQuietly();
+  state.groupId = invite.group_id;
+  state.groupFrom = invite.from;
+  ensureLocalStream();
+  showCall({ title: '正在加入群呼', peer: fromText(invite.from), matter: '' });
+  callView.setMediaState('connecting');
+}
+
+function hangUpQuietly() {
+  const callId = state.callId;
+  state.left.add(`call:${callId}`);
+  const type = state.room ? 'call.hangup' : 'call.cancel';
+  signal.send({ type, call_id: callId });
+  state.callId = null;
+  stopMedia();
+}
+
+function declineInvite() {
+  const invite = state.invite;
+  if (!invite) return;
+  state.left.add(`group:${invite.group_id}`);
+  signal.send({ type: 'group.decline', group_id: invite.group_id });
+  hideInvite();
+}
+
+function fromText(from) {
+  return [nameOf(from?.town), nameOf(from)].filter(Boolean).join(' ');
+}
+
+// ---- server messages -----------------------------------------------------------------------
+
+let signal = null;
+
+function onWelcome(msg) {
+  state.me = msg.me;
+  if (msg.me?.kind !== 'kiosk') {
+    signal.stop();
+    showSetup('这个页面是给村便民服务室用的', '工作人员请从首页进入镇窗口或镇调度页面。');
+    return;
+  }
+  const village = nameOf(msg.me.village) || msg.me.name;
+  const town = nameOf(msg.me.town);
+  $('#place').textContent = `${village}便民服务室${town ? ' · ' + town : ''}`;
+  document.title = `${village}便民服务室 · 村能办`;
+  if (state.pendingLeave) {
+    signal.send(state.pendingLeave);
+    state.pendingLeave = null;
+  }
+  if (signal.isReconnect) {
+    hideInvite(); // a pending invite is sent again
+    const live = state.callId !== null || state.groupId !== null;
+    // A call.request sent just before the drop may never have arrived.
+    const requested = !live && state.requestReq !== null;
+    if (live || requested) {
+      clearTimeout(state.resumeTimer);
+      state.resumeTimer = setTimeout(() => {
+        state.resumeTimer = null;
+        if (requested) showEnded('没有呼叫成功', '网络断开了一下,呼叫没有送到。请再呼叫一次。');
+        else showEnded('通话已结束', '网络断开的时候,这次通话已经结束了。需要的话请重新呼叫。');
+      }, RESUME_LIMIT_MS);
+    }
+  } else {
+    loadMatters();
+    showPick();
+  }
+}
+
+function onQueuePosition(msg) {
+  if (state.left.has(`call:${msg.call_id}`)) return;
+  if (state.cancelWanted) {
+    state.cancelWanted = false;
+    state.left.add(`call:${msg.call_id}`);
+    signal.send({ type: 'call.cancel', call_id: msg.call_id });
+    return;
+  }
+  confirmResumed();
+  state.callId = msg.call_id;
+  state.requestReq = null;
+  const position = Number(msg.position);
+  const estimate = formatEstimate(msg.estimated_wait_secs);
+  const ahead = position > 1 ? `前面还有 ${position - 1} 位` : '下一个就轮到您';
+  const matter = state.selected ? `事项:${state.selected.plain_name || state.selected.name}` : '';
+  const windowName = nameOf(msg.window);
+  showWaiting({
+    title: state.transferredTo ? `已转到「${state.transferredTo}」` : '正在排队',
+    position,
+    detail: `正在排队,${ahead}${estimate ? `,预计等待 ${estimate}` : ''}`,
+    where: [matter, windowName ? `排在「${windowName}」` : ''].filter(Boolean).join(' · '),
+  });
+}
+
+function onCallStarted(msg) {
+  if (state.left.has(`call:${msg.call_id}`)) return;
+  confirmResumed();
+  if (state.cancelWanted) {
+    state.cancelWanted = false;
+    state.left.add(`call:${msg.call_id}`);
+    signal.send({ type: 'call.hangup', call_id: msg.call_id });
+    return;
+  }
+  state.callId = msg.call_id;
+  state.requestReq = null;
+  state.transferredTo = '';
+  const peer = msg.peer ?? {};
+  showCall({
+    title: '正在和镇窗口通话',
+    peer: [nameOf(peer.window), nameOf(peer)].filter(Boolean).join(' '),
+    matter: nameOf(msg.matter) ? `事项:${nameOf(msg.matter)}` : '',
+  });
+  startMedia(msg.room);
+}
+
+function onCallTransferred(msg) {
+  if (msg.call_id !== state.callId) return;
+  confirmResumed();
+  // The call goes back into a queue: the media of the old leg ends, the camera stays on.
+  state.session?.close();
+  state.session = null;
+  state.room = null;
+  callView.setRemote(new Map());
+  state.transferredTo = nameOf(msg.window);
+  showWaiting({ title: `已转到「${state.transferredTo}」`, detail: '请稍等,马上就有人接听' });
+}
+
+function onPeerReconnecting(msg) {
+  if (msg.call_id !== state.callId) return;
+  const status = $('#peer-status');
+  status.textContent = '镇窗口那边网络不稳定,正在等对方重新连上…';
+  status.hidden = false;
+}
+
+function onCallEnded(msg) {
+  if (msg.call_id !== state.callId) return;
+  if (msg.reason === 'cancelled') {
+    state.callId = null;
+    stopMedia();
+    notify(ENDED_TEXT.cancelled);
+    showPick();
+    return;
+  }
+  showEnded(msg.reason === 'hangup' ? '通话已结束' : '通话结束了', ENDED_TEXT[msg.reason] ?? ENDED_TEXT.hangup);
+}
+
+function onGroupInvite(msg) {
+  if (state.groupId === msg.group_id || state.left.has(`group:${msg.group_id}`)) return;
+  state.invite = msg;
+  $('#incoming-from').textContent = `${fromText(msg.from)} 邀请您加入群呼`;
+  $('#incoming-call').hidden = false;
+  $('#accept-call-button').focus();
+  state.stopRing?.();
+  state.stopRing = startRinging();
+}
+
+function onGroupJoined(msg) {
+  if (state.left.has(`group:${msg.group_id}`)) return;
+  confirmResumed();
+  state.groupId = msg.group_id;
+  showCall({ title: '群呼中', peer: fromText(state.groupFrom), matter: '' });
+  startMedia(msg.room);
+}
+
+function onGroupEnded(msg) {
+  if (state.invite?.group_id === msg.group_id) hideInvite();
+  if (state.groupId !== msg.group_id) return;
+  showEnded('群呼已结束', '镇里结束了这次群呼。');
+}
+
+function onError(msg) {
+  if (msg.req !== undefined && msg.req === state.requestReq) {
+    state.requestReq = null;
+    releaseLocalStream();
+    showEnded('没有呼叫成功', messageForCode(msg.code, msg.message));
+    return;
+  }
+  if (msg.code === 'rate_limited' || msg.code === 'internal') notify(messageForCode(msg.code, msg.message), 'error');
+}
+
+// ---- start ---------------------------------------------------------------------------------
+
+$('#matter-search').addEventListener('input', filterMatters);
+$('#call-button').addEventListener('click', requestCall);
+$('#cancel-button').addEventListener('click', cancelCall);
+$('#hangup-button').addEventListener('click', hangUp);
+$('#ended-ok').addEventListener('click', showPick);
+$('#accept-call-button').addEventListener('click', acceptInvite);
+$('#decline-call-button').addEventListener('click', declineInvite);
+$('#setup-retry').addEventListener('click', () => location.reload());
+
+if (!token) {
+  connection.dataset.state = 'stopped';
+  connection.textContent = '未登记';
+  showView('setup');
+} else {
+  signal = new Signal({
+    token,
+    statusElement: connection,
+    onUnauthorized: unauthorized,
+    onReplaced: () => showSetup('这个页面在别处打开了', '同一台设备在另一个窗口或另一台电脑上打开了本页面,这里已经断开。', { retry: true }),
+  });
+  window.__cunneng.signal = signal;
+  signal.on('welcome', onWelcome);
+  signal.on('queue.position', onQueuePosition);
+  signal.on('call.started', onCallStarted);
+  signal.on('call.transferred', onCallTransferred);
+  signal.on('call.peer_reconnecting', onPeerReconnecting);
+  signal.on('call.ended', onCallEnded);
+  signal.on('group.invite', onGroupInvite);
+  signal.on('group.joined', onGroupJoined);
+  signal.on('group.ended', onGroupEnded);
+  signal.on('error', onError);
+  signal.connect();
+  addEventListener('pagehide', () => {
+    state.session?.close();
+    stopStream(state.localStream);
+  });
+}
