@@ -256,3 +256,24 @@ pub async fn pairing(server: &Server, nth: usize) -> Result<Pairing> {
     }
     bail!("no matter of the kiosk's town has an approver in the demo")
 }
+
+/// Negotiate `peer` into `room` over the signaling socket `ws` (as a page does): send its
+/// offer with `pc_id`, apply the server's answer.
+pub async fn negotiate(ws: &mut WsClient, peer: &crate::peer::SyntheticPeer, room: &str, pc_id: &str, offer: String) -> Result<()> {
+    ws.send(json!({"type": "media.offer", "room": room, "pc_id": pc_id, "sdp": offer})).await?;
+    let answer = ws.expect_where("media.answer", |m| m["pc_id"] == pc_id).await?;
+    peer.apply_answer(answer["sdp"].as_str().context("answer sdp")?).await?;
+    Ok(())
+}
+
+/// Poll `cond` every 100 ms until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

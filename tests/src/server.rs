@@ -51,10 +51,13 @@ pub fn binary_path() -> PathBuf {
     if let Ok(p) = std::env::var("CUNNENG_BIN") {
         return PathBuf::from(p);
     }
-    // target/<profile>/deps/<test-exe> → target/<profile>/cunneng
+    // target/<profile>/deps/<test-exe> or target/<profile>/<bin> → target/<profile>/cunneng
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-    let bin = profile_dir.join("cunneng");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    let bin = dir.join("cunneng");
     assert!(
         bin.exists(),
         "{} does not exist: build it first with `cargo build --workspace --bins` (scripts/test.sh does)",
@@ -95,6 +98,11 @@ impl Server {
         };
         server.spawn("127.0.0.1:0").await?;
         Ok(server)
+    }
+
+    /// The server process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
     }
 
     pub fn data_dir(&self) -> &Path {
