@@ -42,9 +42,7 @@ async fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
+    tokio::runtime::Handle::current().metrics().num_alive_tasks()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -57,17 +55,13 @@ async fn main() -> Result<()> {
     let cycles: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
     let warmup: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(200);
 
-    let (sfu, mut events) = Sfu::new(MediaConfig {
-        connect_timeout: Duration::from_secs(5),
-        ..MediaConfig::loopback()
-    });
+    let (sfu, mut events) =
+        Sfu::new(MediaConfig { connect_timeout: Duration::from_secs(5), ..MediaConfig::loopback() });
     tokio::spawn(async move { while events.recv().await.is_some() {} });
 
     sfu.set_subscriptions(ROOM, STAFF, vec![KIOSK.into()]);
     let staff = SyntheticPeer::new(STAFF).await?;
-    let answer = sfu
-        .handle_offer(ROOM, STAFF, "pc-staff", &staff.offer().await?)
-        .await?;
+    let answer = sfu.handle_offer(ROOM, STAFF, "pc-staff", &staff.offer().await?).await?;
     staff.apply_answer(&answer).await?;
     staff.wait_connected(Duration::from_secs(10)).await?;
 
@@ -87,15 +81,11 @@ async fn main() -> Result<()> {
             old.close().await?;
         }
         kiosk.apply_answer(&answer).await?;
-        kiosk
-            .wait_connected(Duration::from_secs(10))
-            .await
-            .with_context(|| format!("cycle {i}: connect"))?;
+        kiosk.wait_connected(Duration::from_secs(10)).await.with_context(|| format!("cycle {i}: connect"))?;
         // Media flows both ways through the SFU before the kiosk leaves.
         let staff_before = staff.received_from(KIOSK).audio_packets;
         if !wait_for(Duration::from_secs(5), || {
-            kiosk.received_from(STAFF).audio_packets > 0
-                && staff.received_from(KIOSK).audio_packets > staff_before
+            kiosk.received_from(STAFF).audio_packets > 0 && staff.received_from(KIOSK).audio_packets > staff_before
         })
         .await
         {

@@ -125,22 +125,14 @@ impl Publisher {
     }
 
     pub fn remove_sink(&self, id: u64) {
-        self.sinks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(i, _)| *i != id);
+        self.sinks.write().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != id);
     }
 
     /// Makes `track` (of connection `leg_id`) the source; returns its generation, which the
     /// reader passes back so a superseded track cannot feed the publisher any more.
     fn set_source(&self, leg_id: u64, track: Arc<dyn TrackRemote>, ssrc: u32) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(Source {
-            generation,
-            leg_id,
-            track,
-            ssrc,
-        });
+        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(Source { generation, leg_id, track, ssrc });
         generation
     }
 
@@ -166,27 +158,16 @@ impl Publisher {
         if self.kind != RtpCodecKind::Video {
             return;
         }
-        let Some((track, ssrc)) = self
-            .source
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|s| (s.track.clone(), s.ssrc))
+        let Some((track, ssrc)) =
+            self.source.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| (s.track.clone(), s.ssrc))
         else {
             return;
         };
         {
-            let mut last = self
-                .last_keyframe_request
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut last = self.last_keyframe_request.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             // A new receiver may still bypass a recent request, but not flood.
-            let min = if force {
-                KEYFRAME_REQUEST_INTERVAL / 3
-            } else {
-                KEYFRAME_REQUEST_INTERVAL
-            };
+            let min = if force { KEYFRAME_REQUEST_INTERVAL / 3 } else { KEYFRAME_REQUEST_INTERVAL };
             if last.is_some_and(|t| now.duration_since(t) < min) {
                 trace!(room = %self.room, publisher = %self.label, "keyframe request coalesced");
                 return;
@@ -195,10 +176,7 @@ impl Publisher {
         }
         debug!(room = %self.room, publisher = %self.label, ssrc, "PLI to publisher");
         tokio::spawn(async move {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-            };
+            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
             if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
                 debug!(error = %e, "PLI to publisher not sent");
             }
@@ -211,10 +189,7 @@ impl Publisher {
         // number of receivers).
         let sinks = self.sinks.read().unwrap_or_else(|e| e.into_inner());
         for (_, tx) in sinks.iter() {
-            let item = Forwarded {
-                packet: packet.clone(),
-                codec: codec.clone(),
-            };
+            let item = Forwarded { packet: packet.clone(), codec: codec.clone() };
             if tx.try_send(item).is_err() {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed);
                 if n.is_power_of_two() {
@@ -305,15 +280,7 @@ pub(crate) struct Rewriter {
 
 impl Rewriter {
     pub fn new(out_ssrc: u32) -> Rewriter {
-        Rewriter {
-            out_ssrc,
-            source: None,
-            seq_offset: 0,
-            ts_offset: 0,
-            last_seq: 0,
-            last_ts: 0,
-            started: false,
-        }
+        Rewriter { out_ssrc, source: None, seq_offset: 0, ts_offset: 0, last_seq: 0, last_ts: 0, started: false }
     }
 
     /// Rewrites SSRC, sequence number and timestamp; `ts_gap` is the timestamp step put
@@ -321,14 +288,8 @@ impl Rewriter {
     pub fn apply(&mut self, header: &mut rtp::header::Header, ts_gap: u32) {
         if self.source != Some(header.ssrc) {
             if self.started {
-                self.seq_offset = self
-                    .last_seq
-                    .wrapping_add(1)
-                    .wrapping_sub(header.sequence_number);
-                self.ts_offset = self
-                    .last_ts
-                    .wrapping_add(ts_gap)
-                    .wrapping_sub(header.timestamp);
+                self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(header.sequence_number);
+                self.ts_offset = self.last_ts.wrapping_add(ts_gap).wrapping_sub(header.timestamp);
             }
             self.source = Some(header.ssrc);
         }
@@ -378,13 +339,7 @@ impl Output {
             counters,
         };
         tokio::spawn(writer.run(rx, closed));
-        Output {
-            id,
-            publisher,
-            sender,
-            codecs,
-            tx,
-        }
+        Output { id, publisher, sender, codecs, tx }
     }
 
     pub fn attach(&self) {
@@ -476,12 +431,7 @@ mod tests {
     use super::*;
 
     fn header(ssrc: u32, seq: u16, ts: u32) -> rtp::header::Header {
-        rtp::header::Header {
-            ssrc,
-            sequence_number: seq,
-            timestamp: ts,
-            ..Default::default()
-        }
+        rtp::header::Header { ssrc, sequence_number: seq, timestamp: ts, ..Default::default() }
     }
 
     #[test]
@@ -512,12 +462,7 @@ mod tests {
     #[test]
     fn payload_types_map_by_codec() {
         let dst = vec![
-            Codec {
-                payload_type: 100,
-                mime: "video/vp8".into(),
-                fmtp: String::new(),
-                clock_rate: 90000,
-            },
+            Codec { payload_type: 100, mime: "video/vp8".into(), fmtp: String::new(), clock_rate: 90000 },
             Codec {
                 payload_type: 101,
                 mime: "video/h264".into(),
@@ -539,10 +484,7 @@ mod tests {
         };
         assert_eq!(map_payload_type(&dst, &src("video/vp8", "")), Some(100));
         assert_eq!(
-            map_payload_type(
-                &dst,
-                &src("video/h264", "packetization-mode=1;profile-level-id=42001f")
-            ),
+            map_payload_type(&dst, &src("video/h264", "packetization-mode=1;profile-level-id=42001f")),
             Some(102)
         );
         assert_eq!(map_payload_type(&dst, &src("video/h264", "x")), Some(101));

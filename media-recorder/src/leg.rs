@@ -9,14 +9,12 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
 };
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::watch;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
+    RTCPeerConnectionState, SettingEngineBuilder,
 };
 
 use crate::keyframe::with_keyframe_requests;
@@ -26,41 +24,23 @@ use crate::sfu::SfuInner;
 fn register_codecs(media_engine: &mut MediaEngine) -> Result<(), webrtc::error::Error> {
     let video_feedback = || {
         vec![
-            RTCPFeedback {
-                typ: "ccm".to_owned(),
-                parameter: "fir".to_owned(),
-            },
-            RTCPFeedback {
-                typ: "nack".to_owned(),
-                parameter: String::new(),
-            },
-            RTCPFeedback {
-                typ: "nack".to_owned(),
-                parameter: "pli".to_owned(),
-            },
+            RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() },
+            RTCPFeedback { typ: "nack".to_owned(), parameter: String::new() },
+            RTCPFeedback { typ: "nack".to_owned(), parameter: "pli".to_owned() },
         ]
     };
-    let codec = |mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8, fb| {
-        RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: mime.to_owned(),
-                clock_rate,
-                channels,
-                sdp_fmtp_line: fmtp.to_owned(),
-                rtcp_feedback: fb,
-            },
-            payload_type: pt,
-        }
+    let codec = |mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8, fb| RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: fb,
+        },
+        payload_type: pt,
     };
     media_engine.register_codec(
-        codec(
-            MIME_TYPE_OPUS,
-            48000,
-            2,
-            "minptime=10;useinbandfec=1",
-            111,
-            vec![],
-        ),
+        codec(MIME_TYPE_OPUS, 48000, 2, "minptime=10;useinbandfec=1", 111, vec![]),
         RtpCodecKind::Audio,
     )?;
     for c in [
@@ -98,9 +78,7 @@ pub(crate) async fn build_peer_connection(
     register_codecs(&mut media_engine)?;
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
     let registry = with_keyframe_requests(registry);
-    let setting_engine = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .build();
+    let setting_engine = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media_engine)
@@ -141,8 +119,7 @@ impl PeerConnectionEventHandler for LegHandler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         if let Some(sfu) = self.sfu.upgrade() {
             // Runs for the life of the track: off the driver.
-            let (leg_id, room, participant) =
-                (self.leg_id, self.room.clone(), self.participant.clone());
+            let (leg_id, room, participant) = (self.leg_id, self.room.clone(), self.participant.clone());
             tokio::spawn(async move {
                 sfu.on_leg_track(leg_id, &room, &participant, track).await;
             });

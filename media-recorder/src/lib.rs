@@ -79,10 +79,7 @@ impl Default for MediaConfig {
 impl MediaConfig {
     /// Loopback-only configuration with ephemeral ports, for tests.
     pub fn loopback() -> Self {
-        MediaConfig {
-            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            ..MediaConfig::default()
-        }
+        MediaConfig { bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST), ..MediaConfig::default() }
     }
 }
 

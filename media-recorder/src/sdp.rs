@@ -31,11 +31,8 @@ pub(crate) fn parse_offer(sdp: &str) -> Result<(RTCSessionDescription, OfferShap
     if sdp.len() > MAX_OFFER_LEN {
         return Err(MediaError::InvalidOffer("offer too large".into()));
     }
-    let desc = RTCSessionDescription::offer(sdp.to_owned())
-        .map_err(|e| MediaError::InvalidOffer(e.to_string()))?;
-    let parsed = desc
-        .unmarshal()
-        .map_err(|e| MediaError::InvalidOffer(e.to_string()))?;
+    let desc = RTCSessionDescription::offer(sdp.to_owned()).map_err(|e| MediaError::InvalidOffer(e.to_string()))?;
+    let parsed = desc.unmarshal().map_err(|e| MediaError::InvalidOffer(e.to_string()))?;
     let mut shape = OfferShape { audio: 0, video: 0 };
     for m in &parsed.media_descriptions {
         if m.media_name.port.value == 0 {
@@ -84,22 +81,14 @@ pub(crate) fn announce_candidates(sdp: &str, announced: &[IpAddr]) -> String {
             out.push_str(newline);
             continue;
         };
-        let same_family: Vec<&IpAddr> = announced
-            .iter()
-            .filter(|a| a.is_ipv4() == addr.is_ipv4())
-            .collect();
+        let same_family: Vec<&IpAddr> = announced.iter().filter(|a| a.is_ipv4() == addr.is_ipv4()).collect();
         if same_family.is_empty() {
             out.push_str(line);
             out.push_str(newline);
             continue;
         }
         for ip in same_family {
-            let key = (
-                fields[1].to_owned(),
-                fields[2].to_ascii_lowercase(),
-                ip.to_string(),
-                fields[5].to_owned(),
-            );
+            let key = (fields[1].to_owned(), fields[2].to_ascii_lowercase(), ip.to_string(), fields[5].to_owned());
             if !seen.insert(key) {
                 continue;
             }

@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -64,20 +62,14 @@ struct Room {
 
 impl Room {
     fn publishers(&mut self, room: &str, label: &str) -> [Arc<Publisher>; 2] {
-        self.publishers
-            .entry(label.to_owned())
-            .or_insert_with(|| KINDS.map(|k| Publisher::new(room, label, k)))
-            .clone()
+        self.publishers.entry(label.to_owned()).or_insert_with(|| KINDS.map(|k| Publisher::new(room, label, k))).clone()
     }
 
     /// Forgets publishers nobody publishes on or receives from any more.
     fn collect_publishers(&mut self) {
         let participants = &self.participants;
         self.publishers.retain(|label, pubs| {
-            participants.contains_key(label)
-                || pubs
-                    .iter()
-                    .any(|p| Arc::strong_count(p) > 1 || p.sink_count() > 0)
+            participants.contains_key(label) || pubs.iter().any(|p| Arc::strong_count(p) > 1 || p.sink_count() > 0)
         });
     }
 }
@@ -91,11 +83,7 @@ struct Participant {
 
 impl Participant {
     fn new() -> Participant {
-        Participant {
-            subscriptions: Vec::new(),
-            leg: None,
-            negotiation: Arc::new(tokio::sync::Mutex::new(())),
-        }
+        Participant { subscriptions: Vec::new(), leg: None, negotiation: Arc::new(tokio::sync::Mutex::new(())) }
     }
 }
 
@@ -192,25 +180,14 @@ impl LegState {
 
     /// `Some(recv_slots)` when the client must offer again.
     fn renegotiation_need(&self, subs: &[String]) -> Option<usize> {
-        let assigned: HashSet<&str> = self
-            .slots
-            .iter()
-            .filter(|s| !s.stale)
-            .filter_map(|s| s.publisher.as_deref())
-            .collect();
-        let unassigned = subs
-            .iter()
-            .filter(|s| !assigned.contains(s.as_str()))
-            .count();
+        let assigned: HashSet<&str> =
+            self.slots.iter().filter(|s| !s.stale).filter_map(|s| s.publisher.as_deref()).collect();
+        let unassigned = subs.iter().filter(|s| !assigned.contains(s.as_str())).count();
         let stale = self.slots.iter().filter(|s| s.stale).count();
         if unassigned == 0 && stale == 0 {
             return None;
         }
-        let held = self
-            .slots
-            .iter()
-            .filter(|s| s.publisher.is_some() || s.stale)
-            .count();
+        let held = self.slots.iter().filter(|s| s.publisher.is_some() || s.stale).count();
         Some(self.slot_count.max(held + unassigned).max(1))
     }
 }
@@ -241,12 +218,7 @@ impl PortPool {
     fn new(min: u16, max: u16) -> PortPool {
         let (min, max) = if min <= max { (min, max) } else { (max, min) };
         let min = if max > 0 { min.max(1) } else { 0 };
-        PortPool {
-            min,
-            max,
-            next: min,
-            used: HashSet::new(),
-        }
+        PortPool { min, max, next: min, used: HashSet::new() }
     }
 
     fn ephemeral(&self) -> bool {
@@ -254,11 +226,7 @@ impl PortPool {
     }
 
     fn size(&self) -> usize {
-        if self.ephemeral() {
-            1
-        } else {
-            usize::from(self.max - self.min) + 1
-        }
+        if self.ephemeral() { 1 } else { usize::from(self.max - self.min) + 1 }
     }
 
     /// A port not held by another connection of this server (0 = ephemeral).
@@ -296,10 +264,7 @@ fn check_id(value: &str, what: &'static str) -> Result<(), MediaError> {
 
 fn normalize_subscriptions(me: &str, publishers: Vec<String>) -> Vec<String> {
     let mut seen = HashSet::new();
-    publishers
-        .into_iter()
-        .filter(|p| p != me && !p.is_empty() && seen.insert(p.clone()))
-        .collect()
+    publishers.into_iter().filter(|p| p != me && !p.is_empty() && seen.insert(p.clone())).collect()
 }
 
 /// Reservation of one peer connection against `max_peer_connections`; released on drop
@@ -360,9 +325,7 @@ impl Sfu {
         pc_id: &str,
         offer_sdp: &str,
     ) -> Result<String, MediaError> {
-        self.inner
-            .handle_offer(room, participant, pc_id, offer_sdp)
-            .await
+        self.inner.handle_offer(room, participant, pc_id, offer_sdp).await
     }
 
     /// Sets whom `participant` receives, in order (1-to-1: each receives the other; group:
@@ -425,11 +388,7 @@ impl SfuInner {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn participant_negotiation(
-        &self,
-        room: &str,
-        participant: &str,
-    ) -> Arc<tokio::sync::Mutex<()>> {
+    fn participant_negotiation(&self, room: &str, participant: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut state = lock(&self.state);
         state
             .rooms
@@ -443,12 +402,7 @@ impl SfuInner {
     }
 
     /// Whether `participant` still exists with the same negotiation lock (not removed meanwhile).
-    fn still_there(
-        state: &State,
-        room: &str,
-        participant: &str,
-        negotiation: &Arc<tokio::sync::Mutex<()>>,
-    ) -> bool {
+    fn still_there(state: &State, room: &str, participant: &str, negotiation: &Arc<tokio::sync::Mutex<()>>) -> bool {
         state
             .rooms
             .get(room)
@@ -495,11 +449,7 @@ impl SfuInner {
         }
         let (leg, is_new) = match current {
             Some(l) => (l, false),
-            None => (
-                self.create_leg(room, participant, pc_id, &negotiation)
-                    .await?,
-                true,
-            ),
+            None => (self.create_leg(room, participant, pc_id, &negotiation).await?, true),
         };
         match self.negotiate(&leg, offer, shape).await {
             Ok(answer) => {
@@ -525,21 +475,11 @@ impl SfuInner {
         negotiation: &Arc<tokio::sync::Mutex<()>>,
     ) -> Result<Arc<Leg>, MediaError> {
         let max = self.cfg.max_peer_connections;
-        if self
-            .live_pcs
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_err()
-        {
+        if self.live_pcs.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_err() {
             warn!(%room, %participant, limit = max, "peer connection limit reached");
             return Err(MediaError::TooManyPeerConnections(max));
         }
-        let mut permit = PcPermit {
-            sfu: self,
-            port: None,
-            armed: true,
-        };
+        let mut permit = PcPermit { sfu: self, port: None, armed: true };
         let id = self.next_id();
         let (gathered_tx, gathered_rx) = watch::channel(0u64);
         let handler = Arc::new(LegHandler {
@@ -591,11 +531,7 @@ impl SfuInner {
         let inserted = {
             let mut state = lock(&self.state);
             let there = Self::still_there(&state, room, participant, negotiation);
-            match state
-                .rooms
-                .get_mut(room)
-                .and_then(|r| r.participants.get_mut(participant))
-            {
+            match state.rooms.get_mut(room).and_then(|r| r.participants.get_mut(participant)) {
                 Some(p) if there => {
                     p.leg = Some(leg.clone());
                     true
@@ -619,10 +555,7 @@ impl SfuInner {
         shape: OfferShape,
     ) -> Result<String, MediaError> {
         lock(&leg.st).negotiating = true;
-        leg.pc
-            .set_remote_description(offer)
-            .await
-            .map_err(|e| MediaError::InvalidOffer(e.to_string()))?;
+        leg.pc.set_remote_description(offer).await.map_err(|e| MediaError::InvalidOffer(e.to_string()))?;
 
         // Plan: reserve free slots for unassigned subscriptions, collect stale slots.
         let mut adds: Vec<(usize, String, [Arc<Publisher>; 2])> = Vec::new();
@@ -630,11 +563,7 @@ impl SfuInner {
         {
             let mut state = lock(&self.state);
             let room = state.rooms.get_mut(&leg.room).ok_or(MediaError::Closed)?;
-            let subs = room
-                .participants
-                .get(&leg.participant)
-                .map(|p| p.subscriptions.clone())
-                .unwrap_or_default();
+            let subs = room.participants.get(&leg.participant).map(|p| p.subscriptions.clone()).unwrap_or_default();
             let mut st = lock(&leg.st);
             if st.closing {
                 return Err(MediaError::Closed);
@@ -651,12 +580,8 @@ impl SfuInner {
                     removals.push((i, std::mem::take(&mut slot.outputs)));
                 }
             }
-            let assigned: HashSet<String> = st
-                .slots
-                .iter()
-                .filter(|s| !s.stale)
-                .filter_map(|s| s.publisher.clone())
-                .collect();
+            let assigned: HashSet<String> =
+                st.slots.iter().filter(|s| !s.stale).filter_map(|s| s.publisher.clone()).collect();
             for sub in subs.iter().filter(|s| !assigned.contains(*s)) {
                 // Lowest free slot: webrtc's add_track takes the first sender-less
                 // transceiver of the kind, which is exactly this slot.
@@ -721,33 +646,16 @@ impl SfuInner {
         let before = *leg.gathered.borrow();
         leg.pc.set_local_description(answer).await?;
         let mut gathered = leg.gathered.clone();
-        if tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|n| *n > before))
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|n| *n > before)).await.is_err() {
             warn!(room = %leg.room, participant = %leg.participant, "ICE gathering did not complete in time; answering with what there is");
         }
-        let local = leg
-            .pc
-            .local_description()
-            .await
-            .ok_or(MediaError::Closed)?;
+        let local = leg.pc.local_description().await.ok_or(MediaError::Closed)?;
 
         // Payload types negotiated on this connection, per output.
-        let outputs: Vec<Arc<Output>> = lock(&leg.st)
-            .slots
-            .iter()
-            .flat_map(|s| s.outputs.iter().cloned())
-            .collect();
+        let outputs: Vec<Arc<Output>> = lock(&leg.st).slots.iter().flat_map(|s| s.outputs.iter().cloned()).collect();
         for o in &outputs {
             match o.sender.get_parameters().await {
-                Ok(p) => o.set_codecs(
-                    p.rtp_parameters
-                        .codecs
-                        .iter()
-                        .map(Codec::from_parameters)
-                        .collect(),
-                ),
+                Ok(p) => o.set_codecs(p.rtp_parameters.codecs.iter().map(Codec::from_parameters).collect()),
                 Err(e) => warn!(error = %e, "sender parameters unavailable"),
             }
         }
@@ -789,12 +697,7 @@ impl SfuInner {
         Ok(announce_candidates(&local.sdp, &self.cfg.announced_ips))
     }
 
-    async fn make_output(
-        &self,
-        leg: &Arc<Leg>,
-        label: &str,
-        publisher: Arc<Publisher>,
-    ) -> Result<Output, MediaError> {
+    async fn make_output(&self, leg: &Arc<Leg>, label: &str, publisher: Arc<Publisher>) -> Result<Output, MediaError> {
         let id = self.next_id();
         let ssrc = rand::random::<u32>();
         let kind = publisher.kind;
@@ -805,23 +708,12 @@ impl SfuInner {
             kind.to_string(),
             kind,
             vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
                 ..Default::default()
             }],
         )));
         let sender = leg.pc.add_track(track.clone()).await?;
-        Ok(Output::spawn(
-            id,
-            publisher,
-            track,
-            sender,
-            ssrc,
-            leg.closed.subscribe(),
-            self.counters.clone(),
-        ))
+        Ok(Output::spawn(id, publisher, track, sender, ssrc, leg.closed.subscribe(), self.counters.clone()))
     }
 
     fn set_subscriptions(&self, room: &str, participant: &str, publishers: Vec<String>) {
@@ -833,18 +725,13 @@ impl SfuInner {
         let need = {
             let mut state = lock(&self.state);
             let r = state.rooms.entry(room.to_owned()).or_default();
-            let p = r
-                .participants
-                .entry(participant.to_owned())
-                .or_insert_with(Participant::new);
+            let p = r.participants.entry(participant.to_owned()).or_insert_with(Participant::new);
             debug!(%room, %participant, subscriptions = ?subs, "subscriptions");
             p.subscriptions = subs.clone();
             let need = p.leg.as_ref().and_then(|leg| {
                 let mut st = lock(&leg.st);
                 st.apply_subscriptions(&subs);
-                (!st.closing && st.negotiated && !st.negotiating)
-                    .then(|| st.renegotiation_need(&subs))
-                    .flatten()
+                (!st.closing && st.negotiated && !st.negotiating).then(|| st.renegotiation_need(&subs)).flatten()
             });
             r.collect_publishers();
             need
@@ -908,20 +795,13 @@ impl SfuInner {
             }
         }
         if report {
-            self.emit(MediaEvent::Disconnected {
-                room: leg.room.clone(),
-                participant: leg.participant.clone(),
-            });
+            self.emit(MediaEvent::Disconnected { room: leg.room.clone(), participant: leg.participant.clone() });
         }
         if let Err(e) = leg.pc.close().await {
             debug!(error = %e, "close failed");
         }
         // Drop the outputs: their writer tasks end, their tracks are freed.
-        let outputs: Vec<Vec<Arc<Output>>> = lock(&leg.st)
-            .slots
-            .drain(..)
-            .map(|s| s.outputs)
-            .collect();
+        let outputs: Vec<Vec<Arc<Output>>> = lock(&leg.st).slots.drain(..).map(|s| s.outputs).collect();
         drop(outputs);
         {
             let mut state = lock(&self.state);
@@ -938,15 +818,7 @@ impl SfuInner {
     /// The participant's current connection, if it is `leg_id`.
     fn current_leg(&self, room: &str, participant: &str, leg_id: u64) -> Option<Arc<Leg>> {
         let state = lock(&self.state);
-        state
-            .rooms
-            .get(room)?
-            .participants
-            .get(participant)?
-            .leg
-            .as_ref()
-            .filter(|l| l.id == leg_id)
-            .cloned()
+        state.rooms.get(room)?.participants.get(participant)?.leg.as_ref().filter(|l| l.id == leg_id).cloned()
     }
 
     /// Closes `leg` unless it connects within `connect_timeout`.
@@ -1007,10 +879,7 @@ impl SfuInner {
                 };
                 if newly {
                     info!(%room, %participant, pc_id = %leg.pc_id, "connected");
-                    self.emit(MediaEvent::Connected {
-                        room: room.to_owned(),
-                        participant: participant.to_owned(),
-                    });
+                    self.emit(MediaEvent::Connected { room: room.to_owned(), participant: participant.to_owned() });
                 }
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
@@ -1027,10 +896,7 @@ impl SfuInner {
                 };
                 warn!(%room, %participant, pc_id = %leg.pc_id, %state, "connection lost");
                 if report {
-                    self.emit(MediaEvent::Disconnected {
-                        room: room.to_owned(),
-                        participant: participant.to_owned(),
-                    });
+                    self.emit(MediaEvent::Disconnected { room: room.to_owned(), participant: participant.to_owned() });
                 }
                 if state == RTCPeerConnectionState::Closed {
                     let sfu = self.clone();
@@ -1091,10 +957,7 @@ async fn prefer_vp8(leg: &Leg) {
             continue;
         };
         let mut codecs = params.rtp_parameters.codecs;
-        let Some(pos) = codecs
-            .iter()
-            .position(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8))
-        else {
+        let Some(pos) = codecs.iter().position(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8)) else {
             continue;
         };
         if pos == 0 {
@@ -1110,23 +973,14 @@ async fn prefer_vp8(leg: &Leg) {
 }
 
 /// Codecs (with this connection's payload types) `track` may arrive with.
-async fn receive_codecs(
-    pc: &Arc<dyn PeerConnection>,
-    track: &Arc<dyn TrackRemote>,
-    kind: RtpCodecKind,
-) -> Vec<Codec> {
+async fn receive_codecs(pc: &Arc<dyn PeerConnection>, track: &Arc<dyn TrackRemote>, kind: RtpCodecKind) -> Vec<Codec> {
     let receivers = pc.get_receivers().await;
     for r in &receivers {
         if std::ptr::addr_eq(Arc::as_ptr(r.track()), Arc::as_ptr(track))
             && let Ok(p) = r.get_parameters().await
             && !p.rtp_parameters.codecs.is_empty()
         {
-            return p
-                .rtp_parameters
-                .codecs
-                .iter()
-                .map(Codec::from_parameters)
-                .collect();
+            return p.rtp_parameters.codecs.iter().map(Codec::from_parameters).collect();
         }
     }
     // Bundled m-lines share one payload type mapping: any receiver of the kind will do.
@@ -1135,12 +989,7 @@ async fn receive_codecs(
             && let Ok(p) = r.get_parameters().await
             && !p.rtp_parameters.codecs.is_empty()
         {
-            return p
-                .rtp_parameters
-                .codecs
-                .iter()
-                .map(Codec::from_parameters)
-                .collect();
+            return p.rtp_parameters.codecs.iter().map(Codec::from_parameters).collect();
         }
     }
     warn!(%kind, "no negotiated codecs found for a received track");
@@ -1171,22 +1020,13 @@ mod tests {
         let subs: Vec<String> = vec!["k1".into(), "k2".into(), "k3".into()];
         let mut st = LegState {
             slot_count: 1,
-            slots: vec![Slot {
-                publisher: Some("k1".into()),
-                ..Slot::default()
-            }],
+            slots: vec![Slot { publisher: Some("k1".into()), ..Slot::default() }],
             ..LegState::default()
         };
         assert_eq!(st.renegotiation_need(&subs), Some(3));
         st.slot_count = 3;
-        st.slots.push(Slot {
-            publisher: Some("k2".into()),
-            ..Slot::default()
-        });
-        st.slots.push(Slot {
-            publisher: Some("k3".into()),
-            ..Slot::default()
-        });
+        st.slots.push(Slot { publisher: Some("k2".into()), ..Slot::default() });
+        st.slots.push(Slot { publisher: Some("k3".into()), ..Slot::default() });
         assert_eq!(st.renegotiation_need(&subs), None);
         // k2 leaves, k4 joins: k2's slot must be released first, k4 needs a slot.
         let subs: Vec<String> = vec!["k1".into(), "k3".into(), "k4".into()];
@@ -1198,10 +1038,7 @@ mod tests {
     #[test]
     fn subscriptions_are_normalized() {
         assert_eq!(
-            normalize_subscriptions(
-                "me",
-                vec!["a".into(), "me".into(), "a".into(), "b".into(), String::new()]
-            ),
+            normalize_subscriptions("me", vec!["a".into(), "me".into(), "a".into(), "b".into(), String::new()]),
             vec!["a".to_string(), "b".to_string()]
         );
     }

@@ -13,10 +13,7 @@ const ROOM: &str = "call:1";
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cunneng_media_recorder=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 struct Harness {
@@ -29,11 +26,7 @@ impl Harness {
     fn new(cfg: MediaConfig) -> Harness {
         init_tracing();
         let (sfu, events) = Sfu::new(cfg);
-        Harness {
-            sfu,
-            events,
-            seen: Vec::new(),
-        }
+        Harness { sfu, events, seen: Vec::new() }
     }
 
     fn loopback() -> Harness {
@@ -42,23 +35,14 @@ impl Harness {
 
     /// Offer/answer a new peer and wait until both ends are connected.
     async fn connect(&mut self, room: &str, label: &str, pc_id: &str) -> Result<SyntheticPeer> {
-        self.connect_with(room, label, pc_id, PeerOptions::default())
-            .await
+        self.connect_with(room, label, pc_id, PeerOptions::default()).await
     }
 
-    async fn connect_with(
-        &mut self,
-        room: &str,
-        label: &str,
-        pc_id: &str,
-        opts: PeerOptions,
-    ) -> Result<SyntheticPeer> {
+    async fn connect_with(&mut self, room: &str, label: &str, pc_id: &str, opts: PeerOptions) -> Result<SyntheticPeer> {
         let peer = SyntheticPeer::with_options(label, opts).await?;
-        self.negotiate(&peer, room, label, pc_id, peer.offer().await?)
-            .await?;
+        self.negotiate(&peer, room, label, pc_id, peer.offer().await?).await?;
         peer.wait_connected(CONNECT).await?;
-        self.wait_event(|e| matches!(e, MediaEvent::Connected { participant, .. } if participant == label))
-            .await?;
+        self.wait_event(|e| matches!(e, MediaEvent::Connected { participant, .. } if participant == label)).await?;
         Ok(peer)
     }
 
@@ -135,13 +119,7 @@ async fn receives(peer: &SyntheticPeer, from: &str, audio: u64, video: u64) -> R
 /// Packets received from `from` grow by at least `n` within a few seconds.
 async fn keeps_receiving(peer: &SyntheticPeer, from: &str, n: u64) -> Result<()> {
     let start = peer.received_from(from);
-    receives(
-        peer,
-        from,
-        start.audio_packets + n,
-        start.video_packets + n / 2,
-    )
-    .await
+    receives(peer, from, start.audio_packets + n, start.video_packets + n / 2).await
 }
 
 async fn one_to_one(h: &mut Harness) -> Result<(SyntheticPeer, SyntheticPeer)> {
@@ -168,14 +146,8 @@ async fn two_peers_receive_each_other_and_publishers_get_keyframe_requests() -> 
     receives(&a, "staff:2", 25, 15).await?;
     // The msid stream id of each forwarded stream is the publisher's label, and nothing else
     // arrives.
-    assert_eq!(
-        b.received_by_stream().keys().collect::<Vec<_>>(),
-        vec!["kiosk:1"]
-    );
-    assert_eq!(
-        a.received_by_stream().keys().collect::<Vec<_>>(),
-        vec!["staff:2"]
-    );
+    assert_eq!(b.received_by_stream().keys().collect::<Vec<_>>(), vec!["kiosk:1"]);
+    assert_eq!(a.received_by_stream().keys().collect::<Vec<_>>(), vec!["staff:2"]);
     assert!(
         a.plis_received() > plis_before,
         "publisher got no PLI when its subscriber connected ({} before, {} after)",
@@ -189,10 +161,7 @@ async fn two_peers_receive_each_other_and_publishers_get_keyframe_requests() -> 
     let before = a.plis_received();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(b.request_keyframes().await > 0);
-    assert!(
-        eventually(Duration::from_secs(3), || a.plis_received() > before).await,
-        "subscriber PLI not relayed"
-    );
+    assert!(eventually(Duration::from_secs(3), || a.plis_received() > before).await, "subscriber PLI not relayed");
 
     let stats = h.sfu.stats();
     assert_eq!(stats.peer_connections, 2);
@@ -227,13 +196,7 @@ async fn ice_restart_keeps_media_flowing() -> Result<()> {
     keeps_receiving(&a, "staff:2", 50).await?;
     assert_eq!(h.sfu.stats().peer_connections, 2);
     h.drain_events();
-    assert!(
-        !h.seen
-            .iter()
-            .any(|e| matches!(e, MediaEvent::Disconnected { .. })),
-        "{:?}",
-        h.seen
-    );
+    assert!(!h.seen.iter().any(|e| matches!(e, MediaEvent::Disconnected { .. })), "{:?}", h.seen);
     h.sfu.close_room(ROOM).await;
     a.close().await?;
     b.close().await?;
@@ -241,10 +204,7 @@ async fn ice_restart_keeps_media_flowing() -> Result<()> {
 }
 
 fn ufrag(sdp: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
-        .unwrap_or_default()
-        .to_owned()
+    sdp.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).unwrap_or_default().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,9 +226,7 @@ async fn a_new_pc_id_replaces_the_connection() -> Result<()> {
     assert_eq!(b.received_by_stream().len(), 1);
     h.drain_events();
     assert!(
-        !h.seen
-            .iter()
-            .any(|e| matches!(e, MediaEvent::Disconnected { .. })),
+        !h.seen.iter().any(|e| matches!(e, MediaEvent::Disconnected { .. })),
         "replacement is not a disconnection: {:?}",
         h.seen
     );
@@ -296,17 +254,8 @@ async fn removing_a_participant_stops_forwarding() -> Result<()> {
     let ev = h
         .wait_event(|e| matches!(e, MediaEvent::NeedsRenegotiation { participant, .. } if participant == "staff:2"))
         .await?;
-    assert_eq!(
-        ev,
-        MediaEvent::NeedsRenegotiation {
-            room: ROOM.into(),
-            participant: "staff:2".into(),
-            recv_slots: 1
-        }
-    );
-    let answer = h
-        .negotiate(&b, ROOM, "staff:2", "pc-b", b.offer().await?)
-        .await?;
+    assert_eq!(ev, MediaEvent::NeedsRenegotiation { room: ROOM.into(), participant: "staff:2".into(), recv_slots: 1 });
+    let answer = h.negotiate(&b, ROOM, "staff:2", "pc-b", b.offer().await?).await?;
     assert!(!answer.contains("msid:kiosk:1"), "released slot still announced");
 
     h.sfu.remove_participant(ROOM, "staff:2").await;
@@ -323,26 +272,13 @@ async fn dispatcher_receives_every_kiosk_after_renegotiation() -> Result<()> {
     let room = "group:7";
     let kiosks = ["kiosk:1", "kiosk:2", "kiosk:3"];
     let dispatcher = "staff:9";
-    h.sfu.set_subscriptions(
-        room,
-        dispatcher,
-        kiosks.iter().map(|k| k.to_string()).collect(),
-    );
+    h.sfu.set_subscriptions(room, dispatcher, kiosks.iter().map(|k| k.to_string()).collect());
     for k in kiosks {
         h.sfu.set_subscriptions(room, k, vec![dispatcher.into()]);
     }
     let d = h.connect(room, dispatcher, "pc-d").await?;
-    let ev = h
-        .wait_event(|e| matches!(e, MediaEvent::NeedsRenegotiation { .. }))
-        .await?;
-    assert_eq!(
-        ev,
-        MediaEvent::NeedsRenegotiation {
-            room: room.into(),
-            participant: dispatcher.into(),
-            recv_slots: 3
-        }
-    );
+    let ev = h.wait_event(|e| matches!(e, MediaEvent::NeedsRenegotiation { .. })).await?;
+    assert_eq!(ev, MediaEvent::NeedsRenegotiation { room: room.into(), participant: dispatcher.into(), recv_slots: 3 });
     let mut peers = Vec::new();
     for (i, k) in kiosks.iter().enumerate() {
         peers.push(h.connect(room, k, &format!("pc-k{i}")).await?);
@@ -360,9 +296,9 @@ async fn dispatcher_receives_every_kiosk_after_renegotiation() -> Result<()> {
     }
     h.drain_events();
     assert!(
-        !h.seen.iter().any(
-            |e| matches!(e, MediaEvent::NeedsRenegotiation { participant, .. } if participant == dispatcher)
-        ),
+        !h.seen
+            .iter()
+            .any(|e| matches!(e, MediaEvent::NeedsRenegotiation { participant, .. } if participant == dispatcher)),
         "all slots assigned, yet: {:?}",
         h.seen
     );
@@ -370,13 +306,9 @@ async fn dispatcher_receives_every_kiosk_after_renegotiation() -> Result<()> {
     // A kiosk leaves the group: the dispatcher is asked to renegotiate, and its slot is released.
     h.sfu.remove_participant(room, "kiosk:2").await;
     h.sfu.set_subscriptions(room, dispatcher, vec!["kiosk:1".into(), "kiosk:3".into()]);
-    let ev = h
-        .wait_event(|e| matches!(e, MediaEvent::NeedsRenegotiation { .. }))
-        .await?;
+    let ev = h.wait_event(|e| matches!(e, MediaEvent::NeedsRenegotiation { .. })).await?;
     assert!(matches!(ev, MediaEvent::NeedsRenegotiation { recv_slots: 3, .. }), "{ev:?}");
-    let answer = h
-        .negotiate(&d, room, dispatcher, "pc-d", d.offer().await?)
-        .await?;
+    let answer = h.negotiate(&d, room, dispatcher, "pc-d", d.offer().await?).await?;
     assert!(!answer.contains("msid:kiosk:2"));
     keeps_receiving(&d, "kiosk:3", 20).await?;
 
@@ -391,10 +323,7 @@ async fn dispatcher_receives_every_kiosk_after_renegotiation() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_rejected_and_nothing_leaks() -> Result<()> {
-    let h = Harness::new(MediaConfig {
-        max_peer_connections: 2,
-        ..MediaConfig::loopback()
-    });
+    let h = Harness::new(MediaConfig { max_peer_connections: 2, ..MediaConfig::loopback() });
     let garbage = h.sfu.handle_offer(ROOM, "kiosk:1", "pc", "not sdp at all").await;
     assert!(matches!(garbage, Err(MediaError::InvalidOffer(_))), "{garbage:?}");
     let empty_id = h.sfu.handle_offer(ROOM, "", "pc", "v=0").await;
@@ -417,24 +346,13 @@ async fn bad_input_is_rejected_and_nothing_leaks() -> Result<()> {
     let answer = h.sfu.handle_offer(ROOM, "kiosk:1", "pc", &offer).await?;
     peer.apply_answer(&answer).await?;
     let p2 = SyntheticPeer::new("staff:2").await?;
-    h.sfu
-        .handle_offer(ROOM, "staff:2", "pc2", &p2.offer().await?)
-        .await?;
+    h.sfu.handle_offer(ROOM, "staff:2", "pc2", &p2.offer().await?).await?;
     let p3 = SyntheticPeer::new("kiosk:3").await?;
-    let over = h
-        .sfu
-        .handle_offer(ROOM, "kiosk:3", "pc3", &p3.offer().await?)
-        .await;
-    assert!(
-        matches!(over, Err(MediaError::TooManyPeerConnections(2))),
-        "{over:?}"
-    );
+    let over = h.sfu.handle_offer(ROOM, "kiosk:3", "pc3", &p3.offer().await?).await;
+    assert!(matches!(over, Err(MediaError::TooManyPeerConnections(2))), "{over:?}");
     assert_eq!(h.sfu.stats().peer_connections, 2);
     h.sfu.remove_participant(ROOM, "staff:2").await;
-    let answer = h
-        .sfu
-        .handle_offer(ROOM, "kiosk:3", "pc3", &p3.offer().await?)
-        .await?;
+    let answer = h.sfu.handle_offer(ROOM, "kiosk:3", "pc3", &p3.offer().await?).await?;
     p3.apply_answer(&answer).await?;
     p3.wait_connected(CONNECT).await?;
 
@@ -449,26 +367,13 @@ async fn bad_input_is_rejected_and_nothing_leaks() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_never_connects_is_closed() -> Result<()> {
-    let mut h = Harness::new(MediaConfig {
-        connect_timeout: Duration::from_millis(800),
-        ..MediaConfig::loopback()
-    });
+    let mut h = Harness::new(MediaConfig { connect_timeout: Duration::from_millis(800), ..MediaConfig::loopback() });
     let peer = SyntheticPeer::new("kiosk:1").await?;
     // The answer never reaches the client.
-    h.sfu
-        .handle_offer(ROOM, "kiosk:1", "pc", &peer.offer().await?)
-        .await?;
+    h.sfu.handle_offer(ROOM, "kiosk:1", "pc", &peer.offer().await?).await?;
     assert_eq!(h.sfu.stats().peer_connections, 1);
-    let ev = h
-        .wait_event(|e| matches!(e, MediaEvent::Disconnected { .. }))
-        .await?;
-    assert_eq!(
-        ev,
-        MediaEvent::Disconnected {
-            room: ROOM.into(),
-            participant: "kiosk:1".into()
-        }
-    );
+    let ev = h.wait_event(|e| matches!(e, MediaEvent::Disconnected { .. })).await?;
+    assert_eq!(ev, MediaEvent::Disconnected { room: ROOM.into(), participant: "kiosk:1".into() });
     assert!(eventually(Duration::from_secs(2), || h.sfu.stats().peer_connections == 0).await);
     peer.close().await?;
     Ok(())
@@ -483,14 +388,8 @@ async fn answers_announce_the_configured_addresses() -> Result<()> {
         ..MediaConfig::loopback()
     });
     let peer = SyntheticPeer::new("kiosk:1").await?;
-    let answer = h
-        .sfu
-        .handle_offer(ROOM, "kiosk:1", "pc", &peer.offer().await?)
-        .await?;
-    let candidates: Vec<&str> = answer
-        .lines()
-        .filter(|l| l.starts_with("a=candidate:"))
-        .collect();
+    let answer = h.sfu.handle_offer(ROOM, "kiosk:1", "pc", &peer.offer().await?).await?;
+    let candidates: Vec<&str> = answer.lines().filter(|l| l.starts_with("a=candidate:")).collect();
     assert!(!candidates.is_empty());
     for c in &candidates {
         assert!(c.contains(" 203.0.113.9 "), "{c}");
@@ -524,15 +423,7 @@ async fn payload_types_and_extension_ids_are_rewritten_per_connection() -> Resul
         )
         .await?;
     let b = h
-        .connect_with(
-            ROOM,
-            "staff:2",
-            "pc-b",
-            PeerOptions {
-                send_header_extensions: true,
-                ..PeerOptions::default()
-            },
-        )
+        .connect_with(ROOM, "staff:2", "pc-b", PeerOptions { send_header_extensions: true, ..PeerOptions::default() })
         .await?;
     receives(&b, "kiosk:1", 25, 15).await?;
     receives(&a, "staff:2", 25, 15).await?;
@@ -548,14 +439,8 @@ async fn payload_types_and_extension_ids_are_rewritten_per_connection() -> Resul
 async fn vp8_is_preferred_in_answers() -> Result<()> {
     let h = Harness::loopback();
     h.sfu.set_subscriptions(ROOM, "kiosk:1", vec!["staff:2".into()]);
-    let peer = SyntheticPeer::with_options(
-        "kiosk:1",
-        PeerOptions {
-            offer_vp9_first: true,
-            ..PeerOptions::default()
-        },
-    )
-    .await?;
+    let peer =
+        SyntheticPeer::with_options("kiosk:1", PeerOptions { offer_vp9_first: true, ..PeerOptions::default() }).await?;
     let offer = peer.offer().await?;
     let formats = |sdp: &str| -> Vec<String> {
         sdp.lines()

@@ -81,7 +81,7 @@ fn parse_room(room: &str) -> Option<Room> {
 pub type ClientResult = Result<(), (&'static str, String)>;
 
 enum Cmd {
-    Connect { principal: Principal, me: serde_json::Value, conn: ConnId, tx: mpsc::Sender<Outbound> },
+    Connect { principal: Principal, me: serde_json::Value, conn: ConnId, tx: crate::ws::ClientTx },
     Disconnect { party: Party, conn: ConnId },
     Client { principal: Principal, msg: ClientMsg, reply: oneshot::Sender<ClientResult> },
     InRoom { party: Party, room: String, reply: oneshot::Sender<bool> },
@@ -107,7 +107,7 @@ pub struct EngineHandle {
 
 impl EngineHandle {
     /// A socket authenticated: the engine sends `welcome` and the party's state.
-    pub async fn connect(&self, principal: Principal, me: serde_json::Value, conn: ConnId, tx: mpsc::Sender<Outbound>) {
+    pub async fn connect(&self, principal: Principal, me: serde_json::Value, conn: ConnId, tx: crate::ws::ClientTx) {
         let _ = self.tx.send(Cmd::Connect { principal, me, conn, tx }).await;
     }
 
@@ -253,19 +253,19 @@ fn to_queue_topology(t: &crate::db::Topology) -> queue::Topology {
 }
 
 fn names_of(t: &crate::db::Topology) -> Names {
-    let mut n = Names::default();
-    n.towns = t.towns.iter().map(|x| (x.id, x.name.clone())).collect();
-    n.villages = t.villages.iter().map(|x| (x.id, x.name.clone())).collect();
-    n.windows = t.windows.iter().map(|x| (x.id, x.name.clone())).collect();
-    n.matters = t.matters.iter().map(|x| (x.id, x.name.clone())).collect();
-    n.kiosks = t.kiosks.iter().map(|x| (x.id, (x.name.clone(), x.village_id))).collect();
-    n.staff = t.approvers.iter().chain(&t.chiefs).chain(&t.dispatchers).map(|x| (x.user_id, x.name.clone())).collect();
-    n
+    Names {
+        towns: t.towns.iter().map(|x| (x.id, x.name.clone())).collect(),
+        villages: t.villages.iter().map(|x| (x.id, x.name.clone())).collect(),
+        windows: t.windows.iter().map(|x| (x.id, x.name.clone())).collect(),
+        matters: t.matters.iter().map(|x| (x.id, x.name.clone())).collect(),
+        kiosks: t.kiosks.iter().map(|x| (x.id, (x.name.clone(), x.village_id))).collect(),
+        staff: t.approvers.iter().chain(&t.chiefs).chain(&t.dispatchers).map(|x| (x.user_id, x.name.clone())).collect(),
+    }
 }
 
 struct Conn {
     id: ConnId,
-    tx: mpsc::Sender<Outbound>,
+    tx: crate::ws::ClientTx,
     village: Option<i64>,
 }
 
@@ -420,7 +420,7 @@ impl Engine {
         principal: Principal,
         me: serde_json::Value,
         conn: ConnId,
-        tx: mpsc::Sender<Outbound>,
+        tx: crate::ws::ClientTx,
         now: Millis,
     ) {
         let party = party_of(&principal);
@@ -429,10 +429,10 @@ impl Engine {
             Principal::Staff { .. } => None,
         };
         if let Some(old) = self.conns.insert(party, Conn { id: conn, tx: tx.clone(), village }) {
-            let _ = old.tx.try_send(Outbound::Msg(ServerMsg::Replaced));
-            let _ = old.tx.try_send(Outbound::Close(crate::ws::CLOSE_REPLACED, "replaced by a newer connection"));
+            old.tx.send(ServerMsg::Replaced);
+            old.tx.close(crate::ws::CLOSE_REPLACED, "replaced by a newer connection");
         }
-        crate::ws::send(&tx, ServerMsg::Welcome { me, ice_servers: self.ice_servers.clone() });
+        tx.send(ServerMsg::Welcome { me, ice_servers: self.ice_servers.clone() });
         if !self.in_queue(party) {
             return; // chiefs, supervisors, admins: connected, but nothing to queue
         }
@@ -653,7 +653,7 @@ impl Engine {
 
     fn send(&self, to: Party, msg: ServerMsg) {
         if let Some(c) = self.conns.get(&to) {
-            crate::ws::send(&c.tx, msg);
+            c.tx.send(msg);
         }
     }
 

@@ -10,6 +10,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
 use crate::engine::{ConnId, Outbound, label, party_of};
@@ -94,9 +96,16 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
     };
 
     // 2. writer task: everything toward this client goes through one bounded queue.
-    let (tx, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
+    let (raw_tx, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
+    let slow = CancellationToken::new();
+    let tx = ClientTx { tx: raw_tx, slow: slow.clone() };
+    let writer_slow = slow.clone();
     let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
+        loop {
+            let out = tokio::select! {
+                out = rx.recv() => match out { Some(o) => o, None => break },
+                _ = writer_slow.cancelled() => break,
+            };
             let result = match out {
                 Outbound::Msg(m) => sink.send(text(&m)).await,
                 Outbound::Close(code, reason) => {
@@ -116,8 +125,8 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
     let me = match state.me(&principal).await {
         Ok(me) => me,
         Err(_) => {
-            let _ = tx.send(Outbound::Msg(ServerMsg::error("internal", "服务器内部错误 (internal error)", None))).await;
-            let _ = tx.send(Outbound::Close(1011, "internal error")).await;
+            tx.send(ServerMsg::error("internal", "服务器内部错误 (internal error)", None));
+            tx.close(1011, "internal error");
             drop(tx);
             let _ = writer.await;
             return;
@@ -132,7 +141,11 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
     loop {
         let frame = tokio::select! {
             f = stream.next() => f,
-            _ = tx.closed() => break, // writer gone (replaced, too slow, or closed)
+            _ = tx.tx.closed() => break, // writer gone (replaced or closed)
+            _ = slow.cancelled() => {
+                state.metrics.inc_rejected("slow_client");
+                break;
+            }
         };
         let text = match frame {
             None => break,
@@ -157,12 +170,8 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
                 if too_big {
                     state.metrics.inc_rejected("too_large");
                     tracing::warn!(?party, "websocket message over the size limit; closing");
-                    let _ = tx.try_send(Outbound::Msg(ServerMsg::error(
-                        "too_large",
-                        "消息过大 (message over the size limit)",
-                        None,
-                    )));
-                    let _ = tx.try_send(Outbound::Close(CLOSE_TOO_BIG, "message too large"));
+                    tx.send(ServerMsg::error("too_large", "消息过大 (message over the size limit)", None));
+                    tx.close(CLOSE_TOO_BIG, "message too large");
                 }
                 break;
             }
@@ -170,9 +179,8 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
         if !rate.allow(Instant::now()) {
             state.metrics.inc_rejected("rate_limited");
             tracing::warn!(?party, "websocket over the message rate; closing");
-            let _ =
-                tx.try_send(Outbound::Msg(ServerMsg::error("rate_limited", "消息过于频繁 (too many messages)", None)));
-            let _ = tx.try_send(Outbound::Close(CLOSE_POLICY, "rate limit"));
+            tx.send(ServerMsg::error("rate_limited", "消息过于频繁 (too many messages)", None));
+            tx.close(CLOSE_POLICY, "rate limit");
             break;
         }
         let env = match ClientEnvelope::parse(&text) {
@@ -191,7 +199,7 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
     tracing::info!(%peer, ?party, ?conn, "websocket closed");
 }
 
-async fn dispatch(state: &AppState, principal: &Principal, tx: &mpsc::Sender<Outbound>, env: ClientEnvelope) {
+async fn dispatch(state: &AppState, principal: &Principal, tx: &ClientTx, env: ClientEnvelope) {
     let req = env.req;
     match env.msg {
         ClientMsg::Ping => send(tx, ServerMsg::Pong { req }),
@@ -237,11 +245,33 @@ async fn dispatch(state: &AppState, principal: &Principal, tx: &mpsc::Sender<Out
     }
 }
 
-/// Queue a message for the client; a client too slow to keep up is dropped by closing its queue.
-pub fn send(tx: &mpsc::Sender<Outbound>, msg: ServerMsg) {
-    if tx.try_send(Outbound::Msg(msg)).is_err() {
-        tracing::warn!("client outbound queue full or closed; message dropped");
+/// The way to one client's socket: a bounded queue drained by the socket's writer task. A
+/// client too slow to keep up (queue full) is disconnected rather than allowed to hold memory.
+#[derive(Clone)]
+pub struct ClientTx {
+    tx: mpsc::Sender<Outbound>,
+    slow: CancellationToken,
+}
+
+impl ClientTx {
+    pub fn send(&self, msg: ServerMsg) {
+        match self.tx.try_send(Outbound::Msg(msg)) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!("client does not keep up with its messages; disconnecting it");
+                self.slow.cancel();
+            }
+        }
     }
+
+    /// Send a close frame after what is queued.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.tx.try_send(Outbound::Close(code, reason));
+    }
+}
+
+fn send(tx: &ClientTx, msg: ServerMsg) {
+    tx.send(msg);
 }
 
 fn text(m: &ServerMsg) -> Message {

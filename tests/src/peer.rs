@@ -19,17 +19,15 @@ use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInf
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
-};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
@@ -39,8 +37,8 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -129,11 +127,7 @@ async fn receive(shared: Arc<Shared>, track: Arc<dyn TrackRemote>) {
     let kind = track.kind().await;
     let stream = track.stream_id().await;
     if kind == RtpCodecKind::Video {
-        shared
-            .remote_video
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(track.clone());
+        shared.remote_video.lock().unwrap_or_else(|e| e.into_inner()).push(track.clone());
     }
     while let Some(event) = track.poll().await {
         match event {
@@ -263,9 +257,7 @@ impl SyntheticPeer {
         let mut media_engine = MediaEngine::default();
         if opts.shift_extension_ids {
             media_engine.register_header_extension(
-                RTCRtpHeaderExtensionCapability {
-                    uri: "urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned(),
-                },
+                RTCRtpHeaderExtensionCapability { uri: "urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned() },
                 RtpCodecKind::Audio,
                 None,
             )?;
@@ -305,10 +297,7 @@ impl SyntheticPeer {
                     clock_rate: 90000,
                     channels: 0,
                     sdp_fmtp_line: String::new(),
-                    rtcp_feedback: vec![RTCPFeedback {
-                        typ: "ccm".to_owned(),
-                        parameter: "fir".to_owned(),
-                    }],
+                    rtcp_feedback: vec![RTCPFeedback { typ: "ccm".to_owned(), parameter: "fir".to_owned() }],
                 },
                 payload_type: opts.video_pt,
             },
@@ -319,18 +308,12 @@ impl SyntheticPeer {
         let shared = Arc::new(Shared::default());
         let (gathered_tx, gathered) = watch::channel(0);
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
-        let handler = Arc::new(Handler {
-            shared: shared.clone(),
-            gathered: gathered_tx,
-            state: state_tx,
-        });
+        let handler = Arc::new(Handler { shared: shared.clone(), gathered: gathered_tx, state: state_tx });
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_media_engine(media_engine)
             .with_setting_engine(
-                SettingEngineBuilder::new()
-                    .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-                    .build(),
+                SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build(),
             )
             .with_interceptor_registry(registry)
             .with_handler(handler)
@@ -348,10 +331,7 @@ impl SyntheticPeer {
                 kind.to_string(),
                 kind,
                 vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
+                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
                     ..Default::default()
                 }],
             )));
@@ -366,14 +346,7 @@ impl SyntheticPeer {
                 opts.send_header_extensions,
             )));
         }
-        Ok(SyntheticPeer {
-            pc,
-            shared,
-            gathered,
-            state,
-            tasks,
-            closed: false,
-        })
+        Ok(SyntheticPeer { pc, shared, gathered, state, tasks, closed: false })
     }
 
     async fn local_offer(&self, options: Option<RTCOfferOptions>) -> Result<String> {
@@ -384,12 +357,7 @@ impl SyntheticPeer {
         tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|n| *n > before))
             .await
             .context("ICE gathering timed out")??;
-        Ok(self
-            .pc
-            .local_description()
-            .await
-            .ok_or_else(|| anyhow!("no local description"))?
-            .sdp)
+        Ok(self.pc.local_description().await.ok_or_else(|| anyhow!("no local description"))?.sdp)
     }
 
     /// An offer with the current transceivers (all candidates included).
@@ -399,8 +367,7 @@ impl SyntheticPeer {
 
     /// An offer restarting ICE on this connection.
     pub async fn ice_restart_offer(&self) -> Result<String> {
-        self.local_offer(Some(RTCOfferOptions { ice_restart: true }))
-            .await
+        self.local_offer(Some(RTCOfferOptions { ice_restart: true })).await
     }
 
     /// Adds `n` receive-only audio+video pairs and returns the new offer.
@@ -437,9 +404,7 @@ impl SyntheticPeer {
             state.wait_for(|s| {
                 matches!(
                     s,
-                    RTCPeerConnectionState::Connected
-                        | RTCPeerConnectionState::Failed
-                        | RTCPeerConnectionState::Closed
+                    RTCPeerConnectionState::Connected | RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
                 )
             }),
         )
@@ -448,10 +413,7 @@ impl SyntheticPeer {
             Ok(Ok(s)) if *s == RTCPeerConnectionState::Connected => Ok(()),
             Ok(Ok(s)) => bail!("connection ended in state {}", *s),
             Ok(Err(_)) => bail!("peer gone"),
-            Err(_) => bail!(
-                "not connected within {timeout:?} (state {})",
-                *self.state.borrow()
-            ),
+            Err(_) => bail!("not connected within {timeout:?} (state {})", *self.state.borrow()),
         }
     }
 
@@ -475,19 +437,12 @@ impl SyntheticPeer {
 
     /// What was received per remote stream (msid stream id = publisher label).
     pub fn received_by_stream(&self) -> BTreeMap<String, StreamCounts> {
-        self.shared
-            .streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.streams.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// What was received from stream `id`.
     pub fn received_from(&self, id: &str) -> StreamCounts {
-        self.received_by_stream()
-            .get(id)
-            .copied()
-            .unwrap_or_default()
+        self.received_by_stream().get(id).copied().unwrap_or_default()
     }
 
     /// PLI/FIR received for our video.
@@ -498,21 +453,14 @@ impl SyntheticPeer {
     /// Sends a PLI for every video stream received so far (as a browser does when it cannot
     /// decode); returns how many were sent.
     pub async fn request_keyframes(&self) -> usize {
-        let tracks: Vec<Arc<dyn TrackRemote>> = self
-            .shared
-            .remote_video
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let tracks: Vec<Arc<dyn TrackRemote>> =
+            self.shared.remote_video.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut sent = 0;
         for t in tracks {
             let Some(ssrc) = t.ssrcs().await.first().copied() else {
                 continue;
             };
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-            };
+            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
             if t.write_rtcp(vec![Box::new(pli)]).await.is_ok() {
                 sent += 1;
             }
@@ -527,10 +475,7 @@ impl SyntheticPeer {
 
     /// RTP packets sent (audio, video).
     pub fn rtp_sent(&self) -> (u64, u64) {
-        (
-            self.shared.sent_audio.load(Ordering::Relaxed),
-            self.shared.sent_video.load(Ordering::Relaxed),
-        )
+        (self.shared.sent_audio.load(Ordering::Relaxed), self.shared.sent_video.load(Ordering::Relaxed))
     }
 
     /// Stops sending and closes the connection.
@@ -570,22 +515,13 @@ async fn send(
     mut state: watch::Receiver<RTCPeerConnectionState>,
     with_extensions: bool,
 ) {
-    if state
-        .wait_for(|s| *s == RTCPeerConnectionState::Connected)
-        .await
-        .is_err()
-    {
+    if state.wait_for(|s| *s == RTCPeerConnectionState::Connected).await.is_err() {
         return;
     }
     let Ok(params) = sender.get_parameters().await else {
         return;
     };
-    let Some(pt) = params
-        .rtp_parameters
-        .codecs
-        .first()
-        .map(|c| c.payload_type)
-    else {
+    let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
         return;
     };
     let (period, ts_step) = match kind {
@@ -600,10 +536,7 @@ async fn send(
             let TrackLocalEvent::OnRtcpPacket(packets) = event else {
                 continue;
             };
-            let n = packets
-                .iter()
-                .filter(|p| keyframe_request(p.as_ref()))
-                .count() as u64;
+            let n = packets.iter().filter(|p| keyframe_request(p.as_ref())).count() as u64;
             if n > 0 {
                 rtcp_shared.keyframe_requests.fetch_add(n, Ordering::Relaxed);
                 rtcp_shared.keyframe_wanted.store(true, Ordering::Release);
@@ -618,10 +551,7 @@ async fn send(
     let mut frame: u32 = 0;
     loop {
         ticker.tick().await;
-        if matches!(
-            *state.borrow(),
-            RTCPeerConnectionState::Closed | RTCPeerConnectionState::Failed
-        ) {
+        if matches!(*state.borrow(), RTCPeerConnectionState::Closed | RTCPeerConnectionState::Failed) {
             break;
         }
         let (payload, marker) = match kind {
@@ -644,19 +574,13 @@ async fn send(
             payload,
         };
         let written = if with_extensions {
-            let ext = HeaderExtension::TransportCc(TransportCcExtension {
-                transport_sequence: seq,
-            });
+            let ext = HeaderExtension::TransportCc(TransportCcExtension { transport_sequence: seq });
             track.write_rtp_with_extensions(packet, &[ext]).await
         } else {
             track.write_rtp(packet).await
         };
         if written.is_ok() {
-            let counter = if kind == RtpCodecKind::Audio {
-                &shared.sent_audio
-            } else {
-                &shared.sent_video
-            };
+            let counter = if kind == RtpCodecKind::Audio { &shared.sent_audio } else { &shared.sent_video };
             counter.fetch_add(1, Ordering::Relaxed);
         }
         first = false;
