@@ -21,7 +21,10 @@ ensure_debs() {
   fi
 }
 
-# Packages needed to build the workspace.
-BUILD_DEBS=(pkg-config gcc libc6-dev)
-# Packages needed only by the tests (browser).
-TEST_DEBS=(chromium fonts-noto-cjk)
+# Packages needed to build the workspace (ffmpeg-next links Debian's FFmpeg; its bindgen
+# needs libclang).
+BUILD_DEBS=(pkg-config gcc libc6-dev libclang-dev
+            libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev)
+# Packages needed only by the tests: the browser, CJK fonts for readable failure
+# screenshots, ffprobe/ffmpeg to check recordings.
+TEST_DEBS=(chromium fonts-noto-cjk ffmpeg)

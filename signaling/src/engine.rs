@@ -263,6 +263,21 @@ fn names_of(t: &crate::db::Topology) -> Names {
     }
 }
 
+/// Teardown work for the media plane (it awaits, so it runs off the engine task).
+enum MediaOp {
+    Remove(Room, Party),
+    Close(Room),
+}
+
+async fn run_media_ops(sfu: Sfu, mut ops: mpsc::Receiver<MediaOp>) {
+    while let Some(op) = ops.recv().await {
+        match op {
+            MediaOp::Remove(room, party) => sfu.remove_participant(&room.to_string(), &label(party)).await,
+            MediaOp::Close(room) => sfu.close_room(&room.to_string()).await,
+        }
+    }
+}
+
 struct Conn {
     id: ConnId,
     tx: crate::ws::ClientTx,
@@ -279,6 +294,7 @@ struct Engine {
     /// Approvers and dispatchers: the staff the queue knows.
     queue_staff: HashSet<i64>,
     rooms: HashMap<Room, BTreeSet<Party>>,
+    media_ops: mpsc::Sender<MediaOp>,
     last_snapshot: String,
 }
 
@@ -309,6 +325,8 @@ pub async fn start(
             (q, Vec::new(), String::new())
         }
     };
+    let (media_ops, ops_rx) = mpsc::channel(4096);
+    tokio::spawn(run_media_ops(sfu.clone(), ops_rx));
     let mut engine = Engine {
         db,
         sfu,
@@ -318,6 +336,7 @@ pub async fn start(
         conns: HashMap::new(),
         queue_staff: topology.approvers.iter().chain(&topology.dispatchers).map(|s| s.user_id).collect(),
         rooms: HashMap::new(),
+        media_ops,
         last_snapshot,
     };
     engine.persist();
@@ -620,13 +639,11 @@ impl Engine {
                         m.remove(&party);
                     }
                     self.subscribe(room);
-                    let sfu = self.sfu.clone();
-                    tokio::spawn(async move { sfu.remove_participant(&room.to_string(), &label(party)).await });
+                    self.media_op(MediaOp::Remove(room, party));
                 }
                 Action::CloseRoom { room } => {
                     self.rooms.remove(&room);
-                    let sfu = self.sfu.clone();
-                    tokio::spawn(async move { sfu.close_room(&room.to_string()).await });
+                    self.media_op(MediaOp::Close(room));
                 }
             }
         }
@@ -648,6 +665,13 @@ impl Engine {
                 .map(|&q| label(q))
                 .collect();
             self.sfu.set_subscriptions(&room_s, &label(p), publishers);
+        }
+    }
+
+    /// Media-plane teardown runs on one task, in the order the queue decided it.
+    fn media_op(&self, op: MediaOp) {
+        if self.media_ops.try_send(op).is_err() {
+            tracing::error!("media teardown queue full; an operation was dropped");
         }
     }
 

@@ -1,6 +1,6 @@
 //! cunneng storage: how recordings and papers are kept.
 //!
-//! - [`format`]: the encrypted object format (envelope encryption, key commitment, chunked
+//! - [`format`](mod@format): the encrypted object format (envelope encryption, key commitment, chunked
 //!   AEAD in the STREAM construction with random access). Specified in docs/storage-format.md.
 //! - [`keys`]: key-encryption keys, the KEK file, rotation.
 //! - [`store`]: the [`ObjectStore`] trait for where objects live; [`local`] is the

@@ -4,7 +4,7 @@
 //! The trait is async (`async-trait`, so that `&dyn ObjectStore` works): the S3 backend is
 //! naturally async, and the local backend does its file I/O through tokio's blocking pool.
 //!
-//! The contract every backend keeps (checked by [`crate::contract::run`], feature
+//! The contract every backend keeps (checked by `cunneng_storage::contract::run`, feature
 //! `test-support`):
 //! - keys are validated by [`validate_key`] before any I/O; an invalid key is
 //!   [`StorageError::InvalidKey`] on every method;

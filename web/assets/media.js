@@ -183,11 +183,11 @@ export class MediaSession {
     const slots = Number(msg.recv_slots) || 1;
     this.recvSlots = Math.max(this.recvSlots, slots);
     if (!this.pc) return;
-    if (this.addRecvPairs(this.recvSlots) > 0) {
-      this.negotiate();
-    } else {
-      console.warn(`cunneng: media.renegotiate asked for ${slots} receive pairs; this connection has them already`);
-    }
+    // Always offer again, even when no pair was added: the server also asks in order to
+    // hand a released slot to another sender. It asks only while the connection lacks
+    // what it needs, so this cannot loop.
+    this.addRecvPairs(this.recvSlots);
+    this.negotiate();
   }
 
   /** Queue one offer/answer round (rounds never overlap). */
