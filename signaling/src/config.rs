@@ -53,6 +53,7 @@ pub struct Config {
     pub queue: QueueConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub storage: StorageConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -181,6 +182,98 @@ impl Default for AuthConfig {
     }
 }
 
+/// Where encrypted objects (recordings, papers) go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// A local directory (`storage.local_dir`): the embedded default.
+    #[default]
+    Local,
+    /// An S3-compatible store (`[storage.s3]`), behind the durable local spool.
+    S3,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// Directory of the local backend (default `DATA_DIR/objects`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_dir: Option<PathBuf>,
+    /// Durable spool for objects not yet uploaded (default `DATA_DIR/spool`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool may hold while the store is unreachable.
+    pub spool_quota_bytes: u64,
+    /// Key-encryption keys (default `DATA_DIR/keys/kek.toml`; generated at first start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kek_file: Option<PathBuf>,
+    /// Retention of call recordings.
+    pub media_retention_days: u32,
+    /// Retention of papers (scans, result documents).
+    pub papers_retention_days: u32,
+    pub s3: S3Config,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Local,
+            local_dir: None,
+            spool_dir: None,
+            spool_quota_bytes: 10 * 1024 * 1024 * 1024,
+            kek_file: None,
+            media_retention_days: 365,
+            papers_retention_days: 3 * 365,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// e.g. `http://127.0.0.1:3900`; empty: the AWS default for the region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Path-style addressing (`endpoint/bucket/key`), as Garage and most on-premises stores want.
+    pub path_style: bool,
+    /// Credentials; when absent, the standard AWS environment variables and profiles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("path_style", &self.path_style)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: None,
+            region: "us-east-1".into(),
+            bucket: "cunneng".into(),
+            path_style: true,
+            access_key_id: None,
+            secret_access_key: None,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -193,6 +286,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -266,6 +360,16 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return bad("log.level", "must not be empty (e.g. \"info\")");
         }
+        let st = &self.storage;
+        if st.spool_quota_bytes == 0 {
+            return bad("storage.spool_quota_bytes", "must be > 0");
+        }
+        if st.media_retention_days == 0 || st.papers_retention_days == 0 {
+            return bad("storage.media_retention_days", "retention periods must be at least one day");
+        }
+        if st.backend == StorageBackend::S3 && st.s3.bucket.trim().is_empty() {
+            return bad("storage.s3.bucket", "must be set when storage.backend = \"s3\"");
+        }
         let m = &self.media;
         // 0..0 means ephemeral ports (tests); otherwise a real range.
         if (m.udp_port_min == 0) != (m.udp_port_max == 0) {
@@ -319,6 +423,18 @@ impl Config {
     }
 
     /// `data_dir/cunneng.sqlite3`.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.storage.local_dir.clone().unwrap_or_else(|| self.data_dir.join("objects"))
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.storage.spool_dir.clone().unwrap_or_else(|| self.data_dir.join("spool"))
+    }
+
+    pub fn kek_file(&self) -> PathBuf {
+        self.storage.kek_file.clone().unwrap_or_else(|| self.data_dir.join("keys").join("kek.toml"))
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("cunneng.sqlite3")
     }

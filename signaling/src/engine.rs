@@ -87,7 +87,18 @@ enum Cmd {
     InRoom { party: Party, room: String, reply: oneshot::Sender<bool> },
     Gauges { reply: oneshot::Sender<Gauges> },
     OnlineVillages { reply: oneshot::Sender<HashSet<i64>> },
+    Notify { party: Party, msg: ServerMsg },
+    CaseParties { case: i64, reply: oneshot::Sender<Option<CaseParties>> },
     Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// Who is in the live (or waiting) call of a case right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseParties {
+    pub call: queue::CallId,
+    pub kiosk: KioskId,
+    /// The approver, when the call is live.
+    pub staff: Option<StaffId>,
 }
 
 /// Engine-owned figures for `/metrics`.
@@ -149,6 +160,18 @@ impl EngineHandle {
             return HashSet::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Push a message to a party if it is connected (papers arriving, outcomes, requests).
+    pub async fn notify(&self, party: Party, msg: ServerMsg) {
+        let _ = self.tx.send(Cmd::Notify { party, msg }).await;
+    }
+
+    /// The kiosk and approver of the call that carries `case`, if one is waiting or live.
+    pub async fn case_parties(&self, case: i64) -> Option<CaseParties> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Cmd::CaseParties { case, reply }).await.ok()?;
+        rx.await.ok().flatten()
     }
 
     /// Persist and stop; the media plane is shut down too.
@@ -426,6 +449,18 @@ impl Engine {
                     connected_kiosks: kiosks,
                     connected_staff: self.conns.len() - kiosks,
                 });
+            }
+            Cmd::Notify { party, msg } => self.send(party, msg),
+            Cmd::CaseParties { case, reply } => {
+                let found = self.queue.calls_with_case(queue::CaseId(case)).map(|v| CaseParties {
+                    call: v.call,
+                    kiosk: v.kiosk,
+                    staff: match v.status {
+                        queue::CallStatus::Live { staff, .. } => Some(staff),
+                        queue::CallStatus::Waiting { .. } => None,
+                    },
+                });
+                let _ = reply.send(found);
             }
             Cmd::OnlineVillages { reply } => {
                 let _ = reply.send(self.conns.values().filter_map(|c| c.village).collect());

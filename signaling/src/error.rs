@@ -9,15 +9,19 @@ use crate::db::DataError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("data: {0}")]
+    #[error(transparent)]
     Data(#[from] DataError),
-    #[error("media: {0}")]
+    #[error(transparent)]
     Media(#[from] cunneng_media_recorder::MediaError),
+    #[error(transparent)]
+    Storage(#[from] cunneng_storage::StorageError),
+    #[error("{0}")]
+    Tool(String),
     #[error("tls: {0}")]
     Tls(String),
-    #[error("i/o: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

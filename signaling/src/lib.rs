@@ -9,10 +9,12 @@ pub mod error;
 pub mod http;
 pub mod import;
 pub mod metrics;
+pub mod objects;
 pub mod queue;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod tools;
 pub mod wire;
 pub mod ws;
 

@@ -47,10 +47,46 @@ enum Command {
         /// The region file; see docs/import-format.md.
         file: PathBuf,
     },
+    /// Key-encryption keys (the file `storage.kek_file`, default DATA_DIR/keys/kek.toml).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Decrypt one object (a file, or a key in the configured store) to a file.
+    Decrypt {
+        /// Path of an encrypted object file, or its key in the store.
+        object: String,
+        /// Where to write the plaintext.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check the integrity of every object in the store.
+    Verify,
 }
 
-fn main() -> anyhow::Result<()> {
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create the key file with a first key (refuses to overwrite one).
+    Generate,
+    /// Start a new key for new objects; older keys keep decrypting.
+    Rotate,
+    /// Re-wrap every object's data key under the active key (contents untouched).
+    Rewrap,
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A plain message, never a backtrace: this is what an operator reads.
+            eprintln!("cunneng: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let mut overrides = toml::Table::new();
     if let Some(dir) = &cli.data_dir {
         overrides.insert("data_dir".into(), dir.display().to_string().into());
@@ -95,7 +131,39 @@ fn main() -> anyhow::Result<()> {
             let db = cunneng_signaling::db::Db::open(&config.data_dir.join("cunneng.sqlite3"))?;
             let summary = cunneng_signaling::import::import_str(&db, &text)
                 .with_context(|| format!("importing {}", file.display()))?;
-            println!("imported {}: {summary:?}", file.display());
+            println!("imported {}: {summary}", file.display());
+        }
+        Command::Keys { action: KeysAction::Generate } => {
+            println!("{}", cunneng_signaling::tools::keys_generate(&config)?)
+        }
+        Command::Keys { action: KeysAction::Rotate } => println!("{}", cunneng_signaling::tools::keys_rotate(&config)?),
+        Command::Keys { action: KeysAction::Rewrap } => {
+            let msg = runtime.block_on(async {
+                let store = cunneng_signaling::objects::open_store(&config).await?;
+                cunneng_signaling::tools::keys_rewrap(&config, store.as_ref()).await
+            })?;
+            println!("{msg}");
+        }
+        Command::Decrypt { object, out } => {
+            let msg = runtime.block_on(async {
+                let store = cunneng_signaling::objects::open_store(&config).await?;
+                cunneng_signaling::tools::decrypt(&config, store.as_ref(), &object, &out).await
+            })?;
+            println!("{msg}");
+        }
+        Command::Verify => {
+            let verdicts = runtime.block_on(async {
+                let store = cunneng_signaling::objects::open_store(&config).await?;
+                cunneng_signaling::tools::verify(&config, store.as_ref()).await
+            })?;
+            let bad: Vec<_> = verdicts.iter().filter(|v| v.problem.is_some()).collect();
+            for v in &bad {
+                eprintln!("DAMAGED {}: {}", v.key, v.problem.as_deref().unwrap_or_default());
+            }
+            println!("verified {} objects: {} good, {} damaged", verdicts.len(), verdicts.len() - bad.len(), bad.len());
+            if !bad.is_empty() {
+                std::process::exit(1);
+            }
         }
     }
     Ok(())

@@ -23,6 +23,10 @@ pub struct Inner {
     pub engine: EngineHandle,
     pub sfu: cunneng_media_recorder::Sfu,
     pub metrics: Arc<Metrics>,
+    /// Where encrypted objects (recordings, papers) are kept.
+    pub objects: Arc<dyn cunneng_storage::ObjectStore>,
+    /// Key-encryption keys: the active one seals new objects, older ones still open theirs.
+    pub keys: Arc<cunneng_storage::KeyRing>,
     /// One permit per open WebSocket (`limits.max_connections`).
     pub connections: Arc<Semaphore>,
 }
@@ -41,7 +45,9 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let engine = crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events).await?;
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
-        Ok(AppState(Arc::new(Inner { config, db, engine, sfu, metrics, connections })))
+        let keys = Arc::new(crate::objects::load_or_create_keys(&config.kek_file())?);
+        let objects = crate::objects::open_store(&config).await?;
+        Ok(AppState(Arc::new(Inner { config, db, engine, sfu, metrics, objects, keys, connections })))
     }
 
     /// Resolve a bearer token (kiosk device token or staff session).

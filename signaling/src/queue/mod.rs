@@ -385,6 +385,12 @@ impl Queue {
         })
     }
 
+    /// The waiting or live call that carries `case`, if any.
+    pub fn calls_with_case(&self, case: CaseId) -> Option<CallView> {
+        let id = self.st.calls.values().find(|c| c.case == Some(case))?.id;
+        self.call(id)
+    }
+
     /// The waiting or live call of a kiosk, or the live call of an approver.
     pub fn call_of(&self, party: Party) -> Option<CallId> {
         match party {

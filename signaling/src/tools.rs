@@ -1,0 +1,180 @@
+//! Operator commands on the encrypted store: `cunneng keys generate|rotate|rewrap`,
+//! `cunneng decrypt`, `cunneng verify`. They print plain answers and return clear errors for a
+//! missing key, a damaged object or an object that does not exist.
+
+use std::io::Write;
+use std::path::Path;
+
+use cunneng_storage::format::MAX_PRELUDE_LEN;
+use cunneng_storage::{ByteRange, Decryptor, Header, KeyRing, ObjectStore, StorageError};
+use tokio::io::AsyncReadExt;
+
+use crate::config::Config;
+use crate::error::Error;
+
+/// `cunneng keys generate`: a new key file; refuses to overwrite one.
+pub fn keys_generate(config: &Config) -> Result<String, Error> {
+    let path = config.kek_file();
+    if path.exists() {
+        return Err(Error::Tool(format!(
+            "{} already exists; use `cunneng keys rotate` to start a new key",
+            path.display()
+        )));
+    }
+    let ring = KeyRing::generate_file(&path)?;
+    Ok(format!("generated key {} in {} (back this file up)", ring.active().id(), path.display()))
+}
+
+/// `cunneng keys rotate`: a new active key for new objects; old keys keep decrypting.
+pub fn keys_rotate(config: &Config) -> Result<String, Error> {
+    let path = config.kek_file();
+    let ring = KeyRing::rotate_file(&path)?;
+    Ok(format!(
+        "key {} is now active in {}; run `cunneng keys rewrap` to move existing objects to it",
+        ring.active().id(),
+        path.display()
+    ))
+}
+
+/// `cunneng keys rewrap`: re-wrap the data key of every object not under the active key. The
+/// contents are copied unchanged; only the header is rewritten.
+pub async fn keys_rewrap(config: &Config, store: &dyn ObjectStore) -> Result<String, Error> {
+    let ring = KeyRing::load(&config.kek_file())?;
+    let active = ring.active();
+    let (mut rewrapped, mut current) = (0u64, 0u64);
+    for meta in store.list("").await? {
+        let prelude = read_prelude(store, &meta.key, meta.size).await?;
+        let (header, _) = Header::parse(&prelude).map_err(|e| named(&meta.key, e))?;
+        if header.key_id == active.id() {
+            current += 1;
+            continue;
+        }
+        let (new_header, old_len) = cunneng_storage::rewrap_header(&ring, active, &prelude, &mut rand::rngs::OsRng)
+            .map_err(|e| named(&meta.key, e))?;
+        let rest = store.get(&meta.key, Some(ByteRange::from(old_len as u64))).await?;
+        let mut body = std::io::Cursor::new(new_header).chain(rest.body);
+        store.put(&meta.key, &mut body, None).await?;
+        rewrapped += 1;
+    }
+    Ok(format!("rewrapped {rewrapped} objects under key {}; {current} were already under it", active.id()))
+}
+
+/// `cunneng decrypt OBJECT-OR-KEY --out FILE`: a file path of an encrypted object, or a key in
+/// the configured store.
+pub async fn decrypt(config: &Config, store: &dyn ObjectStore, what: &str, out: &Path) -> Result<String, Error> {
+    let ring = KeyRing::load(&config.kek_file())?;
+    let mut body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = if Path::new(what).is_file() {
+        Box::pin(tokio::fs::File::open(what).await?)
+    } else {
+        match store.get(what, None).await {
+            Ok(o) => o.body,
+            Err(StorageError::NotFound(_)) => {
+                return Err(Error::Tool(format!("no such object: {what} (neither a file nor a key in the store)")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let tmp = out.with_extension("partial");
+    let mut file = std::fs::File::create(&tmp)?;
+    let result = stream_decrypt(&ring, &mut body, |chunk| file.write_all(chunk).map_err(Error::from)).await;
+    match result {
+        Ok(info) => {
+            file.sync_all()?;
+            std::fs::rename(&tmp, out)?;
+            Ok(format!(
+                "decrypted {what} ({} {}, {} bytes) to {}",
+                info.header.class,
+                info.header.object_id,
+                info.plaintext_len,
+                out.display()
+            ))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(match e {
+                Error::Storage(se) => named(what, se),
+                other => other,
+            })
+        }
+    }
+}
+
+/// One object's verdict in `cunneng verify`.
+pub struct Verdict {
+    pub key: String,
+    pub problem: Option<String>,
+}
+
+/// `cunneng verify`: decrypt every object of the store (discarding the plaintext) and check
+/// its integrity.
+pub async fn verify(config: &Config, store: &dyn ObjectStore) -> Result<Vec<Verdict>, Error> {
+    let ring = KeyRing::load(&config.kek_file())?;
+    let mut verdicts = Vec::new();
+    for meta in store.list("").await? {
+        let problem = match store.get(&meta.key, None).await {
+            Ok(o) => {
+                let mut body = o.body;
+                match stream_decrypt(&ring, &mut body, |_| Ok(())).await {
+                    Ok(_) => None,
+                    Err(e) => Some(e.to_string()),
+                }
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        verdicts.push(Verdict { key: meta.key, problem });
+    }
+    Ok(verdicts)
+}
+
+/// Decrypt a stream chunk by chunk, handing each piece of plaintext to `sink`; the object is
+/// authentic only when this returns `Ok`.
+pub async fn stream_decrypt(
+    ring: &KeyRing,
+    body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+    mut sink: impl FnMut(&[u8]) -> Result<(), Error>,
+) -> Result<cunneng_storage::ObjectInfo, Error> {
+    let mut dec = Decryptor::new(ring);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut out = Vec::new();
+    loop {
+        let n = body.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        out.clear();
+        dec.update(&buf[..n], &mut out)?;
+        sink(&out)?;
+    }
+    Ok(dec.finish()?)
+}
+
+/// Decrypt a whole object held in memory.
+pub async fn decrypt_to_vec(ring: &KeyRing, store: &dyn ObjectStore, key: &str) -> Result<Vec<u8>, Error> {
+    let mut body = store.get(key, None).await?.body;
+    let mut plain = Vec::new();
+    stream_decrypt(ring, &mut body, |c| {
+        plain.extend_from_slice(c);
+        Ok(())
+    })
+    .await
+    .map_err(|e| match e {
+        Error::Storage(se) => named(key, se),
+        other => other,
+    })?;
+    Ok(plain)
+}
+
+async fn read_prelude(store: &dyn ObjectStore, key: &str, size: u64) -> Result<Vec<u8>, Error> {
+    let end = size.min(MAX_PRELUDE_LEN as u64);
+    Ok(store.get(key, Some(ByteRange::new(0, end))).await?.bytes().await?)
+}
+
+/// A storage error with the object it concerns, in the words an operator needs.
+fn named(what: &str, e: StorageError) -> Error {
+    let why = match &e {
+        StorageError::UnknownKeyId(_) => "its key is not in the key file (a missing or removed key)".to_string(),
+        e if e.is_integrity_error() => format!("the object is damaged or was tampered with: {e}"),
+        e => e.to_string(),
+    };
+    Error::Tool(format!("{what}: {why}"))
+}
