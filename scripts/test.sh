@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Set up this machine (idempotent) and run the whole test suite: unit tests, integration tests
-# against the real binary, and the browser test (Debian's chromium, fake camera/microphone).
+# against the real binary and a real S3 server (Garage), and the browser test (Debian's
+# chromium, fake camera/microphone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_debs "${BUILD_DEBS[@]}" "${TEST_DEBS[@]}"
+# A real S3 server for the storage tests (Garage; exports GARAGE_BIN).
+ensure_garage
 
 # playwright-core for the browser test, from the npm registry, pinned by package-lock.json.
 if [ ! -d tests/browser/node_modules/playwright-core ] \

@@ -1,8 +1,8 @@
 //! The forwarding path: one [`Publisher`] per (room, participant, kind) fans RTP out to the
 //! [`Output`]s of the receiving connections.
 //!
-//! A publisher's packets pass through exactly one place, [`Publisher::fan_out`]: that is where a
-//! recorder sink will be attached (once per publisher, whatever the number of receivers).
+//! A publisher's packets pass through exactly one place, [`Publisher::fan_out`]: that is where the
+//! participant's recorder is teed (once per publisher, whatever the number of receivers).
 //! Each output has its own writer task and a bounded queue: a slow or stuck receiving connection
 //! drops its own packets and never holds up the publisher or the other receivers.
 
@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::{mpsc, watch};
@@ -21,6 +22,8 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::keyframe::is_keyframe_request;
+use crate::record::TrackKind;
+use crate::record::recorder::Tap;
 
 /// Packets queued per output before the newest are dropped (~3 s of 30 fps video).
 const OUTPUT_QUEUE: usize = 256;
@@ -92,6 +95,8 @@ pub(crate) struct Publisher {
     generation: AtomicU64,
     last_keyframe_request: Mutex<Option<Instant>>,
     dropped: AtomicU64,
+    /// The participant's recorder, when its room records (one tee per publisher).
+    recorder: RwLock<Option<Arc<Tap>>>,
 }
 
 impl Publisher {
@@ -105,6 +110,7 @@ impl Publisher {
             generation: AtomicU64::new(0),
             last_keyframe_request: Mutex::new(None),
             dropped: AtomicU64::new(0),
+            recorder: RwLock::new(None),
         })
     }
 
@@ -183,10 +189,33 @@ impl Publisher {
         });
     }
 
+    fn track_kind(&self) -> TrackKind {
+        if self.kind == RtpCodecKind::Audio { TrackKind::Audio } else { TrackKind::Video }
+    }
+
+    /// Attaches (or detaches) the participant's recorder.
+    pub fn set_recorder(self: &Arc<Self>, tap: Option<Arc<Tap>>) {
+        if let Some(t) = &tap
+            && self.kind == RtpCodecKind::Video
+        {
+            t.set_video_publisher(self);
+        }
+        *self.recorder.write().unwrap_or_else(|e| e.into_inner()) = tap;
+    }
+
+    /// Tees an RTCP sender report of the source to the recorder.
+    fn sender_report(&self, sr: &SenderReport) {
+        if let Some(tap) = self.recorder.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            tap.sender_report(self.track_kind(), sr.ssrc, sr.ntp_time, sr.rtp_time);
+        }
+    }
+
     /// The single place every packet of this publisher passes through.
     fn fan_out(&self, packet: rtp::Packet, codec: &Arc<Codec>) {
-        // Tee point: a recorder sink attaches here (once per publisher, independent of the
-        // number of receivers).
+        // Tee point: the recorder gets each packet once, whatever the number of receivers.
+        if let Some(tap) = self.recorder.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            tap.rtp(self.track_kind(), &packet, codec);
+        }
         let sinks = self.sinks.read().unwrap_or_else(|e| e.into_inner());
         for (_, tx) in sinks.iter() {
             let item = Forwarded { packet: packet.clone(), codec: codec.clone() };
@@ -255,6 +284,16 @@ pub(crate) async fn run_reader(
                 };
                 strip_extensions(&mut packet.header);
                 publisher.fan_out(packet, &codec);
+            }
+            TrackRemoteEvent::OnRtcpPacket(packets) => {
+                if publisher.generation.load(Ordering::Acquire) != generation {
+                    continue;
+                }
+                for p in &packets {
+                    if let Some(sr) = p.as_ref().as_any().downcast_ref::<SenderReport>() {
+                        publisher.sender_report(sr);
+                    }
+                }
             }
             TrackRemoteEvent::OnEnded => break,
             _ => {}

@@ -16,7 +16,7 @@
 //! ```text
 //! browser ──RTP──▶ leg (PeerConnection) ─on_track─▶ reader task ─▶ Publisher (room, participant, kind)
 //!                                                                   │  strip extensions, resolve codec
-//!                                                                   │  [tee point: recorder sink]
+//!                                                                   ├─try_send─▶ Recorder of the participant (record/)
 //!                                                                   ├─try_send─▶ Output writer ─▶ TrackLocalStaticRTP of leg B
 //!                                                                   └─try_send─▶ Output writer ─▶ TrackLocalStaticRTP of leg C
 //! ```
@@ -28,6 +28,7 @@
 mod forward;
 mod keyframe;
 mod leg;
+pub mod record;
 mod sdp;
 mod sfu;
 

@@ -20,6 +20,8 @@ use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSession
 
 use crate::forward::{Codec, Counters, Output, Publisher, run_reader};
 use crate::leg::{LegHandler, build_peer_connection};
+use crate::record::recorder::Tap;
+use crate::record::{RecordingConfig, RecordingSink};
 use crate::sdp::{OfferShape, announce_candidates, parse_offer};
 use crate::{MediaConfig, MediaError, MediaEvent, MediaStats};
 
@@ -58,11 +60,50 @@ struct Room {
     /// Fan-out points by participant label: `[audio, video]`. Created on demand (a receiver
     /// may subscribe before the publisher joins).
     publishers: HashMap<String, [Arc<Publisher>; 2]>,
+    /// Set while the room records.
+    recording: Option<RoomRecording>,
+}
+
+/// Recording of a room: one recorder per participant label, kept for the whole call (a
+/// participant that reconnects, or whose publishers are recreated, keeps its recorder and
+/// timeline). Dropping it ends every recording of the room.
+struct RoomRecording {
+    sink: Arc<dyn RecordingSink>,
+    cfg: RecordingConfig,
+    taps: HashMap<String, Arc<Tap>>,
+}
+
+impl RoomRecording {
+    fn tap(&mut self, room: &str, label: &str) -> Arc<Tap> {
+        self.taps
+            .entry(label.to_owned())
+            .or_insert_with(|| Tap::spawn(room, label, self.sink.clone(), self.cfg))
+            .clone()
+    }
+}
+
+impl Drop for RoomRecording {
+    fn drop(&mut self) {
+        for tap in self.taps.values() {
+            tap.finish();
+        }
+    }
 }
 
 impl Room {
     fn publishers(&mut self, room: &str, label: &str) -> [Arc<Publisher>; 2] {
-        self.publishers.entry(label.to_owned()).or_insert_with(|| KINDS.map(|k| Publisher::new(room, label, k))).clone()
+        if let Some(pubs) = self.publishers.get(label) {
+            return pubs.clone();
+        }
+        let pubs = KINDS.map(|k| Publisher::new(room, label, k));
+        if let Some(rec) = self.recording.as_mut() {
+            let tap = rec.tap(room, label);
+            for p in &pubs {
+                p.set_recorder(Some(tap.clone()));
+            }
+        }
+        self.publishers.insert(label.to_owned(), pubs.clone());
+        pubs
     }
 
     /// Forgets publishers nobody publishes on or receives from any more.
@@ -341,14 +382,79 @@ impl Sfu {
         self.inner.remove_participant(room, participant).await;
     }
 
-    /// Closes every connection of the room and forgets it.
+    /// Records every participant of `room` into `sink` from now on (until the room is closed
+    /// or emptied, or [`Sfu::stop_recording`]), with the default [`RecordingConfig`]. Off by
+    /// default. Calling it again while the room records changes nothing.
+    pub fn set_recording(&self, room: &str, sink: Arc<dyn RecordingSink>) {
+        self.set_recording_with(room, sink, RecordingConfig::default());
+    }
+
+    /// [`Sfu::set_recording`] with a configuration.
+    pub fn set_recording_with(&self, room: &str, sink: Arc<dyn RecordingSink>, cfg: RecordingConfig) {
+        if check_id(room, "room").is_err() {
+            warn!(%room, "recording ignored: bad room id");
+            return;
+        }
+        let mut state = lock(&self.inner.state);
+        let r = state.rooms.entry(room.to_owned()).or_default();
+        if r.recording.is_some() {
+            return;
+        }
+        let mut rec = RoomRecording { sink, cfg, taps: HashMap::new() };
+        for (label, pubs) in &r.publishers {
+            let tap = rec.tap(room, label);
+            for p in pubs {
+                p.set_recorder(Some(tap.clone()));
+            }
+            pubs[1].request_keyframe(true);
+        }
+        info!(%room, "recording on");
+        r.recording = Some(rec);
+    }
+
+    /// Ends the recordings of `room` (each participant's last segment, archive copy and
+    /// manifest follow through the sink); the call goes on unrecorded.
+    pub fn stop_recording(&self, room: &str) {
+        let rec = {
+            let mut state = lock(&self.inner.state);
+            let Some(r) = state.rooms.get_mut(room) else {
+                return;
+            };
+            for pubs in r.publishers.values() {
+                for p in pubs {
+                    p.set_recorder(None);
+                }
+            }
+            r.recording.take()
+        };
+        if rec.is_some() {
+            info!(%room, "recording off");
+        }
+        drop(rec);
+    }
+
+    /// Whether `room` records.
+    pub fn is_recording(&self, room: &str) -> bool {
+        lock(&self.inner.state).rooms.get(room).is_some_and(|r| r.recording.is_some())
+    }
+
+    /// Asks `participant`'s browser for a video keyframe (rate-limited).
+    pub fn request_keyframe(&self, room: &str, participant: &str) {
+        let state = lock(&self.inner.state);
+        if let Some(pubs) = state.rooms.get(room).and_then(|r| r.publishers.get(participant)) {
+            pubs[1].request_keyframe(true);
+        }
+    }
+
+    /// Closes every connection of the room and forgets it (its recordings end).
     pub async fn close_room(&self, room: &str) {
         let legs: Vec<Arc<Leg>> = {
             let mut state = lock(&self.inner.state);
-            let Some(r) = state.rooms.remove(room) else {
+            let Some(mut r) = state.rooms.remove(room) else {
                 return;
             };
-            r.participants.into_values().filter_map(|p| p.leg).collect()
+            drop(r.recording.take());
+            r.participants.drain().filter_map(|(_, p)| p.leg).collect()
         };
         info!(%room, connections = legs.len(), "room closed");
         for leg in legs {

@@ -155,6 +155,8 @@ pub struct LimitsConfig {
     pub ws_messages_per_sec: u32,
     pub ws_burst: u32,
     pub http_body_bytes: usize,
+    /// Largest paper (scan, result document) one may upload.
+    pub paper_max_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -165,6 +167,7 @@ impl Default for LimitsConfig {
             ws_messages_per_sec: 20,
             ws_burst: 40,
             http_body_bytes: 1024 * 1024,
+            paper_max_bytes: 20 * 1024 * 1024,
         }
     }
 }
@@ -408,6 +411,7 @@ impl Config {
             ("limits.ws_messages_per_sec", l.ws_messages_per_sec as usize),
             ("limits.ws_burst", l.ws_burst as usize),
             ("limits.http_body_bytes", l.http_body_bytes),
+            ("limits.paper_max_bytes", l.paper_max_bytes),
         ] {
             if v == 0 {
                 return bad(key, "must be > 0");

@@ -318,6 +318,8 @@ struct Engine {
     queue_staff: HashSet<i64>,
     rooms: HashMap<Room, BTreeSet<Party>>,
     media_ops: mpsc::Sender<MediaOp>,
+    /// Every call and group room is recorded into this sink.
+    recordings: Arc<crate::recording::Recordings>,
     last_snapshot: String,
 }
 
@@ -327,6 +329,7 @@ pub async fn start(
     db: Db,
     sfu: Sfu,
     media_events: mpsc::Receiver<MediaEvent>,
+    recordings: Arc<crate::recording::Recordings>,
 ) -> Result<EngineHandle, Error> {
     let topology = db.topology()?;
     let qtopo = to_queue_topology(&topology);
@@ -360,6 +363,7 @@ pub async fn start(
         queue_staff: topology.approvers.iter().chain(&topology.dispatchers).map(|s| s.user_id).collect(),
         rooms: HashMap::new(),
         media_ops,
+        recordings,
         last_snapshot,
     };
     engine.persist();
@@ -664,6 +668,7 @@ impl Engine {
                 Action::OpenRoom { room, participants } => {
                     self.rooms.insert(room, participants.into_iter().collect());
                     self.subscribe(room);
+                    self.start_recording(room);
                 }
                 Action::AddToRoom { room, party } => {
                     self.rooms.entry(room).or_default().insert(party);
@@ -701,6 +706,18 @@ impl Engine {
                 .collect();
             self.sfu.set_subscriptions(&room_s, &label(p), publishers);
         }
+    }
+
+    /// Turn recording on for a room that just opened, with its case.
+    fn start_recording(&self, room: Room) {
+        let case_id = match room {
+            Room::Call(call) => self.queue.call(call).and_then(|v| v.case).map(|c| c.0),
+            Room::Group(_) => None,
+        };
+        let case_no = case_id.and_then(|c| self.db.case(c).ok().flatten()).map(|c| c.case_no);
+        let room_s = room.to_string();
+        self.recordings.begin(&room_s, case_id, case_no);
+        self.sfu.set_recording(&room_s, self.recordings.clone());
     }
 
     /// Media-plane teardown runs on one task, in the order the queue decided it.

@@ -31,6 +31,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/windows", get(windows))
         .route("/api/villages", get(villages))
         .route("/ws", get(crate::ws::upgrade))
+        .route("/progress", get(|| page("progress")))
+        .merge(crate::cases::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)

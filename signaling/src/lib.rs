@@ -2,6 +2,8 @@
 //! the REST API and the WebSocket protocol. See ARCHITECTURE.md for the map.
 
 pub mod auth;
+pub mod bookings;
+pub mod cases;
 pub mod config;
 pub mod db;
 pub mod engine;
@@ -10,7 +12,9 @@ pub mod http;
 pub mod import;
 pub mod metrics;
 pub mod objects;
+pub mod papers;
 pub mod queue;
+pub mod recording;
 pub mod server;
 pub mod state;
 pub mod tls;

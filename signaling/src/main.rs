@@ -120,7 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("loading configuration")?;
     init_tracing(&config);
     // webrtc brings rustls' ring provider; make it the process default before any TLS use.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    cunneng_storage::s3::install_default_crypto_provider();
 
     let runtime = tokio::runtime::Runtime::new().context("starting tokio")?;
     match cli.command {

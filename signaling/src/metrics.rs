@@ -41,6 +41,7 @@ pub struct Snapshot {
     pub forwarded_packets: u64,
     pub forwarded_bytes: u64,
     pub rejected: BTreeMap<&'static str, u64>,
+    pub spool: Option<cunneng_storage::SpoolMetrics>,
 }
 
 fn esc(s: &str) -> String {
@@ -99,6 +100,30 @@ pub fn render(s: &Snapshot) -> String {
     );
     for (reason, n) in &s.rejected {
         let _ = writeln!(o, "cunneng_rejected_total{{reason=\"{reason}\"}} {n}");
+    }
+    if let Some(sp) = &s.spool {
+        let spool: [(&str, &str, &str, f64); 7] = [
+            (
+                "cunneng_spool_objects",
+                "gauge",
+                "Encrypted objects waiting in the spool for upload.",
+                sp.spooled_objects as f64,
+            ),
+            ("cunneng_spool_bytes", "gauge", "Bytes waiting in the spool.", sp.spooled_bytes as f64),
+            ("cunneng_spool_quota_bytes", "gauge", "The spool's quota.", sp.quota_bytes as f64),
+            ("cunneng_spool_fill_ratio", "gauge", "Spooled bytes over the quota (warns past 0.8).", sp.fill_ratio),
+            (
+                "cunneng_spool_uploaded_objects_total",
+                "counter",
+                "Objects uploaded and verified.",
+                sp.uploaded_objects as f64,
+            ),
+            ("cunneng_spool_upload_failures_total", "counter", "Failed upload attempts.", sp.upload_failures as f64),
+            ("cunneng_spool_rejected_puts_total", "counter", "Objects refused (spool full).", sp.rejected_puts as f64),
+        ];
+        for (name, kind, help, v) in spool {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
     }
     o
 }

@@ -25,6 +25,8 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// Where encrypted objects (recordings, papers) are kept.
     pub objects: Arc<dyn cunneng_storage::ObjectStore>,
+    /// The spool in front of an S3 store (None for the local backend).
+    pub spool: Option<Arc<cunneng_storage::Spool>>,
     /// Key-encryption keys: the active one seals new objects, older ones still open theirs.
     pub keys: Arc<cunneng_storage::KeyRing>,
     /// One permit per open WebSocket (`limits.max_connections`).
@@ -43,11 +45,12 @@ impl AppState {
     pub async fn start(config: Arc<Config>, db: Db) -> Result<AppState, Error> {
         let (sfu, media_events) = cunneng_media_recorder::Sfu::new(crate::engine::media_config(&config)?);
         let metrics = Arc::new(Metrics::default());
-        let engine = crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events).await?;
-        let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         let keys = Arc::new(crate::objects::load_or_create_keys(&config.kek_file())?);
-        let objects = crate::objects::open_store(&config).await?;
-        Ok(AppState(Arc::new(Inner { config, db, engine, sfu, metrics, objects, keys, connections })))
+        let crate::objects::Objects { store: objects, spool } = crate::objects::open(&config).await?;
+        let recordings = crate::recording::Recordings::start(db.clone(), objects.clone(), keys.clone())?;
+        let engine = crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings).await?;
+        let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        Ok(AppState(Arc::new(Inner { config, db, engine, sfu, metrics, objects, spool, keys, connections })))
     }
 
     /// Resolve a bearer token (kiosk device token or staff session).
@@ -89,11 +92,15 @@ impl AppState {
             forwarded_packets: media.forwarded_packets,
             forwarded_bytes: media.forwarded_bytes,
             rejected: self.metrics.rejected(),
+            spool: self.spool.as_ref().map(|s| s.metrics()),
         })
     }
 
     /// Stop the engine (persisting the queue) after the HTTP server has stopped.
     pub async fn shutdown(&self) {
         self.engine.shutdown().await;
+        if let Some(spool) = &self.spool {
+            spool.shutdown();
+        }
     }
 }

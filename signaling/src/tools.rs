@@ -21,7 +21,7 @@ pub fn keys_generate(config: &Config) -> Result<String, Error> {
             path.display()
         )));
     }
-    let ring = KeyRing::generate_file(&path)?;
+    let ring = crate::objects::load_or_create_keys(&path)?;
     Ok(format!("generated key {} in {} (back this file up)", ring.active().id(), path.display()))
 }
 
@@ -106,7 +106,7 @@ pub struct Verdict {
 }
 
 /// `cunneng verify`: decrypt every object of the store (discarding the plaintext) and check
-/// its integrity.
+/// its integrity; then check that every segment a recording manifest lists has its hash.
 pub async fn verify(config: &Config, store: &dyn ObjectStore) -> Result<Vec<Verdict>, Error> {
     let ring = KeyRing::load(&config.kek_file())?;
     let mut verdicts = Vec::new();
@@ -123,6 +123,7 @@ pub async fn verify(config: &Config, store: &dyn ObjectStore) -> Result<Vec<Verd
         };
         verdicts.push(Verdict { key: meta.key, problem });
     }
+    verdicts.extend(crate::recording::verify_manifests(store, &ring).await?);
     Ok(verdicts)
 }
 

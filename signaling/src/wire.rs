@@ -150,6 +150,27 @@ pub enum ServerMsg {
     MediaAnswer { room: String, pc_id: String, sdp: String },
     #[serde(rename = "media.renegotiate")]
     MediaRenegotiate { room: String, recv_slots: usize },
+    // Cases and papers (docs/cases-api.md); sent by `cases.rs` / `papers.rs` via `engine.notify`.
+    #[serde(rename = "paper.added")]
+    PaperAdded { case_no: String, paper: serde_json::Value },
+    #[serde(rename = "paper.rescan_requested")]
+    PaperRescanRequested { case_no: String, paper_id: Option<i64>, note: String },
+    #[serde(rename = "outcome")]
+    Outcome {
+        case_no: String,
+        status: &'static str,
+        status_text: &'static str,
+        outcome: Option<String>,
+        note: String,
+        missing_items: Vec<String>,
+        result: Option<serde_json::Value>,
+    },
+    #[serde(rename = "signoff.requested")]
+    SignoffRequested { case_no: String, matter: Named, village: Named },
+    #[serde(rename = "signoff.returned")]
+    SignoffReturned { case_no: String, reason: String },
+    #[serde(rename = "inbox.item")]
+    InboxItem { item: serde_json::Value },
 }
 
 impl ServerMsg {

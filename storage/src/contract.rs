@@ -88,6 +88,15 @@ pub async fn run(store: &dyn ObjectStore, prefix: &str) {
         );
     }
 
+    // copy: a complete, independent object under the new key; missing source is NotFound
+    let receipt = store.copy(&k("obj/big"), &k("obj/copy")).await.expect("copy");
+    assert_eq!((receipt.size, receipt.sha256), (big.len() as u64, sha256(&big)), "copy receipt");
+    assert!(store.get_bytes(&k("obj/copy"), None).await.expect("get copy") == big, "copy has the same bytes");
+    store.delete(&k("obj/copy")).await.expect("delete copy");
+    assert!(store.get_bytes(&k("obj/big"), Some(ByteRange::new(0, 4))).await.is_ok(), "source kept");
+    let e = store.copy(&k("obj/missing"), &k("obj/copy2")).await.err();
+    assert!(matches!(e, Some(StorageError::NotFound(_))), "copy of a missing object, got {e:?}");
+
     // overwrite replaces
     let v2 = pattern(10, 3);
     store.put_bytes(&k("obj/small"), &v2).await.expect("overwrite");

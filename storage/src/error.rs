@@ -99,6 +99,45 @@ pub enum StorageError {
     #[error("object key `{0}` conflicts with an existing object or prefix on this backend")]
     KeyConflict(String),
 
+    // ---- remote stores (S3) ----
+    /// The store refused the request's credentials or signature (wrong access key id or
+    /// secret, a key without rights on the bucket, a clock far off).
+    #[error(
+        "the object store rejected the credentials during {op} ({detail}): check the access key id and secret \
+         (storage config or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the key's rights on the bucket"
+    )]
+    AccessDenied { op: String, detail: String },
+    #[error("bucket `{0}` does not exist on the object store")]
+    NoSuchBucket(String),
+    /// The store could not be reached, timed out, or failed with a server error: try again later.
+    #[error("object store unavailable during {op}: {detail}")]
+    Unavailable { op: String, detail: String },
+    /// Any other error the store answered with.
+    #[error("object store error during {op}: {detail}")]
+    Backend { op: String, detail: String },
+    /// A stored object is not what was uploaded (size or hash read back differ).
+    #[error("verification of `{key}` failed after upload: {detail}")]
+    VerifyFailed { key: String, detail: String },
+    #[error("storage configuration: {0}")]
+    Config(String),
+
+    // ---- spool ----
+    /// The spool has no room for another object: the store has been unreachable for a while
+    /// (see the spool metrics), or the quota is too small. Nothing was stored.
+    #[error(
+        "spool full: cannot accept `{key}`: {used_bytes} of {quota_bytes} bytes and {objects} of {max_objects} \
+         objects in use, waiting for the object store"
+    )]
+    SpoolFull { key: String, used_bytes: u64, quota_bytes: u64, objects: u64, max_objects: u64 },
+    /// The spool only takes encrypted objects: plaintext never reaches the disk.
+    #[error("refusing to spool `{key}`: it is not an encrypted cunneng object")]
+    NotEncrypted { key: String },
+
+    // ---- retention ----
+    /// An object of a case under legal hold cannot be destroyed.
+    #[error("`{key}` belongs to case `{case_id}`, which is under legal hold")]
+    UnderLegalHold { key: String, case_id: String },
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -130,6 +169,12 @@ impl StorageError {
         }
     }
 
+    /// True for failures that may go away by themselves (store unreachable, timeouts, server
+    /// errors, local I/O): worth retrying with backoff.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StorageError::Unavailable { .. } | StorageError::Io { .. })
+    }
+
     /// True for the variants that mean "the object's bytes are damaged or not what they claim",
     /// as opposed to a missing key, a missing object or an I/O failure.
     pub fn is_integrity_error(&self) -> bool {
@@ -151,6 +196,7 @@ impl StorageError {
                 | FinalChunkNotLast { .. }
                 | TrailingData { .. }
                 | ChecksumMismatch { .. }
+                | VerifyFailed { .. }
         )
     }
 }

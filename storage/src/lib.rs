@@ -4,7 +4,11 @@
 //!   AEAD in the STREAM construction with random access). Specified in docs/storage-format.md.
 //! - [`keys`]: key-encryption keys, the KEK file, rotation.
 //! - [`store`]: the [`ObjectStore`] trait for where objects live; [`local`] is the
-//!   local-directory backend.
+//!   local-directory backend, [`s3`] the S3 backend (Garage, AWS, …).
+//! - [`spool`]: the durable local spool in front of a store (outages, backoff, quota).
+//! - [`retention`]: retention periods, legal holds, destruction records, lifecycle rules.
+//!
+//! Operating it: docs/storage-operations.md.
 //!
 //! Plaintext never goes through a store: callers encrypt with [`Encryptor`] and put the
 //! ciphertext. This crate knows nothing of calls, WebRTC or signaling.
@@ -13,6 +17,9 @@ pub mod error;
 pub mod format;
 pub mod keys;
 pub mod local;
+pub mod retention;
+pub mod s3;
+pub mod spool;
 pub mod store;
 
 #[cfg(any(test, feature = "test-support"))]
@@ -25,4 +32,7 @@ pub use format::{
 };
 pub use keys::{Kek, KeyRing, KeyStatus};
 pub use local::LocalStore;
+pub use retention::{DestructionLog, DestructionRecord, ObjectRecord, RetentionConfig, RetentionPlan, RetentionPolicy};
+pub use s3::{LifecycleOutcome, LifecycleRule, S3Config, S3Credentials, S3Store};
+pub use spool::{Spool, SpoolConfig, SpoolMetrics};
 pub use store::{ByteRange, GetObject, ObjectMeta, ObjectStore, PutReceipt};

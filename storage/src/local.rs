@@ -223,7 +223,9 @@ impl ObjectStore for LocalStore {
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
         let path = self.path_of(key)?;
         match tokio::fs::metadata(&path).await {
-            Ok(m) if m.is_file() => Ok(ObjectMeta { key: key.to_owned(), size: m.len(), modified: m.modified().ok() }),
+            Ok(m) if m.is_file() => {
+                Ok(ObjectMeta { key: key.to_owned(), size: m.len(), modified: m.modified().ok(), sha256: None })
+            }
             Ok(_) => Err(StorageError::NotFound(key.to_owned())),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
                 Err(StorageError::NotFound(key.to_owned()))
@@ -237,7 +239,12 @@ impl ObjectStore for LocalStore {
         let root = self.root.clone();
         blocking(move || {
             match std::fs::symlink_metadata(&path) {
-                Ok(m) if !m.is_dir() => std::fs::remove_file(&path)?,
+                Ok(m) if !m.is_dir() => match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    // A concurrent delete of the same key got there first.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(e),
+                },
                 Ok(_) => return Ok(()), // a "directory key" holds no object
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
                     return Ok(());
@@ -245,7 +252,11 @@ impl ObjectStore for LocalStore {
                 Err(e) => return Err(e),
             }
             let parent = path.parent().expect("key path has a parent");
-            sync_dir(parent)?;
+            match sync_dir(parent) {
+                // A concurrent delete of a sibling pruned the (then empty) directory.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                r => r?,
+            }
             // Prune directories left empty, up to the root.
             let mut dir = parent.to_path_buf();
             while dir != root && std::fs::remove_dir(&dir).is_ok() {
@@ -298,7 +309,7 @@ impl ObjectStore for LocalStore {
                         }
                     } else if ft.is_file() && key.starts_with(&prefix) {
                         let meta = entry.metadata()?;
-                        out.push(ObjectMeta { key, size: meta.len(), modified: meta.modified().ok() });
+                        out.push(ObjectMeta { key, size: meta.len(), modified: meta.modified().ok(), sha256: None });
                     }
                 }
             }
@@ -308,6 +319,10 @@ impl ObjectStore for LocalStore {
         .map_err(|e| StorageError::io("listing objects", e))?;
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn cleanup_incomplete_uploads(&self, older_than: Duration) -> Result<u64> {
+        Ok(self.remove_stale_temp(older_than).await? as u64)
     }
 }
 
@@ -350,6 +365,31 @@ mod tests {
         // After a "restart", stale temp files are swept.
         let reopened = LocalStore::open(dir.path()).await.unwrap();
         assert_eq!(reopened.remove_stale_temp(Duration::ZERO).await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_deletes_in_one_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).await.unwrap();
+        for round in 0..20 {
+            let keys: Vec<String> = (0..8).map(|i| format!("d{round}/k{i}")).collect();
+            for k in &keys {
+                store.put_bytes(k, b"x").await.unwrap();
+            }
+            // Each key twice, all at once: siblings prune the directory under each other.
+            let tasks: Vec<_> = keys
+                .iter()
+                .chain(keys.iter())
+                .map(|k| {
+                    let (s, k) = (store.clone(), k.clone());
+                    tokio::spawn(async move { s.delete(&k).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+            assert!(store.list("").await.unwrap().is_empty());
+        }
     }
 
     #[tokio::test]

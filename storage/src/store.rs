@@ -65,6 +65,9 @@ pub struct ObjectMeta {
     pub key: String,
     pub size: u64,
     pub modified: Option<SystemTime>,
+    /// SHA-256 of the whole object, where the store keeps it (the S3 backend stores the
+    /// digest it verified in the object's metadata; [`ObjectStore::list`] never fills it).
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// The result of a successful put.
@@ -121,6 +124,23 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// Every object whose key starts with `prefix` (which may be empty), sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Copy the object `from` to `to` (replacing any object there). The default streams it
+    /// through this process; backends with a server-side copy override it.
+    async fn copy(&self, from: &str, to: &str) -> Result<PutReceipt> {
+        validate_key(to)?;
+        let src = self.get(from, None).await?;
+        let mut body = src.body;
+        let expected = self.head(from).await?.sha256;
+        self.put(to, &mut body, expected).await
+    }
+
+    /// Remove what interrupted uploads left behind (incomplete multipart uploads, temp files)
+    /// that is older than `older_than`; how many were removed. Run at start-up.
+    async fn cleanup_incomplete_uploads(&self, older_than: std::time::Duration) -> Result<u64> {
+        let _ = older_than;
+        Ok(0)
+    }
 
     /// Convenience: put a byte slice.
     async fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<PutReceipt> {

@@ -259,7 +259,13 @@ pub async fn pairing(server: &Server, nth: usize) -> Result<Pairing> {
 
 /// Negotiate `peer` into `room` over the signaling socket `ws` (as a page does): send its
 /// offer with `pc_id`, apply the server's answer.
-pub async fn negotiate(ws: &mut WsClient, peer: &crate::peer::SyntheticPeer, room: &str, pc_id: &str, offer: String) -> Result<()> {
+pub async fn negotiate(
+    ws: &mut WsClient,
+    peer: &crate::peer::SyntheticPeer,
+    room: &str,
+    pc_id: &str,
+    offer: String,
+) -> Result<()> {
     ws.send(json!({"type": "media.offer", "room": room, "pc_id": pc_id, "sdp": offer})).await?;
     let answer = ws.expect_where("media.answer", |m| m["pc_id"] == pc_id).await?;
     peer.apply_answer(answer["sdp"].as_str().context("answer sdp")?).await?;

@@ -1,6 +1,8 @@
 //! Test support for cunneng's end-to-end tests: the real binary ([`server`]), signaling clients
-//! ([`client`]) and synthetic WebRTC peers ([`peer`]).
+//! ([`client`]), synthetic WebRTC peers ([`peer`]) and a real S3 server ([`garage`]).
 
+pub mod cases;
 pub mod client;
+pub mod garage;
 pub mod peer;
 pub mod server;

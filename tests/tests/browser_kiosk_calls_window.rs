@@ -30,7 +30,8 @@ async fn browser_kiosk_calls_window_and_both_decode_video() -> anyhow::Result<()
     // The window link of the approver at the matter's window.
     let mut window_url = None;
     for link in server.links("window") {
-        let token = login(&server, &link.fragment_param("user").unwrap(), &link.fragment_param("password").unwrap()).await?;
+        let token =
+            login(&server, &link.fragment_param("user").unwrap(), &link.fragment_param("password").unwrap()).await?;
         if token.is_empty() {
             continue;
         }

@@ -57,7 +57,8 @@ async fn paired_peers_receive_each_others_media() -> anyhow::Result<()> {
     .await?;
 
     // The server counts what it forwarded.
-    let metrics = cunneng_tests::client::http().get(format!("{}/metrics", server.base_url)).send().await?.text().await?;
+    let metrics =
+        cunneng_tests::client::http().get(format!("{}/metrics", server.base_url)).send().await?.text().await?;
     let forwarded: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("cunneng_forwarded_packets_total "))
@@ -82,7 +83,11 @@ async fn media_offer_for_a_room_one_is_not_in_is_refused() -> anyhow::Result<()>
     let offer = peer.offer().await?;
     for room in ["call:1", "group:1", "nonsense", ""] {
         let err = k
-            .request(json!({"type": "media.offer", "room": room, "pc_id": "x", "sdp": offer}), 1, cunneng_tests::client::STEP)
+            .request(
+                json!({"type": "media.offer", "room": room, "pc_id": "x", "sdp": offer}),
+                1,
+                cunneng_tests::client::STEP,
+            )
             .await?
             .expect("error");
         assert_eq!(err["code"], "forbidden", "{room}: {err}");
@@ -124,7 +129,8 @@ async fn group_call_brings_every_joined_kiosk_to_the_dispatcher() -> anyhow::Res
 
     for k in &kiosks {
         let label = format!("kiosk:{}", k.id());
-        eventually(MEDIA, &format!("the dispatcher receives {label}"), || dp.received_from(&label).video_packets > 5).await?;
+        eventually(MEDIA, &format!("the dispatcher receives {label}"), || dp.received_from(&label).video_packets > 5)
+            .await?;
     }
     let dlabel = format!("staff:{}", dispatcher.id());
     eventually(MEDIA, "each kiosk receives the dispatcher", || {

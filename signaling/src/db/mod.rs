@@ -62,7 +62,17 @@ impl DataError {
 }
 
 /// Embedded migrations, applied in order; a version is never edited once released.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "cases", include_str!("migrations/0002_cases.sql")),
+    (3, "recordings", include_str!("migrations/0003_recordings.sql")),
+];
+
+// Cases in full: villager, decisions, timeline, papers, ratings, inbox, bookings.
+mod cases;
+mod recordings;
+pub use cases::*;
+pub use recordings::RecordingRow;
 
 // ---------------------------------------------------------------------------------------------
 // Enumerations stored as text.
@@ -1567,11 +1577,12 @@ mod tests {
         let path = dir.path().join("sub/dir/cunneng.db");
         {
             let db = Db::open(&path).unwrap();
-            assert_eq!(db.schema_versions().unwrap(), vec![1]);
+            let all: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+            assert_eq!(db.schema_versions().unwrap(), all);
             db.write(|tx| tx.upsert_town("甲镇", false)).unwrap();
         }
         let db = Db::open(&path).unwrap();
-        assert_eq!(db.schema_versions().unwrap(), vec![1]);
+        assert_eq!(db.schema_versions().unwrap(), MIGRATIONS.iter().map(|m| m.0).collect::<Vec<_>>());
         assert_eq!(db.counts().unwrap().towns, 1);
         let mode: String = db.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");

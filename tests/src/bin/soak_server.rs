@@ -66,9 +66,11 @@ async fn main() -> Result<()> {
         let peer = SyntheticPeer::new("kiosk").await?;
         negotiate(&mut kiosk, &peer, &room, &format!("k{i}"), peer.offer().await?).await?;
         peer.wait_connected(Duration::from_secs(10)).await.with_context(|| format!("cycle {i}"))?;
-        eventually(Duration::from_secs(10), "the kiosk receives media", || peer.received_from(&staff_label).video_packets > 0)
-            .await
-            .with_context(|| format!("cycle {i}"))?;
+        eventually(Duration::from_secs(10), "the kiosk receives media", || {
+            peer.received_from(&staff_label).video_packets > 0
+        })
+        .await
+        .with_context(|| format!("cycle {i}"))?;
         peer.close().await?;
         // Drain signaling noise (renegotiation hints etc.) so the socket's backlog stays small.
         while let Ok(m) = kiosk.next(Duration::from_millis(1)).await {
@@ -79,7 +81,12 @@ async fn main() -> Result<()> {
             println!("soak: after warm-up ({warmup} cycles): RSS {warm_rss} KiB");
         }
         if (i + 1) % 250 == 0 {
-            println!("soak: {} cycles, RSS {} KiB, {:.0} ms/cycle", i + 1, rss_kib(pid), started.elapsed().as_millis() as f64 / (i + 1) as f64);
+            println!(
+                "soak: {} cycles, RSS {} KiB, {:.0} ms/cycle",
+                i + 1,
+                rss_kib(pid),
+                started.elapsed().as_millis() as f64 / (i + 1) as f64
+            );
         }
     }
     // Let the last connection's teardown finish.

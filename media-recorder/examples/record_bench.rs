@@ -1,0 +1,185 @@
+//! Cost of recording one participant: encodes `SECONDS` of 640x480 VP8 (~600 kbit/s) and Opus
+//! with the ffmpeg CLI, packetizes it like a browser, and feeds it through one [`Recorder`]
+//! (depacketize, timeline, segmenter, muxing into in-memory segments, archive at the end) as
+//! fast as it goes, then prints CPU time per second of media and peak memory.
+//!
+//! `cargo run --release -p cunneng-media-recorder --example record_bench [-- SECONDS]`
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cunneng_media_recorder::record::{
+    ClosedSegment, FinishedRecording, Recorder, RecordingConfig, RecordingSink, TrackKind,
+};
+use rtc::rtp;
+
+struct Sink;
+impl RecordingSink for Sink {
+    fn segment_closed(&self, _segment: ClosedSegment) {}
+    fn recording_finished(&self, r: FinishedRecording) {
+        eprintln!("segments {}, archive {} bytes", r.manifest.segments.len(), r.archive.map(|a| a.len).unwrap_or(0));
+    }
+}
+
+/// CPU time of this thread (ns precision; the recorder runs on it).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    stat.split_whitespace().next().and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) / 1e9
+}
+
+fn status(key: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn packet(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> rtp::Packet {
+    rtp::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            ..Default::default()
+        },
+        payload: Bytes::from(payload),
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(60);
+    let dir = tempfile::tempdir()?;
+    let v = dir.path().join("v.ivf");
+    let a = dir.path().join("a.ogg");
+    let t = seconds.to_string();
+    for args in [
+        vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x480:rate=30",
+            "-t",
+            &t,
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-lag-in-frames",
+            "0",
+            "-b:v",
+            "600k",
+            "-g",
+            "3000",
+            "-f",
+            "ivf",
+            v.to_str().unwrap_or(""),
+        ],
+        vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &t,
+            "-ac",
+            "2",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "32k",
+            "-frame_duration",
+            "20",
+            a.to_str().unwrap_or(""),
+        ],
+    ] {
+        let ok =
+            Command::new("ffmpeg").args(["-hide_banner", "-loglevel", "error", "-y"]).args(&args).status()?.success();
+        if !ok {
+            return Err("ffmpeg failed".into());
+        }
+    }
+    // IVF frames.
+    let data = std::fs::read(&v)?;
+    let mut frames = Vec::new();
+    let mut i = 32;
+    while i + 12 <= data.len() {
+        let n = u32::from_le_bytes(data[i..i + 4].try_into()?) as usize;
+        frames.push(data[i + 12..i + 12 + n].to_vec());
+        i += 12 + n;
+    }
+    // Ogg packets (header packets skipped).
+    let data = std::fs::read(&a)?;
+    let (mut opus, mut cur, mut i) = (Vec::new(), Vec::new(), 0);
+    while i + 27 <= data.len() {
+        let n = data[i + 26] as usize;
+        let mut j = i + 27 + n;
+        for &l in &data[i + 27..i + 27 + n] {
+            cur.extend_from_slice(&data[j..j + l as usize]);
+            j += l as usize;
+            if l < 255 {
+                opus.push(std::mem::take(&mut cur));
+            }
+        }
+        i = j;
+    }
+    let opus = opus.split_off(2);
+    // Arrival-ordered packets.
+    let mut events: Vec<(u64, TrackKind, rtp::Packet)> = Vec::new();
+    let mut seq = 0u16;
+    for (n, f) in frames.iter().enumerate() {
+        let w = n as u64 * 100 / 3;
+        let chunks: Vec<&[u8]> = f.chunks(1100).collect();
+        let k = chunks.len();
+        for (j, c) in chunks.into_iter().enumerate() {
+            let mut p = vec![if j == 0 { 0x90 } else { 0x80 }, 0x80, 0x80 | (n >> 8 & 0x7f) as u8, n as u8];
+            p.extend_from_slice(c);
+            events.push((w + 40, TrackKind::Video, packet(2, seq, n as u32 * 3000, j + 1 == k, p)));
+            seq = seq.wrapping_add(1);
+        }
+    }
+    for (n, p) in opus.iter().enumerate() {
+        events.push((n as u64 * 20 + 15, TrackKind::Audio, packet(1, n as u16, n as u32 * 960, false, p.clone())));
+    }
+    events.sort_by_key(|e| e.0);
+    let packets = events.len();
+
+    let rss_before = status("VmRSS:");
+    let cpu0 = cpu_seconds();
+    let wall = Instant::now();
+    let base = Instant::now();
+    // Periodic keyframes on request, as a browser would: the bench input has one keyframe
+    // only, so segments are cut at the hard maximum (the costlier case is the same).
+    let mut rec = Recorder::new("bench", "p", Arc::new(Sink), RecordingConfig::default(), Box::new(|| {}));
+    let mut next_tick = 0;
+    for (ms, kind, p) in &events {
+        while next_tick <= *ms {
+            rec.tick(base + Duration::from_millis(next_tick));
+            next_tick += 50;
+        }
+        let (mime, clock) = if *kind == TrackKind::Audio { ("audio/opus", 48000) } else { ("video/vp8", 90000) };
+        rec.push_rtp(*kind, mime, clock, p, base + Duration::from_millis(*ms));
+    }
+    let rss_during = status("VmRSS:");
+    let cpu_live = cpu_seconds() - cpu0;
+    rec.finish();
+    let cpu_total = cpu_seconds() - cpu0;
+    println!(
+        "{seconds} s of media ({packets} RTP packets, {} video frames): live path {:.4} s CPU = {:.3} % of one core; \
+         with the archive at the end {:.4} s CPU ({:.3} %); wall {:.2} s; RSS before {rss_before}, after the live part {rss_during}, peak {}",
+        frames.len(),
+        cpu_live,
+        cpu_live / seconds as f64 * 100.0,
+        cpu_total,
+        cpu_total / seconds as f64 * 100.0,
+        wall.elapsed().as_secs_f64(),
+        status("VmHWM:"),
+    );
+    Ok(())
+}

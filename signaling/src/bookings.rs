@@ -1,0 +1,318 @@
+//! 预约 bookings (docs/cases-api.md "预约 bookings"): a village room books a 30-minute slot for
+//! a matter at the window that takes it; the approver sees the day's bookings; a booked call
+//! is queued ahead of unbooked ones at its time (the engine asks [`booking_for_request`]).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::cases::{Viewer, blocking, body, conflict, text};
+use crate::db::{BookingRow, BookingScope, DataError, Db};
+use crate::error::ApiError;
+use crate::http::Authed;
+use crate::queue::Priority;
+use crate::state::AppState;
+
+const MINUTE: u64 = 60_000;
+const DAY: u64 = 86_400_000;
+/// China Standard Time is UTC+8 all year.
+const CHINA_OFFSET: u64 = 8 * 60 * MINUTE;
+pub const SLOT_MS: u64 = 30 * MINUTE;
+/// Slot starts, in minutes after midnight China time: 09:00-12:00 and 14:00-17:30.
+pub const SLOT_STARTS_MIN: [u64; 13] = [540, 570, 600, 630, 660, 690, 840, 870, 900, 930, 960, 990, 1020];
+/// A slot can be booked if it starts at least this long from now...
+pub const BOOK_AHEAD_MIN_MS: u64 = 10 * MINUTE;
+/// ...and at most this long.
+pub const BOOK_AHEAD_MAX_MS: u64 = 14 * DAY;
+/// A booked call counts as on time from this long before its slot until the slot ends.
+pub const EARLY_MS: u64 = 10 * MINUTE;
+/// The queue priority of a call whose booking is due (unbooked calls are `Priority::NORMAL`).
+pub const BOOKED_PRIORITY: Priority = Priority(1);
+
+pub fn routes() -> axum::Router<AppState> {
+    Router::new()
+        .route("/api/bookings", get(list).post(book))
+        .route("/api/bookings/slots", get(slots))
+        .route("/api/bookings/{id}", delete(cancel))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Days and slots in China time.
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The China-time day (days since 1970-01-01) of a `YYYY-MM-DD` date.
+pub fn parse_day(s: &str) -> Option<u64> {
+    let mut it = s.trim().splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    if !(2000..=2200).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    // Reject 2026-02-31 and the like: the date must round-trip.
+    let back = crate::db::china_date(u64::try_from(days).ok()? * DAY);
+    (back == format!("{y:04}{m:02}{d:02}")).then(|| u64::try_from(days).ok()).flatten()
+}
+
+/// The China-time day of an instant.
+pub fn day_of(ms: u64) -> u64 {
+    (ms + CHINA_OFFSET) / DAY
+}
+
+/// Unix ms of midnight (China time) starting `day`.
+pub fn day_start(day: u64) -> u64 {
+    (day * DAY).saturating_sub(CHINA_OFFSET)
+}
+
+/// The slots (start ms) of a day.
+pub fn slots_of_day(day: u64) -> Vec<u64> {
+    SLOT_STARTS_MIN.iter().map(|m| day_start(day) + m * MINUTE).collect()
+}
+
+/// Is `start_ms` the start of a slot?
+pub fn is_slot_start(start_ms: u64) -> bool {
+    slots_of_day(day_of(start_ms)).contains(&start_ms)
+}
+
+/// May a slot starting at `start_ms` be booked at `now_ms`?
+pub fn bookable(start_ms: u64, now_ms: u64) -> bool {
+    is_slot_start(start_ms) && start_ms >= now_ms + BOOK_AHEAD_MIN_MS && start_ms <= now_ms + BOOK_AHEAD_MAX_MS
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine's hook.
+
+/// The village's booking for `matter_id` that is due now, if any: the engine queues such a
+/// call with [`BOOKED_PRIORITY`] and, once the queue accepted it, calls [`booking_used`].
+/// Blocking; errors are logged and count as "no booking".
+pub fn booking_for_request(db: &Db, village_id: i64, matter_id: i64, now_ms: u64) -> Option<i64> {
+    match db.booking_due(village_id, matter_id, now_ms, EARLY_MS) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "looking up a booking");
+            None
+        }
+    }
+}
+
+/// The booked call was queued on `case_id`: the booking is `called`.
+pub fn booking_used(db: &Db, booking_id: i64, case_id: i64) {
+    if let Err(e) = db.booking_called(booking_id, case_id) {
+        tracing::warn!(error = %e, booking_id, "marking a booking called");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+
+fn booking_json(b: &BookingRow) -> Value {
+    json!({
+        "id": b.id,
+        "start_ms": b.start_ms,
+        "end_ms": b.end_ms,
+        "matter": {"id": b.matter_id, "name": b.matter_name, "plain_name": b.matter_plain_name},
+        "window": {"id": b.window.id, "name": b.window.name},
+        "village": {"id": b.village.id, "name": b.village.name},
+        "note": b.note,
+        "status": b.status,
+        "case_no": b.case_no,
+    })
+}
+
+/// The window of the kiosk's town that takes the matter.
+fn window_for(db: &Db, town_id: i64, matter_id: i64) -> Result<crate::db::NamedRef, ApiError> {
+    let m = db.matter_for_town(town_id, matter_id)?.ok_or_else(|| ApiError::not_found("matter"))?;
+    m.window.ok_or_else(|| ApiError::not_found("window for this matter"))
+}
+
+#[derive(Deserialize)]
+struct SlotsQuery {
+    matter_id: Option<i64>,
+    date: Option<String>,
+}
+
+async fn slots(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Query(q): Query<SlotsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let Viewer::Kiosk { town_id, .. } = Viewer::of(&p)? else {
+        return Err(ApiError::forbidden("bookings are made by the village room"));
+    };
+    let matter_id = q.matter_id.ok_or_else(|| ApiError::bad_request("缺少 matter_id (matter_id is required)"))?;
+    let date = q.date.ok_or_else(|| ApiError::bad_request("缺少日期 (date=YYYY-MM-DD is required)"))?;
+    let day = parse_day(&date).ok_or_else(|| ApiError::bad_request("日期格式应为 YYYY-MM-DD"))?;
+    let db = state.db.clone();
+    let now = crate::now_ms();
+    let (window, taken) = blocking(move || {
+        let window = window_for(&db, town_id, matter_id)?;
+        let taken: Vec<u64> = db
+            .bookings_in_scope(BookingScope::Window(window.id), day_start(day), day_start(day + 1), false)?
+            .into_iter()
+            .map(|b| b.start_ms)
+            .collect();
+        Ok((window, taken))
+    })
+    .await?;
+    let slots: Vec<Value> = slots_of_day(day)
+        .into_iter()
+        .map(|s| json!({"start_ms": s, "end_ms": s + SLOT_MS, "free": bookable(s, now) && !taken.contains(&s)}))
+        .collect();
+    Ok(Json(json!({"window": {"id": window.id, "name": window.name}, "date": date.trim(), "slots": slots})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BookBody {
+    matter_id: i64,
+    start_ms: u64,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn book(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    b: Result<Json<BookBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Viewer::Kiosk { kiosk_id, village_id, town_id, .. } = Viewer::of(&p)? else {
+        return Err(ApiError::forbidden("bookings are made by the village room"));
+    };
+    let b = body(b)?;
+    let note = match b.note.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => Some(text(n, 200, "note")?),
+        None => None,
+    };
+    let now = crate::now_ms();
+    if !bookable(b.start_ms, now) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_slot",
+            "这个时间不能预约 (not a slot, or not between 10 minutes and 14 days from now)",
+        ));
+    }
+    let db = state.db.clone();
+    let booking = blocking(move || {
+        let window = window_for(&db, town_id, b.matter_id)?;
+        let id = db
+            .create_booking(
+                village_id,
+                Some(kiosk_id),
+                b.matter_id,
+                window.id,
+                b.start_ms,
+                b.start_ms + SLOT_MS,
+                note.as_deref(),
+                now,
+            )
+            .map_err(|e| match e {
+                DataError::Conflict(_) => conflict("slot_taken", "这个时间已经被预约了 (the slot is taken)"),
+                e => e.into(),
+            })?;
+        db.booking(id)?.ok_or_else(ApiError::internal)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(booking_json(&booking))).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    date: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let viewer = Viewer::of(&p)?;
+    let today = day_of(crate::now_ms());
+    let day = match q.date.as_deref() {
+        Some(d) if !d.trim().is_empty() => {
+            parse_day(d).ok_or_else(|| ApiError::bad_request("日期格式应为 YYYY-MM-DD"))?
+        }
+        _ => today,
+    };
+    let (scope, from, to) = match viewer {
+        Viewer::Kiosk { village_id, .. } => {
+            (BookingScope::Village(village_id), day_start(today), day_start(today + 15))
+        }
+        Viewer::Approver { window_id: Some(w), .. } => (BookingScope::Window(w), day_start(day), day_start(day + 1)),
+        Viewer::Approver { town_id, .. } | Viewer::Chief { town_id, .. } => {
+            (BookingScope::Town(town_id), day_start(day), day_start(day + 1))
+        }
+        Viewer::Supervisor { .. } => (BookingScope::County, day_start(day), day_start(day + 1)),
+    };
+    let db = state.db.clone();
+    let rows = blocking(move || Ok(db.bookings_in_scope(scope, from, to, false)?)).await?;
+    Ok(Json(Value::Array(rows.iter().map(booking_json).collect())))
+}
+
+async fn cancel(State(state): State<AppState>, Authed(p): Authed, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    let Viewer::Kiosk { village_id, .. } = Viewer::of(&p)? else {
+        return Err(ApiError::forbidden("bookings are cancelled by the village room"));
+    };
+    let db = state.db.clone();
+    blocking(move || {
+        db.cancel_booking(id, village_id, crate::now_ms()).map_err(|e| match e {
+            DataError::Conflict(_) => {
+                conflict("conflict", "预约已开始、已使用或已取消 (the booking can no longer be cancelled)")
+            }
+            e => e.into(),
+        })
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_slots_in_china_time() {
+        let day = parse_day("2026-11-22").unwrap();
+        assert_eq!(crate::db::china_date(day_start(day)), "20261122");
+        assert_eq!(crate::db::china_date(day_start(day) - 1), "20261121");
+        // 09:00 China = 01:00 UTC.
+        let nine = slots_of_day(day)[0];
+        assert_eq!(nine, day_start(day) + 9 * 60 * MINUTE);
+        assert_eq!(day_of(nine), day);
+        assert!(is_slot_start(nine));
+        assert!(!is_slot_start(nine + MINUTE));
+        assert!(!is_slot_start(day_start(day) + 12 * 60 * MINUTE)); // lunch
+        assert!(is_slot_start(day_start(day) + 17 * 60 * MINUTE)); // 17:00, the last
+        assert_eq!(slots_of_day(day).len(), 13);
+        assert!(parse_day("2026-02-30").is_none());
+        assert!(parse_day("2026-13-01").is_none());
+        assert!(parse_day("20261122").is_none());
+        assert!(parse_day("2024-02-29").is_some());
+    }
+
+    #[test]
+    fn bookable_window() {
+        let day = parse_day("2026-11-22").unwrap();
+        let nine = slots_of_day(day)[0];
+        assert!(bookable(nine, nine - BOOK_AHEAD_MIN_MS));
+        assert!(!bookable(nine, nine - BOOK_AHEAD_MIN_MS + 1));
+        assert!(bookable(nine, nine - BOOK_AHEAD_MAX_MS));
+        assert!(!bookable(nine, nine - BOOK_AHEAD_MAX_MS - 1));
+        assert!(!bookable(nine + 1, nine - DAY));
+    }
+}

@@ -1,0 +1,190 @@
+//! For the villager (docs/cases-api.md): progress lookup by case number and the last four
+//! phone digits (public, rate-limited, nothing but status and next step), 放心回家 results
+//! arriving in the village inbox, ratings that need a call, and 预约 bookings.
+
+use cunneng_tests::cases::{Api, answer_call, assert_error, call, hang_up, pdf, setup};
+use cunneng_tests::client::{demo_kiosks, demo_staff};
+use cunneng_tests::server::Server;
+use serde_json::json;
+
+const DAY: u64 = 86_400_000;
+
+/// `YYYY-MM-DD` in China time, `days` days from now.
+fn china_date_in(days: u64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let z = ((now + 8 * 3_600_000) / DAY + days) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[tokio::test]
+async fn progress_lookup_needs_the_right_digits() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let s = setup(&server, 0, false).await?;
+    let kiosk = Api::new(&server, &s.kiosk.token);
+    let (st, case) = kiosk
+        .post("/api/cases", json!({"matter_id": s.matter_id, "villager": {"name": "赵叔", "phone": "13800005678"}}))
+        .await?;
+    assert_eq!(st, 201, "{case}");
+    let case_no = case["case_no"].as_str().unwrap().to_string();
+    let (st, bare) = kiosk.post("/api/cases", json!({"matter_id": s.matter_id})).await?;
+    assert_eq!(st, 201);
+    let bare_no = bare["case_no"].as_str().unwrap().to_string();
+
+    let public = Api::anonymous(&server);
+    let (st, p) = public.get(&format!("/api/progress?case={case_no}&phone4=5678")).await?;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["case_no"], case_no.as_str());
+    assert_eq!(p["status"], "open");
+    assert!(p["next_step"].as_str().is_some_and(|s| !s.is_empty()));
+    let mut keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["case_no", "next_step", "status", "status_text"], "status and next step, nothing else");
+    assert!(!p.to_string().contains("赵叔"));
+
+    // Wrong digits, an unknown case, a case without a phone: the same answer.
+    let wrong = public.get(&format!("/api/progress?case={case_no}&phone4=1234")).await?;
+    let unknown = public.get("/api/progress?case=ZH-19990101-0001&phone4=5678").await?;
+    assert_error(&wrong, 404, "not_found");
+    assert_eq!(wrong, unknown);
+    assert_eq!(public.get(&format!("/api/progress?case={bare_no}&phone4=0000")).await?, unknown);
+    assert_error(&public.get("/api/progress").await?, 400, "bad_request");
+
+    // Guessing is slowed down: the address soon gets 429.
+    let mut limited = false;
+    for i in 0..20 {
+        let (st, _) = public.get(&format!("/api/progress?case={case_no}&phone4={:04}", i)).await?;
+        if st == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "lookups are rate-limited");
+    Ok(())
+}
+
+#[tokio::test]
+async fn later_case_result_arrives_in_the_inbox() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let s = setup(&server, 0, false).await?;
+    let kiosk_api = Api::new(&server, &s.kiosk.token);
+    let window_api = Api::new(&server, &s.approver.token);
+    let (mut kiosk, mut window, call_id) = call(&server, &s, None).await?;
+    let started = answer_call(&mut kiosk, &mut window, call_id).await?;
+    let case_no = started["case_no"].as_str().unwrap().to_string();
+
+    // 放心回家: accepted, the town finishes it later.
+    let (st, d) = window_api
+        .post(&format!("/api/cases/{case_no}/outcome"), json!({"outcome": "later", "note": "已受理,三个工作日内办结"}))
+        .await?;
+    assert_eq!((st, d["status"].as_str()), (200, Some("later")), "{d}");
+    let out = kiosk.expect("outcome").await?;
+    assert_eq!(out["status"], "later");
+    hang_up(&mut kiosk, &mut window, call_id).await?;
+    let (_, inbox) = kiosk_api.get("/api/inbox").await?;
+    assert!(inbox.as_array().unwrap().is_empty());
+
+    // Later the approver finishes it with the result: it arrives in the village's inbox.
+    let finish = format!("/api/cases/{case_no}/finish");
+    assert_error(&kiosk_api.post(&finish, json!({"note": "x", "result_paper_id": 1})).await?, 403, "forbidden");
+    let rp = window_api.upload(&case_no, "结果.pdf", &pdf(12_345), None, "result", 1 << 20).await?;
+    let (st, done) = window_api.post(&finish, json!({"note": "已办结", "result_paper_id": rp["id"]})).await?;
+    assert_eq!((st, done["status"].as_str()), (200, Some("done")), "{done}");
+    let item = kiosk.expect("inbox.item").await?;
+    assert_eq!(item["item"]["case_no"], case_no.as_str());
+    assert_eq!(item["item"]["outcome"], "done");
+    let (_, inbox) = kiosk_api.get("/api/inbox").await?;
+    assert_eq!(inbox[0]["case_no"], case_no.as_str());
+    let (st, _, bytes) = kiosk_api.get_bytes(inbox[0]["result"]["url"].as_str().unwrap()).await?;
+    assert_eq!((st, bytes.len()), (200, 12_345));
+    assert_error(&window_api.post(&finish, json!({"note": "x", "result_paper_id": rp["id"]})).await?, 409, "conflict");
+    Ok(())
+}
+
+#[tokio::test]
+async fn ratings_need_an_answered_call() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let s = setup(&server, 0, false).await?;
+    let kiosk = Api::new(&server, &s.kiosk.token);
+    let (_, case) = kiosk.post("/api/cases", json!({"matter_id": s.matter_id})).await?;
+    let case_no = case["case_no"].as_str().unwrap();
+    let path = format!("/api/cases/{case_no}/rating");
+    assert_error(&kiosk.post(&path, json!({"rating": "good"})).await?, 409, "no_call");
+    assert_error(&kiosk.post(&path, json!({"rating": "ok"})).await?, 400, "bad_request");
+    let a = kiosk.post(&path, json!({"rating": "fair", "comment": "x".repeat(501)})).await?;
+    assert_error(&a, 400, "bad_request");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bookings_for_a_window_slot() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let s = setup(&server, 0, false).await?;
+    let a = Api::new(&server, &s.kiosk.token);
+    let kiosks = demo_kiosks(&server).await?;
+    let other =
+        kiosks.iter().find(|k| k.village_id() != s.kiosk.village_id() && k.town_id() == s.kiosk.town_id()).unwrap();
+    let b = Api::new(&server, &other.token);
+    let tomorrow = china_date_in(1);
+
+    let (st, slots) = a.get(&format!("/api/bookings/slots?matter_id={}&date={tomorrow}", s.matter_id)).await?;
+    assert_eq!(st, 200, "{slots}");
+    assert_eq!(slots["window"]["id"], s.matter["window"]["id"]);
+    let list = slots["slots"].as_array().unwrap();
+    assert_eq!(list.len(), 13);
+    assert!(list.iter().all(|x| x["free"] == true));
+    let start = list[0]["start_ms"].as_u64().unwrap();
+
+    let (st, booking) = a.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": start})).await?;
+    assert_eq!(st, 201, "{booking}");
+    assert_eq!((booking["status"].as_str(), booking["end_ms"].as_u64()), (Some("booked"), Some(start + 30 * 60_000)));
+    // The slot is taken now, for the other village too.
+    let a2 = b.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": start})).await?;
+    assert_error(&a2, 409, "slot_taken");
+    let (_, slots) = a.get(&format!("/api/bookings/slots?matter_id={}&date={tomorrow}", s.matter_id)).await?;
+    assert_eq!(slots["slots"][0]["free"], false);
+    // Not a slot; too soon; too far.
+    assert_error(
+        &a.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": start + 60_000})).await?,
+        400,
+        "bad_slot",
+    );
+    assert_error(
+        &a.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": 1_000})).await?,
+        400,
+        "bad_slot",
+    );
+    let far = start + 20 * DAY;
+    assert_error(&a.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": far})).await?, 400, "bad_slot");
+
+    // The approver sees the day's bookings at the window; the chief the town's; a dispatcher nothing.
+    let window = Api::new(&server, &s.approver.token);
+    let (st, day) = window.get(&format!("/api/bookings?date={tomorrow}")).await?;
+    assert_eq!(st, 200);
+    assert_eq!(day.as_array().unwrap().len(), 1);
+    assert_eq!(day[0]["village"]["id"], s.kiosk.village_id().unwrap());
+    let (_, today) = window.get("/api/bookings").await?;
+    assert!(today.as_array().unwrap().is_empty());
+    let (_, town) = Api::new(&server, &s.chief.token).get(&format!("/api/bookings?date={tomorrow}")).await?;
+    assert_eq!(town.as_array().unwrap().len(), 1);
+    let dispatcher = demo_staff(&server, "dispatcher").await?;
+    assert_error(&Api::new(&server, &dispatcher[0].token).get("/api/bookings").await?, 403, "forbidden");
+    let (_, mine) = a.get("/api/bookings").await?;
+    assert_eq!(mine[0]["id"], booking["id"]);
+
+    // Only the booking village cancels; the slot is free again.
+    let id = booking["id"].as_i64().unwrap();
+    assert_error(&b.delete(&format!("/api/bookings/{id}")).await?, 404, "not_found");
+    assert_eq!(a.delete(&format!("/api/bookings/{id}")).await?.0, 204);
+    assert_error(&a.delete(&format!("/api/bookings/{id}")).await?, 409, "conflict");
+    let (st, _) = b.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": start})).await?;
+    assert_eq!(st, 201);
+    Ok(())
+}
