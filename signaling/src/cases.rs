@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/cases/{case_no}/finish", post(finish))
         .route("/api/cases/{case_no}/signoff", post(sign_off))
         .route("/api/cases/{case_no}/rating", post(rate))
+        .route("/api/cases/{case_no}/recordings", get(recordings))
         .route("/api/signoffs", get(signoffs))
         .route("/api/inbox", get(inbox))
         .route("/api/inbox/{id}/read", post(inbox_read))
@@ -704,6 +705,42 @@ async fn get_case(
     let viewer = Viewer::of(&p)?;
     let case = load_case(&state, &viewer, case_no).await?;
     Ok(Json(case_response(&state, case.id, viewer.is_village()).await?))
+}
+
+/// The recordings of a case (staff of its town and supervisors): per participant and call,
+/// whether it is complete, its segments, archive and manifest objects.
+async fn recordings(
+    State(state): State<AppState>,
+    Authed(p): Authed,
+    Path(case_no): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let viewer = Viewer::of(&p)?;
+    if viewer.is_village() {
+        return Err(ApiError::forbidden("recordings are for town staff and supervisors"));
+    }
+    let case = load_case(&state, &viewer, case_no).await?;
+    let db = state.db.clone();
+    let rows = blocking(move || {
+        let rows = db.recordings_of_case(case.id)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let segments = db.recording_segment_keys(r.id)?;
+            out.push(serde_json::json!({
+                "participant": r.participant,
+                "room": r.room,
+                "take": r.take,
+                "status": r.status,
+                "started_at_ms": r.started_at_ms,
+                "ended_at_ms": r.ended_at_ms,
+                "segments": segments,
+                "archive_key": r.archive_key,
+                "manifest_key": r.manifest_key,
+            }));
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(Value::Array(rows)))
 }
 
 async fn set_villager(

@@ -532,9 +532,9 @@ fn env_layer(var: &str, raw: &str) -> Result<toml::Table, ConfigError> {
     let err = |message: String| ConfigError::Env { var: var.to_owned(), message };
     let rest = &var[ENV_PREFIX.len()..];
     let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-    if path.len() > 2 || path.iter().any(|p| p.is_empty()) {
+    if path.len() > 3 || path.iter().any(|p| p.is_empty()) {
         return Err(err(format!(
-            "expected {ENV_PREFIX}KEY or {ENV_PREFIX}SECTION__KEY (sections have no subsections)"
+            "expected {ENV_PREFIX}KEY, {ENV_PREFIX}SECTION__KEY or {ENV_PREFIX}SECTION__SUBSECTION__KEY"
         )));
     }
     let parsed =

@@ -528,8 +528,8 @@ impl Engine {
     fn client(&mut self, principal: &Principal, msg: ClientMsg, now: Millis) -> ClientResult {
         let forbidden = |what: &str| Err(("forbidden", format!("无权操作 (not allowed for this role: {what})")));
         let input = match (principal, msg) {
-            (Principal::Kiosk { kiosk_id, village_id, town_id, .. }, ClientMsg::CallRequest { matter_id }) => {
-                return self.request_call(KioskId(*kiosk_id), *village_id, *town_id, matter_id, now);
+            (Principal::Kiosk { kiosk_id, village_id, town_id, .. }, ClientMsg::CallRequest { matter_id, case_no }) => {
+                return self.request_call(KioskId(*kiosk_id), *village_id, *town_id, matter_id, case_no, now);
             }
             (Principal::Kiosk { kiosk_id, .. }, ClientMsg::CallCancel { call_id }) => {
                 Input::CancelCall { kiosk: KioskId(*kiosk_id), call: queue::CallId(call_id) }
@@ -586,41 +586,49 @@ impl Engine {
         self.feed_checked(now, input)
     }
 
-    fn request_call(&mut self, kiosk: KioskId, village: i64, town: i64, matter_id: i64, now: Millis) -> ClientResult {
-        let matter = match self.db.matter_for_town(town, matter_id) {
+    fn request_call(
+        &mut self,
+        kiosk: KioskId,
+        village: i64,
+        town: i64,
+        matter_id: i64,
+        case_no: Option<String>,
+        now: Millis,
+    ) -> ClientResult {
+        if self.queue.call_of(Party::Kiosk(kiosk)).is_some() {
+            return Err(("conflict", "已经在排队或通话中 (this room already has a call)".into()));
+        }
+        // A new case, or the one named by `case_no` (checked: this village's, open or missing, not in a call).
+        let case =
+            crate::cases::resolve_case_for_request(&self.db, kiosk.0, village, matter_id, case_no.as_deref(), now.0)?;
+        let matter = match self.db.matter_for_town(town, case.matter_id) {
             Ok(Some(m)) => m,
-            Ok(None) => return Err(("not_found", format!("没有这个事项 (no matter {matter_id} in this town)"))),
+            Ok(None) => {
+                crate::cases::call_refused(&self.db, &case);
+                return Err(("not_found", format!("没有这个事项 (no matter {} in this town)", case.matter_id)));
+            }
             Err(e) => {
+                crate::cases::call_refused(&self.db, &case);
                 tracing::error!(error = %e, "looking up a matter");
                 return Err(("internal", "服务器内部错误 (internal error)".into()));
             }
         };
-        if self.queue.call_of(Party::Kiosk(kiosk)).is_some() {
-            return Err(("conflict", "已经在排队或通话中 (this room already has a call)".into()));
-        }
-        let case = match self.db.create_case(matter_id, village, Some(kiosk.0), now.0) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "opening a case");
-                return Err(("internal", "服务器内部错误 (internal error)".into()));
-            }
-        };
-        let input = Input::RequestCall { kiosk, matter: MatterId(matter_id), case: Some(queue::CaseId(case.id)) };
+        let input =
+            Input::RequestCall { kiosk, matter: MatterId(case.matter_id), case: Some(queue::CaseId(case.case_id)) };
         match self.queue.handle(now, input) {
             Ok(actions) => {
                 if let Some(w) = matter.window.as_ref()
-                    && let Err(e) = self.db.record_call_requested(case.id, w.id, kiosk.0, now.0)
+                    && let Err(e) = self.db.record_call_requested(case.case_id, w.id, kiosk.0, now.0)
                 {
                     tracing::warn!(error = %e, "recording a call request");
                 }
+                crate::cases::call_accepted(&self.db, &case, kiosk.0, now.0);
                 self.persist();
                 self.apply(actions, now);
                 Ok(())
             }
             Err(e) => {
-                if let Err(e) = self.db.delete_unused_case(case.id) {
-                    tracing::warn!(error = %e, "removing an unused case");
-                }
+                crate::cases::call_refused(&self.db, &case);
                 Err(wire_error(&e))
             }
         }

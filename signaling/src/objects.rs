@@ -53,31 +53,9 @@ pub fn retention_policy(config: &Config) -> Result<RetentionPolicy, Error> {
 /// does not answer: objects wait in the spool.
 pub async fn open(config: &Config) -> Result<Objects, Error> {
     match config.storage.backend {
-        StorageBackend::Local => {
-            let store = LocalStore::open(config.objects_dir()).await?;
-            let removed = store.remove_stale_temp(Duration::from_secs(3600)).await?;
-            if removed > 0 {
-                tracing::info!(removed, "removed unfinished temporary objects");
-            }
-            Ok(Objects { store: Arc::new(store), spool: None })
-        }
+        StorageBackend::Local => Ok(Objects { store: Arc::new(local(config).await?), spool: None }),
         StorageBackend::S3 => {
-            let c = &config.storage.s3;
-            let credentials = match (&c.access_key_id, &c.secret_access_key) {
-                (Some(id), Some(secret)) => {
-                    serde_json::json!({"source": "static", "access_key_id": id, "secret_access_key": secret})
-                }
-                _ => serde_json::json!({"source": "environment"}),
-            };
-            let s3_config: cunneng_storage::S3Config = serde_json::from_value(serde_json::json!({
-                "endpoint": c.endpoint,
-                "region": c.region,
-                "bucket": c.bucket,
-                "path_style": c.path_style,
-                "credentials": credentials,
-            }))
-            .map_err(|e| Error::Tool(format!("storage.s3 configuration: {e}")))?;
-            let s3 = Arc::new(S3Store::connect(&s3_config).await?);
+            let s3 = s3(config).await?;
             match s3.check().await {
                 Ok(()) => match s3.ensure_lifecycle(&retention_policy(config)?.lifecycle_rules()).await {
                     Ok(outcome) => tracing::info!(?outcome, "bucket lifecycle rules"),
@@ -96,7 +74,43 @@ pub async fn open(config: &Config) -> Result<Objects, Error> {
     }
 }
 
-/// The store alone, for the operator commands.
+/// The store itself, for the operator commands: the local directory, or the bucket (what the
+/// running server's spool has uploaded; the spool belongs to the server process).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Error> {
-    Ok(open(config).await?.store)
+    Ok(match config.storage.backend {
+        StorageBackend::Local => Arc::new(local(config).await?),
+        StorageBackend::S3 => {
+            let s3 = s3(config).await?;
+            s3.check().await?;
+            s3
+        }
+    })
+}
+
+async fn local(config: &Config) -> Result<LocalStore, Error> {
+    let store = LocalStore::open(config.objects_dir()).await?;
+    let removed = store.remove_stale_temp(Duration::from_secs(3600)).await?;
+    if removed > 0 {
+        tracing::info!(removed, "removed unfinished temporary objects");
+    }
+    Ok(store)
+}
+
+async fn s3(config: &Config) -> Result<Arc<S3Store>, Error> {
+    let c = &config.storage.s3;
+    let credentials = match (&c.access_key_id, &c.secret_access_key) {
+        (Some(id), Some(secret)) => {
+            serde_json::json!({"source": "static", "access_key_id": id, "secret_access_key": secret})
+        }
+        _ => serde_json::json!({"source": "environment"}),
+    };
+    let s3_config: cunneng_storage::S3Config = serde_json::from_value(serde_json::json!({
+        "endpoint": c.endpoint,
+        "region": c.region,
+        "bucket": c.bucket,
+        "path_style": c.path_style,
+        "credentials": credentials,
+    }))
+    .map_err(|e| Error::Tool(format!("storage.s3 configuration: {e}")))?;
+    Ok(Arc::new(S3Store::connect(&s3_config).await?))
 }

@@ -26,7 +26,7 @@ struct RoomInfo {
 
 enum Job {
     Segment(RoomInfo, ClosedSegment),
-    Finished(RoomInfo, String, String, FinishedRecording),
+    Finished(RoomInfo, String, String, Box<FinishedRecording>),
 }
 
 /// The recording sink of the server. Cheap to share.
@@ -91,7 +91,7 @@ impl RecordingSink for Recordings {
         let room = recording.manifest.room.clone();
         let participant = recording.manifest.participant.clone();
         let info = self.info(&room);
-        if self.jobs.send(Job::Finished(info, room, participant, recording)).is_err() {
+        if self.jobs.send(Job::Finished(info, room, participant, Box::new(recording))).is_err() {
             tracing::error!("recording worker stopped; a recording was not finished");
         }
     }
@@ -117,7 +117,7 @@ async fn worker(db: Db, store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>, mut job
                 let result = async {
                     let rec = blocking(&db, {
                         let (room, participant) = (seg.room.clone(), seg.participant.clone());
-                        move |db| db.recording_for(&room, info.take, &participant, info.case_id, crate::now_ms())
+                        move |db| db.recording_for(&room, info.take, &participant, info.case_id, info.take)
                     })
                     .await?;
                     let size = put_sealed(&store, &keys, ObjectClass::MEDIA, &key, &seg.data).await?;
@@ -140,7 +140,7 @@ async fn worker(db: Db, store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>, mut job
                 let result = async {
                     let rec = blocking(&db, {
                         let (room, participant) = (room.clone(), participant.clone());
-                        move |db| db.recording_for(&room, info.take, &participant, info.case_id, crate::now_ms())
+                        move |db| db.recording_for(&room, info.take, &participant, info.case_id, info.take)
                     })
                     .await?;
                     let segs = segment_keys.remove(&rec).unwrap_or_default();

@@ -32,7 +32,12 @@ pub enum ClientMsg {
     #[serde(rename = "ping")]
     Ping,
     #[serde(rename = "call.request")]
-    CallRequest { matter_id: i64 },
+    CallRequest {
+        matter_id: i64,
+        /// Resume this case (after 现场开单) instead of opening a new one.
+        #[serde(default)]
+        case_no: Option<String>,
+    },
     #[serde(rename = "call.cancel")]
     CallCancel { call_id: u64 },
     #[serde(rename = "call.hangup")]
@@ -187,7 +192,7 @@ mod tests {
     fn client_messages_parse_by_type() {
         let env = ClientEnvelope::parse(r#"{"type":"call.request","matter_id":3,"req":7}"#).unwrap();
         assert_eq!(env.req, Some(7));
-        assert!(matches!(env.msg, ClientMsg::CallRequest { matter_id: 3 }));
+        assert!(matches!(env.msg, ClientMsg::CallRequest { matter_id: 3, .. }));
         let env = ClientEnvelope::parse(r#"{"type":"presence.set","presence":"away"}"#).unwrap();
         assert!(matches!(env.msg, ClientMsg::PresenceSet { presence: PresenceWire::Away }));
     }

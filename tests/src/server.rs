@@ -75,6 +75,7 @@ pub struct Server {
     data_dir: PathBuf,
     log_path: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -86,6 +87,11 @@ impl Server {
 
     /// `cunneng serve --addr 127.0.0.1:0 --data-dir TMP` plus `extra` arguments.
     pub async fn start(extra: &[&str]) -> Result<Server> {
+        Self::start_with_env(extra, &[]).await
+    }
+
+    /// As [`Server::start`], with extra environment variables (e.g. `CUNNENG_STORAGE__BACKEND`).
+    pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Server> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("data");
         let mut server = Server {
@@ -95,6 +101,7 @@ impl Server {
             log_path: tmp.path().join("server.log"),
             data_dir,
             args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             _tmp: Some(tmp),
         };
         server.spawn("127.0.0.1:0").await?;
@@ -139,6 +146,7 @@ impl Server {
             .env("CUNNENG_MEDIA__UDP_PORT_MIN", "0")
             .env("CUNNENG_MEDIA__UDP_PORT_MAX", "0")
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -135,8 +135,20 @@ async fn bad_uploads_are_refused_and_store_nothing() -> anyhow::Result<()> {
     // A chunk over the chunk limit, or past the declared size: refused by its Content-Length.
     let (_, s) = api.start_upload(&case_no, json!({"name": "big.pdf", "size": 6 * 1024 * 1024})).await?;
     let url = s["url"].as_str().unwrap().to_string();
-    let a = api.put_bytes(&format!("{url}?offset=0"), pdf(4 * 1024 * 1024 + 1), "application/pdf").await?;
-    assert_error(&a, 413, "too_large");
+    // Only the head is sent: the answer must come from Content-Length alone, before any body.
+    let mut tcp = TcpStream::connect(host_port(&server)).await?;
+    let head = format!(
+        "PUT {url}?offset=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/pdf\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        api.token.as_deref().unwrap(),
+        4 * 1024 * 1024 + 1
+    );
+    tcp.write_all(head.as_bytes()).await?;
+    let mut resp = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut resp)).await??;
+    let resp = String::from_utf8_lossy(&resp[..n]);
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    drop(tcp);
     let (_, s) = api.start_upload(&case_no, json!({"name": "small.pdf", "size": 100})).await?;
     let small = s["url"].as_str().unwrap().to_string();
     let a = api.put_bytes(&format!("{small}?offset=0"), pdf(101), "application/pdf").await?;

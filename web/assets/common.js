@@ -136,3 +136,9 @@ export function startRinging() {
     ctx.close().catch(() => {});
   };
 }
+
+/** Replace a node's children, skipping null/undefined/false (replaceChildren would print "null"). */
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false).map((c) => (c instanceof Node ? c : String(c))));
+  return node;
+}

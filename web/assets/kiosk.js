@@ -1,11 +1,17 @@
-// Village service room (kiosk): pick a matter, call the town window, wait in its queue, talk,
-// and answer group calls from the town dispatcher. Token: `/kiosk#token=...` (device token).
+// Village service room (kiosk): pick a matter, enter the villager, scan the papers, call the
+// town window, wait in its queue, talk, see the outcome and print it, rate the service; and
+// answer group calls from the town dispatcher. Also: the inbox of results that come back
+// later, progress lookup, resuming a case by number, bookings.
+// Token: `/kiosk#token=...` (device token).
 import { api, messageForCode } from './api.js';
 import { CallView } from './callview.js';
 import {
   $, KIOSK_TOKEN_KEY, el, forgetToken, formatEstimate, nameOf, notify, showView, startRinging, takeToken,
 } from './common.js';
+import { CaseDesk } from './kioskcase.js';
+import { Booking, Inbox, Rating, Resume } from './kiosktools.js';
 import { MediaSession, getLocalStream, stopStream } from './media.js';
+import { setupProgressLookup } from './progressform.js';
 import { Signal } from './ws.js';
 
 const ENDED_TEXT = {
@@ -20,6 +26,8 @@ const ENDED_TEXT = {
 // not within this time, the call ended while the network was down.
 const RESUME_LIMIT_MS = 5_000;
 const ENDED_BACK_TO_START_MS = 20_000;
+// After a call with a case: time to print and rate before the screen starts over by itself.
+const ENDED_WITH_CASE_MS = 10 * 60_000;
 // Words that carry no meaning in a search ("我要办低保的" → "低保").
 const FILLER = /[我要想办理的了个一下请问怎么如何去给帮]/g;
 
@@ -45,6 +53,8 @@ const state = {
   resumeTimer: null,
   endedTimer: null,
   stopRing: null,
+  // The current call was answered (a rating is due when it ends).
+  answered: false,
 };
 
 const token = takeToken(KIOSK_TOKEN_KEY);
@@ -58,10 +68,22 @@ const callView = new CallView({
   captionOf: (label) => (label.startsWith('kiosk:') ? '其他村' : '镇里'),
 });
 
+function unauthorizedLater() {
+  unauthorized();
+}
+const desk = new CaseDesk({ token, onUnauthorized: unauthorizedLater, onChange: updateCallButton });
+const rating = new Rating({ token, onUnauthorized: unauthorizedLater });
+const inbox = new Inbox({ token, onUnauthorized: unauthorizedLater });
+const booking = new Booking({ token, onUnauthorized: unauthorizedLater });
+const resume = new Resume({ token, onUnauthorized: unauthorizedLater, onResume: resumeCase });
+const progress = setupProgressLookup($('#progress-form'), $('#progress-result'));
+
 window.__cunneng = {
   get pc() { return state.session?.pc ?? null; },
   get me() { return state.me; },
+  get case() { return desk.case; },
   state,
+  desk,
 };
 
 // ---- matters: load, search, select ---------------------------------------------------------
@@ -107,6 +129,7 @@ function renderMatters() {
           testid: 'matter-option',
           'data-matter-id': matter.id,
           'data-window-id': matter.window?.id,
+          'data-signoff': String(Boolean(matter.needs_signoff)),
           'aria-pressed': 'false',
           onclick: () => selectMatter(matter),
         },
@@ -153,9 +176,44 @@ function selectMatter(matter) {
   $('#selected-where').textContent = where.filter(Boolean).join(' · ');
   const papers = matter.required_papers ?? [];
   $('#selected-papers').replaceChildren(...(papers.length ? papers.map((p) => el('li', {}, p)) : [el('li', {}, '不需要材料')]));
+  // The checklist below shows the papers; the short list above is for a matter without a case.
+  $('#selected-papers').parentElement.classList.add('compact');
+  desk.setMatter(matter);
+  $('#prepare').hidden = false;
+  desk.place($('#prepare-papers-slot'));
   const callButton = $('#call-button');
   callButton.disabled = false;
-  callButton.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  updateCallButton();
+  $('#villager-title').scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+}
+
+function clearSelection() {
+  state.selected = null;
+  for (const button of document.querySelectorAll('[data-testid="matter-option"]')) button.setAttribute('aria-pressed', 'false');
+  $('#selected-empty').hidden = false;
+  $('#selected-matter').hidden = true;
+  $('#prepare').hidden = true;
+  $('#call-button').disabled = true;
+  $('#matter-search').value = '';
+  filterMatters();
+  updateCallButton();
+}
+
+function updateCallButton() {
+  const button = $('#call-button');
+  if (!button) return;
+  const caseNo = desk?.caseNo;
+  button.textContent = caseNo && desk.case?.status === 'missing' ? '呼叫镇窗口,补交材料继续办' : '呼叫镇窗口';
+}
+
+/** Go on with a case found by its number (a supplement after 现场开单). */
+function resumeCase(c) {
+  const matter = state.matters.find((m) => m.id === c.matter?.id) ?? { ...c.matter, window: null };
+  if (!state.matters.includes(matter)) state.matters.push(matter);
+  selectMatter(matter);
+  desk.adopt(c);
+  showPick();
+  notify(`已找到案件 ${c.case_no}。可以补扫材料,然后点"呼叫镇窗口"。`);
 }
 
 async function loadMatters() {
@@ -234,7 +292,17 @@ function stopMedia() {
 
 function showPick() {
   clearTimeout(state.endedTimer);
+  if (state.selected) desk.place($('#prepare-papers-slot'));
   showView('pick');
+}
+
+/** After a call: on to the next villager. */
+function finishCase() {
+  rating.submit();
+  rating.hide();
+  desk.reset();
+  clearSelection();
+  showPick();
 }
 
 function showEnded(title, message) {
@@ -246,10 +314,19 @@ function showEnded(title, message) {
   clearTimeout(state.resumeTimer);
   $('#ended-title').textContent = title;
   $('#ended-message').textContent = message;
+  desk.place(null);
+  const caseNo = desk.caseNo;
+  if (state.answered && caseNo) rating.prompt(caseNo);
+  else rating.hide();
+  const answered = state.answered;
+  state.answered = false;
+  // The case is still open (no decision, or 现场开单 with papers at hand): call again on it.
+  $('#ended-again').hidden = !(caseNo && ['open', 'missing'].includes(desk.case?.status) && !desk.outcome);
   showView('ended');
   $('#ended-ok').focus();
   clearTimeout(state.endedTimer);
-  state.endedTimer = setTimeout(showPick, ENDED_BACK_TO_START_MS);
+  const withCase = answered || Boolean(desk.outcome);
+  state.endedTimer = setTimeout(withCase ? finishCase : showPick, withCase ? ENDED_WITH_CASE_MS : ENDED_BACK_TO_START_MS);
 }
 
 function showWaiting({ title = '正在排队', position = null, detail = '', where = '' } = {}) {
@@ -264,6 +341,7 @@ function showWaiting({ title = '正在排队', position = null, detail = '', whe
   }
   $('#queue-detail').textContent = detail;
   $('#queue-matter').textContent = where;
+  if (state.selected) desk.place($('#waiting-papers-slot'));
   showView('waiting');
 }
 
@@ -272,6 +350,8 @@ function showCall({ title, peer, matter }) {
   $('#call-peer').textContent = peer;
   $('#call-matter').textContent = matter;
   $('#peer-status').hidden = true;
+  // Papers belong to a call with a case, not to a group call.
+  desk.place(state.groupId === null && state.callId !== null ? $('#call-papers-slot') : null);
   showView('call');
 }
 
@@ -307,7 +387,10 @@ function requestCall() {
   const matter = state.selected;
   if (!matter) return;
   state.cancelWanted = false;
-  state.requestReq = signal.send({ type: 'call.request', matter_id: matter.id });
+  const request = { type: 'call.request', matter_id: matter.id };
+  // A case opened ahead (villager entered, papers scanned, or resumed by number) goes along.
+  if (desk.caseNo) request.case_no = desk.caseNo;
+  state.requestReq = signal.send(request);
   if (state.requestReq === null) {
     notify('网络中断了,请等右上角显示"已连接"后再呼叫', 'error');
     return;
@@ -415,8 +498,11 @@ function onWelcome(msg) {
         else showEnded('通话已结束', '网络断开的时候,这次通话已经结束了。需要的话请重新呼叫。');
       }, RESUME_LIMIT_MS);
     }
+    desk.refresh();
+    inbox.refresh();
   } else {
     loadMatters();
+    inbox.refresh();
     showPick();
   }
 }
@@ -430,8 +516,11 @@ function onQueuePosition(msg) {
     return;
   }
   confirmResumed();
+  const first = state.callId !== msg.call_id;
   state.callId = msg.call_id;
   state.requestReq = null;
+  // Waiting: learn the case so that papers can be scanned meanwhile.
+  if (first && !desk.caseNo && state.groupId === null) desk.attachCall(null);
   const position = Number(msg.position);
   const estimate = formatEstimate(msg.estimated_wait_secs);
   const ahead = position > 1 ? `前面还有 ${position - 1} 位` : '下一个就轮到您';
@@ -457,6 +546,8 @@ function onCallStarted(msg) {
   state.callId = msg.call_id;
   state.requestReq = null;
   state.transferredTo = '';
+  state.answered = true;
+  desk.attachCall(msg.case_no ?? null);
   const peer = msg.peer ?? {};
   showCall({
     title: '正在和镇窗口通话',
@@ -531,13 +622,42 @@ function onError(msg) {
   if (msg.code === 'rate_limited' || msg.code === 'internal') notify(messageForCode(msg.code, msg.message), 'error');
 }
 
+function onRescanRequested(msg) {
+  if (desk.onRescan(msg)) notify('镇窗口请您重新扫描一份材料', 'warning');
+}
+
+function onOutcome(msg) {
+  if (desk.onOutcome(msg)) return;
+  // Another case of this village (a result after sign-off comes to the inbox as well).
+  notify(`案件 ${msg.case_no}:${msg.status_text}`);
+}
+
+function openTool(view) {
+  showView(view);
+  if (view === 'inbox') inbox.refresh();
+  if (view === 'progress') progress.fill('');
+  if (view === 'resume') resume.reset();
+  if (view === 'booking') booking.open(state.matters, state.selected);
+}
+
 // ---- start ---------------------------------------------------------------------------------
 
 $('#matter-search').addEventListener('input', filterMatters);
 $('#call-button').addEventListener('click', requestCall);
 $('#cancel-button').addEventListener('click', cancelCall);
 $('#hangup-button').addEventListener('click', hangUp);
-$('#ended-ok').addEventListener('click', showPick);
+$('#ended-ok').addEventListener('click', finishCase);
+$('#ended-again').addEventListener('click', () => {
+  rating.submit();
+  rating.hide();
+  showPick();
+  requestCall();
+});
+$('#inbox-button').addEventListener('click', () => openTool('inbox'));
+$('#progress-open').addEventListener('click', () => openTool('progress'));
+$('#resume-open').addEventListener('click', () => openTool('resume'));
+$('#booking-open').addEventListener('click', () => openTool('booking'));
+for (const button of document.querySelectorAll('.back-button')) button.addEventListener('click', showPick);
 $('#accept-call-button').addEventListener('click', acceptInvite);
 $('#decline-call-button').addEventListener('click', declineInvite);
 $('#setup-retry').addEventListener('click', () => location.reload());
@@ -564,9 +684,19 @@ if (!token) {
   signal.on('group.joined', onGroupJoined);
   signal.on('group.ended', onGroupEnded);
   signal.on('error', onError);
+  signal.on('paper.rescan_requested', onRescanRequested);
+  signal.on('outcome', onOutcome);
+  signal.on('inbox.item', (msg) => inbox.onItem(msg.item));
   signal.connect();
   addEventListener('pagehide', () => {
     state.session?.close();
     stopStream(state.localStream);
+  });
+  // A scan still on its way would be lost with the page: ask first.
+  addEventListener('beforeunload', (event) => {
+    if (desk.uploading) {
+      event.preventDefault();
+      event.returnValue = '';
+    }
   });
 }

@@ -1,10 +1,13 @@
-// Town window (approver / chief): presence, the window's queue, ringing, the call, transfer.
+// Town window (approver / chief): presence, the window's queue, ringing, the call, transfer;
+// the case of the call (papers as they arrive, viewer, re-scan, the four outcomes), and on the
+// desk: 一审一核 sign-off (chief), 放心回家 cases to finish, cases sent back, today's bookings.
 import { api, messageForCode } from './api.js';
 import { CallView } from './callview.js';
 import {
   $, STAFF_TOKEN_KEY, el, forgetToken, formatWaited, goToLogin, nameOf, notify, showView, startRinging, takeToken,
 } from './common.js';
 import { MediaSession, getLocalStream, stopStream } from './media.js';
+import { CaseBoard } from './windowcase.js';
 import { Signal } from './ws.js';
 
 const PRESENCE_HINT = {
@@ -57,10 +60,14 @@ const callView = new CallView({
   captionOf: (label) => (label.startsWith('staff:') ? '同事' : '村里'),
 });
 
+const board = new CaseBoard({ token, me: () => state.me, onUnauthorized: () => unauthorized(), showView });
+
 window.__cunneng = {
   get pc() { return state.session?.pc ?? null; },
   get me() { return state.me; },
+  get case() { return board.case; },
   state,
+  board,
 };
 
 // ---- presence ------------------------------------------------------------------------------
@@ -191,7 +198,7 @@ async function startMedia(room) {
   state.session.start();
 }
 
-function endCall(message) {
+function endCall(message, { transferred = false } = {}) {
   state.session?.close();
   state.session = null;
   state.room = null;
@@ -202,6 +209,7 @@ function endCall(message) {
   callView.clear();
   releaseLocalStream();
   closeTransferDialog();
+  board.endCall({ transferred });
   showView('desk');
   if (message) notify(message);
 }
@@ -258,7 +266,7 @@ function transfer(target) {
   const timer = setTimeout(() => {
     if (state.transfer?.req === req) {
       state.left.add(callId);
-      endCall(`已转给「${target.name}」。`);
+      endCall(`已转给「${target.name}」。`, { transferred: true });
     }
   }, TRANSFER_LIMIT_MS);
   state.transfer = { req, callId, name: target.name, timer };
@@ -309,6 +317,7 @@ function onWelcome(msg) {
   } else {
     showView('desk');
   }
+  board.startDeskRefresh();
 }
 
 function onPresence(msg) {
@@ -347,6 +356,7 @@ function onCallStarted(msg) {
   showView('call');
   tickWaited();
   startMedia(msg.room);
+  board.startCall(msg.case_no ?? null);
 }
 
 function onPeerReconnecting(msg) {
@@ -362,7 +372,7 @@ function onCallEnded(msg) {
   const transfer = state.transfer;
   if (transfer?.callId === msg.call_id) {
     clearTimeout(transfer.timer);
-    endCall(`已转给「${transfer.name}」。`);
+    endCall(`已转给「${transfer.name}」。`, { transferred: true });
     return;
   }
   endCall(ENDED_TEXT[msg.reason] ?? ENDED_TEXT.hangup);
@@ -430,6 +440,15 @@ if (!token) {
   signal.on('call.peer_reconnecting', onPeerReconnecting);
   signal.on('call.ended', onCallEnded);
   signal.on('error', onError);
+  signal.on('paper.added', (msg) => board.onPaperAdded(msg));
+  signal.on('signoff.requested', (msg) => {
+    notify(`有案件等您审核:${nameOf(msg.village)} · ${nameOf(msg.matter)}(${msg.case_no})`);
+    board.refreshDesk();
+  });
+  signal.on('signoff.returned', (msg) => {
+    notify(`案件 ${msg.case_no} 被窗口负责人退回:${msg.reason}`, 'warning');
+    board.refreshDesk();
+  });
   signal.connect();
   addEventListener('pagehide', () => {
     state.session?.close();

@@ -1,16 +1,20 @@
-//! The browser pages of cunneng (kiosk, town window, dispatcher, login), embedded into the
-//! binary: plain HTML, CSS and JavaScript modules with no build step.
+//! The browser pages of cunneng (kiosk, town window with the chief's sign-off, dispatcher,
+//! login, the public progress page), embedded into the binary: plain HTML, CSS and JavaScript
+//! modules with no build step.
 //!
 //! Routes the server gives them: `/` → `page("index")`, `/login`, `/kiosk`, `/window`,
-//! `/dispatcher` → `page(name)` (as `text/html; charset=utf-8`), and `/static/{path}` →
-//! `asset(path)`. The pages reference their assets as `/static/...` and the JavaScript modules
-//! import each other relatively (`./api.js`), so everything under `/static/` is flat.
-//! No page uses inline script or inline style, so a strict
-//! `Content-Security-Policy: default-src 'self'; connect-src 'self'` (plus `ws:`/`wss:` of the
-//! same host where browsers need it spelled out) does not break them.
+//! `/dispatcher`, `/progress` → `page(name)` (as `text/html; charset=utf-8`), and
+//! `/static/{path}` → `asset(path)`. The pages reference their assets as `/static/...` and the
+//! JavaScript modules import each other relatively (`./api.js`), so everything under
+//! `/static/` is flat. No page uses inline script or inline style (sizes set from scripts go
+//! through the CSSOM), so a strict
+//! `Content-Security-Policy: default-src 'self'; connect-src 'self'; img-src 'self' blob:;
+//! frame-src 'self' blob:` (plus `ws:`/`wss:` of the same host where browsers need it spelled
+//! out) does not break them. `blob:` is needed because papers are fetched with the bearer
+//! token and shown from blob: URLs (thumbnails, the viewer, PDFs in a frame, printing).
 
 /// Names accepted by [`page`], in the order of the routes above.
-pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher"];
+pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher", "progress"];
 
 const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -23,19 +27,29 @@ const ASSETS: &[(&str, &[u8], &str)] = &[
     ("favicon.svg", include_bytes!("../assets/favicon.svg"), SVG),
     ("api.js", include_bytes!("../assets/api.js"), JS),
     ("callview.js", include_bytes!("../assets/callview.js"), JS),
+    ("camera.js", include_bytes!("../assets/camera.js"), JS),
     ("common.js", include_bytes!("../assets/common.js"), JS),
     ("dispatcher.js", include_bytes!("../assets/dispatcher.js"), JS),
     ("kiosk.js", include_bytes!("../assets/kiosk.js"), JS),
+    ("kioskcase.js", include_bytes!("../assets/kioskcase.js"), JS),
+    ("kiosktools.js", include_bytes!("../assets/kiosktools.js"), JS),
     ("login.js", include_bytes!("../assets/login.js"), JS),
     ("media.js", include_bytes!("../assets/media.js"), JS),
+    ("papers.js", include_bytes!("../assets/papers.js"), JS),
+    ("print.js", include_bytes!("../assets/print.js"), JS),
+    ("progress.js", include_bytes!("../assets/progress.js"), JS),
+    ("progressform.js", include_bytes!("../assets/progressform.js"), JS),
+    ("qr.js", include_bytes!("../assets/qr.js"), JS),
+    ("upload.js", include_bytes!("../assets/upload.js"), JS),
     ("window.js", include_bytes!("../assets/window.js"), JS),
+    ("windowcase.js", include_bytes!("../assets/windowcase.js"), JS),
     ("ws.js", include_bytes!("../assets/ws.js"), JS),
 ];
 
 /// The content type of the HTML pages.
 pub const PAGE_CONTENT_TYPE: &str = HTML;
 
-/// The HTML of a page by name (`index`, `login`, `kiosk`, `window`, `dispatcher`).
+/// The HTML of a page by name (`index`, `login`, `kiosk`, `window`, `dispatcher`, `progress`).
 pub fn page(name: &str) -> Option<&'static str> {
     match name {
         "index" => Some(include_str!("../assets/index.html")),
@@ -43,6 +57,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "kiosk" => Some(include_str!("../assets/kiosk.html")),
         "window" => Some(include_str!("../assets/window.html")),
         "dispatcher" => Some(include_str!("../assets/dispatcher.html")),
+        "progress" => Some(include_str!("../assets/progress.html")),
         _ => None,
     }
 }
@@ -172,10 +187,17 @@ mod tests {
     /// The browser tests find elements by these data-testid names; keep them stable.
     #[test]
     fn test_ids_are_present() {
-        let sources = |page_name: &str, script: &str| format!("{}{}", page(page_name).unwrap(), text(script));
-        let kiosk = sources("kiosk", "kiosk.js");
-        let window = sources("window", "window.js");
-        let dispatcher = sources("dispatcher", "dispatcher.js");
+        let sources = |page_name: &str, scripts: &[&str]| {
+            let mut all = page(page_name).unwrap().to_string();
+            for script in scripts {
+                all.push_str(text(script));
+            }
+            all
+        };
+        let kiosk = sources("kiosk", &["kiosk.js", "kioskcase.js", "kiosktools.js", "papers.js", "print.js"]);
+        let window = sources("window", &["window.js", "windowcase.js", "papers.js"]);
+        let dispatcher = sources("dispatcher", &["dispatcher.js"]);
+        let progress = sources("progress", &["progress.js", "progressform.js"]);
         let has = |src: &str, id: &str| {
             src.contains(&format!("data-testid=\"{id}\"")) || src.contains(&format!("testid: '{id}'"))
         };
@@ -191,6 +213,32 @@ mod tests {
             "incoming-call",
             "accept-call-button",
             "connection-status",
+            // Papers and decisions (issue 4).
+            "scan-upload",
+            "capture-still",
+            "material-item",
+            "checklist-item",
+            "rescan-request",
+            "outcome-banner",
+            "print-button",
+            "rating-good",
+            "rating-fair",
+            "rating-bad",
+            "case-number",
+            "progress-lookup",
+            "villager-name",
+            "villager-phone",
+            "villager-id",
+            "villager-save",
+            "capture-shoot",
+            "print-sheet",
+            "inbox-button",
+            "inbox-item",
+            "resume-case",
+            "resume-continue",
+            "booking-open",
+            "booking-slot",
+            "booking-confirm",
         ] {
             assert!(has(&kiosk, id), "kiosk lacks {id}");
         }
@@ -203,8 +251,31 @@ mod tests {
             "remote-video",
             "hangup-button",
             "connection-status",
+            // Papers and decisions (issue 4), and the chief's sign-off on the same page.
+            "material-item",
+            "checklist-item",
+            "rescan-request",
+            "outcome-done",
+            "outcome-missing",
+            "outcome-refused",
+            "outcome-later",
+            "result-upload",
+            "outcome-confirm",
+            "outcome-note",
+            "decision-state",
+            "signoff-approve",
+            "signoff-return",
+            "signoff-return-confirm",
+            "signoff-item",
+            "later-case",
+            "finish-button",
+            "booking-item",
+            "paper-viewer",
         ] {
             assert!(has(&window, id), "window lacks {id}");
+        }
+        for id in ["progress-lookup", "progress-case", "progress-phone4", "progress-submit", "progress-result"] {
+            assert!(has(&progress, id), "progress page lacks {id}");
         }
         for id in ["village-checkbox", "group-start-button", "hangup-button", "local-video", "connection-status"] {
             assert!(has(&dispatcher, id), "dispatcher lacks {id}");

@@ -1,0 +1,165 @@
+// Shared bookkeeping for the browser scripts: Chromium with a fake camera, numbered steps with a
+// time limit each, and on failure the step's name, every page's state, its last console lines
+// and a screenshot per page (exit 1).
+import { join } from 'node:path';
+
+export const STEP_TIMEOUT_MS = 30_000;
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
+export const testId = (id) => `[data-testid="${id}"]`;
+
+/** Never print tokens or passwords from the fragment. */
+export function redact(url) {
+  return url.replace(/#.*$/, '#…');
+}
+
+export class Harness {
+  constructor({ outDir, overallTimeoutMs = 5 * 60_000 }) {
+    this.outDir = outDir;
+    this.started = Date.now();
+    this.pages = {};
+    this.consoleLines = {};
+    this.pageErrors = [];
+    this.browser = null;
+    this.currentStep = '(start)';
+    this.stepNumber = 0;
+    this.watchdog = setTimeout(() => this.fail(`the whole run took longer than ${overallTimeoutMs / 1000} s`), overallTimeoutMs);
+    for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => this.fail(`stopped by ${signal}`));
+  }
+
+  log(line) {
+    console.log(`[browser ${((Date.now() - this.started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
+  }
+
+  async launch(chromium, { executablePath, headless }) {
+    await this.step(`launch Chromium (${executablePath})`, async () => {
+      this.browser = await chromium.launch({ executablePath, headless, args: CHROMIUM_ARGS, timeout: STEP_TIMEOUT_MS });
+      return this.browser.version();
+    });
+    return this.browser;
+  }
+
+  /** A page in a context of its own (own localStorage, own fake camera), watched. */
+  async newPage(name, options = {}) {
+    const context = await this.browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 1280, height: 900 }, locale: 'zh-CN', ...options });
+    const page = await context.newPage();
+    this.watch(name, page);
+    return page;
+  }
+
+  watch(name, page) {
+    this.pages[name] = page;
+    this.consoleLines[name] = [];
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    page.on('console', (msg) => {
+      const line = `${msg.type()}: ${msg.text()}`;
+      this.consoleLines[name].push(line);
+      if (this.consoleLines[name].length > 200) this.consoleLines[name].shift();
+      if (msg.type() === 'error' || msg.type() === 'warning') this.log(`  (${name} console) ${line}`);
+    });
+    page.on('pageerror', (err) => {
+      this.pageErrors.push(`${name}: ${err.message}`);
+      this.log(`  (${name} page error) ${err.message}`);
+    });
+    page.on('requestfailed', (request) => {
+      this.log(`  (${name} request failed) ${request.method()} ${redact(request.url())}: ${request.failure()?.errorText}`);
+    });
+  }
+
+  async fail(message) {
+    console.error(`FAIL at step "${this.currentStep}": ${message}`);
+    for (const [name, page] of Object.entries(this.pages)) {
+      if (page.isClosed() || page.url() === 'about:blank') continue;
+      try {
+        const path = join(this.outDir, `${name}-failure.png`);
+        await page.screenshot({ path, fullPage: true, timeout: 5_000 });
+        console.error(`  screenshot of the ${name} page: ${path}`);
+        const info = await page.evaluate(() => ({
+          url: location.pathname,
+          state: document.body?.dataset.state,
+          connection: document.querySelector('[data-testid="connection-status"]')?.textContent,
+          notice: document.querySelector('#notice:not([hidden])')?.textContent ?? '',
+          error: [...document.querySelectorAll('.error:not([hidden])')].map((e) => e.textContent).join(' | '),
+        }), undefined, { timeout: 5_000 });
+        console.error(`  ${name} page: ${JSON.stringify(info)}`);
+      } catch (err) {
+        console.error(`  (no screenshot of the ${name} page: ${err.message.split('\n')[0]})`);
+      }
+      const lines = this.consoleLines[name].slice(-15);
+      if (lines.length) console.error(`  last console lines of the ${name} page:\n    ${lines.join('\n    ')}`);
+    }
+    await this.close();
+    process.exit(1);
+  }
+
+  async close() {
+    clearTimeout(this.watchdog);
+    if (!this.browser) return;
+    const closing = this.browser.close().catch(() => {});
+    this.browser = null;
+    await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+  }
+
+  async step(title, action) {
+    this.stepNumber += 1;
+    this.currentStep = `${this.stepNumber}. ${title}`;
+    const t0 = Date.now();
+    this.log(`${this.currentStep} …`);
+    let timer;
+    try {
+      const result = await Promise.race([
+        action(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`timed out after ${STEP_TIMEOUT_MS / 1000} s`)), STEP_TIMEOUT_MS);
+        }),
+      ]);
+      this.log(`${this.currentStep}: ok (${((Date.now() - t0) / 1000).toFixed(1)} s)${typeof result === 'string' ? ` ${result}` : ''}`);
+      return result;
+    } catch (err) {
+      // eslint-disable-next-line no-control-regex
+      await this.fail(err.message.replace(/\u001b\[[0-9;]*m/g, '').split('\n').slice(0, 3).join(' | '));
+    } finally {
+      clearTimeout(timer);
+    }
+    return undefined;
+  }
+}
+
+/** Poll `probe` until `done(value)`; on timeout throw with `describe(lastValue)`. */
+export async function waitUntil(probe, done, describe, limitMs = STEP_TIMEOUT_MS - 1_000) {
+  const deadline = Date.now() + limitMs;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (done(last)) return last;
+    if (Date.now() > deadline) throw new Error(describe(last));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+/** Log a staff page in from its demo link and wait until its WebSocket is connected. */
+export async function loginStaff(page, url) {
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  const loginError = page.locator('#login-error:not([hidden])');
+  const refused = loginError.waitFor({ state: 'visible' }).then(
+    async () => `login refused: ${await loginError.textContent()}`,
+    () => null,
+  );
+  const outcome = await Promise.race([page.waitForURL((u) => u.pathname === '/window').then(() => null), refused]);
+  if (outcome) throw new Error(outcome);
+  await page.waitForSelector(`${testId('connection-status')}[data-state="connected"]`);
+  const me = await page.evaluate(() => window.__cunneng?.me);
+  if (!me) throw new Error('connected, but window.__cunneng.me is not set');
+  return me;
+}
