@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/matters", get(matters))
         .route("/api/windows", get(windows))
         .route("/api/villages", get(villages))
+        .merge(crate::retention::routes())
         .route("/ws", get(crate::ws::upgrade))
         .route("/progress", get(|| page("progress")))
         .merge(crate::cases::routes())

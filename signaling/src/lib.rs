@@ -15,6 +15,7 @@ pub mod objects;
 pub mod papers;
 pub mod queue;
 pub mod recording;
+pub mod retention;
 pub mod server;
 pub mod state;
 pub mod tls;

@@ -62,6 +62,22 @@ enum Command {
     },
     /// Check the integrity of every object in the store.
     Verify,
+    /// Retention: destroy what has expired (the server also sweeps every 6 hours).
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionAction {
+    /// Sweep once: destroy expired objects (not those under legal hold) and record it.
+    Sweep {
+        /// Judge expiry as of this Unix time in milliseconds instead of now (to rehearse a
+        /// sweep, or to catch up after downtime).
+        #[arg(long)]
+        as_of_ms: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +166,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cunneng_signaling::tools::decrypt(&config, store.as_ref(), &object, &out).await
             })?;
             println!("{msg}");
+        }
+        Command::Retention { action: RetentionAction::Sweep { as_of_ms } } => {
+            let summary = runtime.block_on(async {
+                let db = cunneng_signaling::db::Db::open(&config.data_dir.join("cunneng.sqlite3"))?;
+                let store = cunneng_signaling::objects::open_store(&config).await?;
+                let policy = cunneng_signaling::objects::retention_policy(&config)?;
+                let log = cunneng_signaling::retention::destruction_log(&config)?;
+                let now = match as_of_ms {
+                    Some(ms) => std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                    None => std::time::SystemTime::now(),
+                };
+                cunneng_signaling::retention::sweep(&db, store.as_ref(), &policy, &log, now).await
+            })?;
+            println!("retention sweep: {summary}");
         }
         Command::Verify => {
             let verdicts = runtime.block_on(async {

@@ -654,7 +654,14 @@ async fn serve_paper(
         return Err(ApiError::not_found("paper"));
     }
     let _serving = SERVING.acquire().await.map_err(|_| ApiError::internal())?;
-    let sealed = state.objects.get_bytes(&paper.object_key, None).await.map_err(|e| storage_error("get paper", e))?;
+    // A paper of a case under legal hold lives in the hold area.
+    let sealed = match state.objects.get_bytes(&paper.object_key, None).await {
+        Err(cunneng_storage::StorageError::NotFound(_)) => {
+            state.objects.get_bytes(&cunneng_storage::retention::hold_key(&paper.object_key), None).await
+        }
+        other => other,
+    }
+    .map_err(|e| storage_error("get paper", e))?;
     let ring = state.keys.clone();
     let key = paper.object_key.clone();
     let plain = blocking(move || {

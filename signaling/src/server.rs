@@ -60,7 +60,14 @@ pub async fn serve(config: Config, demo: bool) -> Result<(), Error> {
         None if local.ip().is_unspecified() => format!("{scheme}://127.0.0.1:{}", local.port()),
         None => format!("{scheme}://{local}"),
     };
+    // Links the server prints or hands out (receipts' QR codes) use the address it is
+    // reached at: `public_url`, or the one actually bound.
+    let mut config = config;
+    if config.public_url.is_none() {
+        config.public_url = Some(base.clone());
+    }
     let state = AppState::start(Arc::new(config), db).await?;
+    crate::retention::spawn_sweeper(state.clone());
     // Scripts and tests read these lines from stdout; the `listening` line comes last.
     if demo {
         for (role, name, url) in crate::import::demo_links(crate::import::DEMO_TOML, &base) {

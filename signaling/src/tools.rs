@@ -66,7 +66,13 @@ pub async fn decrypt(config: &Config, store: &dyn ObjectStore, what: &str, out: 
     let mut body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = if Path::new(what).is_file() {
         Box::pin(tokio::fs::File::open(what).await?)
     } else {
-        match store.get(what, None).await {
+        // An object under legal hold lives in the hold area.
+        let held = cunneng_storage::retention::hold_key(what);
+        let found = match store.get(what, None).await {
+            Err(StorageError::NotFound(_)) => store.get(&held, None).await,
+            other => other,
+        };
+        match found {
             Ok(o) => o.body,
             Err(StorageError::NotFound(_)) => {
                 return Err(Error::Tool(format!("no such object: {what} (neither a file nor a key in the store)")));

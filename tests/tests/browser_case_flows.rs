@@ -64,7 +64,16 @@ async fn browser_case_flows_from_papers_to_sign_off() -> anyhow::Result<()> {
 
     let output = tokio::process::Command::new("node")
         .arg(browser_dir.join("case_flows.mjs"))
-        .args(["--base", &server.base_url, "--kiosk-url", &kiosk_url, "--window-url", &window_url, "--chief-url", &chief_url])
+        .args([
+            "--base",
+            &server.base_url,
+            "--kiosk-url",
+            &kiosk_url,
+            "--window-url",
+            &window_url,
+            "--chief-url",
+            &chief_url,
+        ])
         .arg("--out-dir")
         .arg(out_dir.path())
         .kill_on_drop(true)

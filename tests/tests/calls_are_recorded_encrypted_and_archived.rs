@@ -65,7 +65,12 @@ async fn recordings(server: &Server, token: &str, case_no: &str) -> Result<Vec<V
     Ok(body.as_array().cloned().unwrap_or_default())
 }
 
-async fn wait_recordings(server: &Server, token: &str, case_no: &str, pred: impl Fn(&[Value]) -> bool) -> Result<Vec<Value>> {
+async fn wait_recordings(
+    server: &Server,
+    token: &str,
+    case_no: &str,
+    pred: impl Fn(&[Value]) -> bool,
+) -> Result<Vec<Value>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let r = recordings(server, token, case_no).await?;
@@ -105,7 +110,12 @@ fn probe(file: &Path) -> Result<(Vec<String>, f64)> {
         bail!("ffprobe {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     }
     let v: Value = serde_json::from_slice(&out.stdout)?;
-    let types = v["streams"].as_array().into_iter().flatten().filter_map(|s| s["codec_type"].as_str().map(String::from)).collect();
+    let types = v["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["codec_type"].as_str().map(String::from))
+        .collect();
     let duration = v["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0);
     Ok((types, duration))
 }
@@ -136,7 +146,10 @@ fn assert_all_encrypted(dir: &Path) -> Result<usize> {
                 stack.push(path);
                 continue;
             }
-            if name.starts_with('.') || name == "lock" || name.ends_with(".json") && path.parent().is_some_and(|p| p == dir) {
+            if name.starts_with('.')
+                || name == "lock"
+                || name.ends_with(".json") && path.parent().is_some_and(|p| p == dir)
+            {
                 continue;
             }
             let bytes = std::fs::read(&path)?;
@@ -155,7 +168,11 @@ fn assert_all_encrypted(dir: &Path) -> Result<usize> {
                 ("PDF", b"%PDF"),
                 ("PNG", b"\x89PNG"),
             ] {
-                assert!(!bytes.starts_with(magic) && !bytes[start..].starts_with(magic), "{} is plaintext {what}", path.display());
+                assert!(
+                    !bytes.starts_with(magic) && !bytes[start..].starts_with(magic),
+                    "{} is plaintext {what}",
+                    path.display()
+                );
             }
             n += 1;
         }
@@ -199,7 +216,8 @@ async fn call_is_recorded_encrypted_and_decrypts_to_seekable_webm() -> Result<()
     assert!(stored >= 8, "segments, archives and manifests stored: {stored}");
 
     // verify walks everything and checks the manifests' hashes.
-    let v = std::process::Command::new(binary_path()).arg("verify").arg("--data-dir").arg(server.data_dir()).output()?;
+    let v =
+        std::process::Command::new(binary_path()).arg("verify").arg("--data-dir").arg(server.data_dir()).output()?;
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
     assert!(String::from_utf8_lossy(&v.stdout).contains("0 damaged"));
 
@@ -214,7 +232,8 @@ async fn call_is_recorded_encrypted_and_decrypts_to_seekable_webm() -> Result<()
     let err = decrypt(&server, &[], key, &bad).unwrap_err().to_string();
     assert!(err.contains("damaged"), "{err}");
     assert!(!bad.exists());
-    let v = std::process::Command::new(binary_path()).arg("verify").arg("--data-dir").arg(server.data_dir()).output()?;
+    let v =
+        std::process::Command::new(binary_path()).arg("verify").arg("--data-dir").arg(server.data_dir()).output()?;
     assert!(!v.status.success());
     Ok(())
 }
@@ -277,9 +296,13 @@ async fn store_outage_during_a_call_loses_nothing() -> Result<()> {
     let spool: PathBuf = server.data_dir().join("spool");
     assert!(assert_all_encrypted(&spool)? > 0, "objects wait in the spool");
     let metric = |text: &str, name: &str| -> f64 {
-        text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.trim().parse().ok()).unwrap_or(-1.0)
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1.0)
     };
-    let metrics = cunneng_tests::client::http().get(format!("{}/metrics", server.base_url)).send().await?.text().await?;
+    let metrics =
+        cunneng_tests::client::http().get(format!("{}/metrics", server.base_url)).send().await?.text().await?;
     assert!(metric(&metrics, "cunneng_spool_objects") > 0.0, "{metrics}");
 
     garage.start_again().await?;
@@ -305,7 +328,10 @@ async fn store_outage_during_a_call_loses_nothing() -> Result<()> {
     let stdout = String::from_utf8_lossy(&v.stdout);
     assert!(v.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&v.stderr));
     let expected: usize = recs.iter().map(|r| r["segments"].as_array().map_or(0, |s| s.len()) + 2).sum();
-    assert!(stdout.contains(&format!("verified {expected} objects: {expected} good")), "{stdout} (expected {expected})");
+    assert!(
+        stdout.contains(&format!("verified {expected} objects: {expected} good")),
+        "{stdout} (expected {expected})"
+    );
     let out = tempfile::tempdir()?;
     let file = out.path().join("archive.webm");
     decrypt(&server, &env, recs[0]["archive_key"].as_str().unwrap(), &file)?;

@@ -72,7 +72,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 mod cases;
 mod recordings;
 pub use cases::*;
-pub use recordings::RecordingRow;
+pub use recordings::{CatalogRow, LegalHold, RecordingRow};
 
 // ---------------------------------------------------------------------------------------------
 // Enumerations stored as text.

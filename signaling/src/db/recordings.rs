@@ -160,3 +160,133 @@ impl Db {
             .is_some())
     }
 }
+
+/// One catalogued object as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogRow {
+    pub key: String,
+    pub class: String,
+    pub case_id: Option<i64>,
+    pub created_at_ms: u64,
+    pub in_hold_area: bool,
+}
+
+/// A legal hold on a case.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LegalHold {
+    pub case_id: i64,
+    pub placed_by: i64,
+    pub placed_at_ms: u64,
+    pub reason: String,
+}
+
+impl Db {
+    /// Catalogue papers that are not yet (papers are stored by the cases module).
+    pub fn catalog_papers(&self) -> Result<usize, DataError> {
+        Ok(self.conn().execute(
+            "INSERT OR IGNORE INTO stored_objects (object_key, class, case_id, created_at_ms, bytes)
+             SELECT object_key, 'papers', case_id, created_at_ms, size FROM papers
+             WHERE object_key NOT IN (SELECT object_key FROM destructions)",
+            [],
+        )?)
+    }
+
+    pub fn catalog(&self) -> Result<Vec<CatalogRow>, DataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT object_key, class, case_id, created_at_ms, in_hold_area FROM stored_objects ORDER BY object_key",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CatalogRow {
+                key: r.get(0)?,
+                class: r.get(1)?,
+                case_id: r.get(2)?,
+                created_at_ms: row_ms(r.get(3)?),
+                in_hold_area: r.get::<_, i64>(4)? != 0,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn set_in_hold_area(&self, key: &str, in_hold_area: bool) -> Result<(), DataError> {
+        self.conn().execute(
+            "UPDATE stored_objects SET in_hold_area = ?2 WHERE object_key = ?1",
+            params![key, in_hold_area as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the object now lives in the legal-hold area.
+    pub fn object_in_hold_area(&self, key: &str) -> Result<bool, DataError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT in_hold_area FROM stored_objects WHERE object_key = ?1", [key], |r| r.get::<_, i64>(0))
+            .optional()?
+            .is_some_and(|v| v != 0))
+    }
+
+    /// The object was destroyed: out of the catalog, into the destruction record.
+    pub fn record_destruction(
+        &self,
+        key: &str,
+        class: &str,
+        case_id: Option<i64>,
+        created_at_ms: u64,
+        destroyed_at_ms: u64,
+        reason: &str,
+    ) -> Result<(), DataError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO destructions (object_key, class, case_id, created_at_ms, destroyed_at_ms, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![key, class, case_id, sql_ms(created_at_ms), sql_ms(destroyed_at_ms), reason],
+        )?;
+        tx.execute("DELETE FROM stored_objects WHERE object_key = ?1", [key])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn destructions_count(&self) -> Result<u64, DataError> {
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM destructions", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    pub fn place_legal_hold(&self, case_id: i64, by: i64, reason: &str, now_ms: u64) -> Result<(), DataError> {
+        self.conn().execute(
+            "INSERT INTO legal_holds (case_id, placed_by, placed_at_ms, reason) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (case_id) DO UPDATE SET reason = excluded.reason",
+            params![case_id, by, sql_ms(now_ms), reason],
+        )?;
+        Ok(())
+    }
+
+    /// Lift a hold; false if there was none.
+    pub fn lift_legal_hold(&self, case_id: i64) -> Result<bool, DataError> {
+        Ok(self.conn().execute("DELETE FROM legal_holds WHERE case_id = ?1", [case_id])? > 0)
+    }
+
+    pub fn legal_hold(&self, case_id: i64) -> Result<Option<LegalHold>, DataError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT case_id, placed_by, placed_at_ms, reason FROM legal_holds WHERE case_id = ?1",
+                [case_id],
+                |r| {
+                    Ok(LegalHold {
+                        case_id: r.get(0)?,
+                        placed_by: r.get(1)?,
+                        placed_at_ms: row_ms(r.get(2)?),
+                        reason: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn legal_hold_cases(&self) -> Result<Vec<i64>, DataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT case_id FROM legal_holds")?;
+        let ids = stmt.query_map([], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+}

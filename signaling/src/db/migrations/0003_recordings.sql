@@ -36,3 +36,23 @@ CREATE TABLE stored_objects (
     bytes           INTEGER NOT NULL
 );
 CREATE INDEX stored_objects_case ON stored_objects(case_id);
+
+-- Retention: objects moved to the legal-hold area, holds per case, and what was destroyed.
+ALTER TABLE stored_objects ADD COLUMN in_hold_area INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE legal_holds (
+    case_id         INTEGER PRIMARY KEY REFERENCES cases(id),
+    placed_by       INTEGER NOT NULL REFERENCES users(id),
+    placed_at_ms    INTEGER NOT NULL,
+    reason          TEXT    NOT NULL
+);
+
+CREATE TABLE destructions (
+    id              INTEGER PRIMARY KEY,
+    object_key      TEXT    NOT NULL,
+    class           TEXT    NOT NULL,
+    case_id         INTEGER,
+    created_at_ms   INTEGER NOT NULL,
+    destroyed_at_ms INTEGER NOT NULL,
+    reason          TEXT    NOT NULL
+);
