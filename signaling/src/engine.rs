@@ -613,10 +613,20 @@ impl Engine {
                 return Err(("internal", "服务器内部错误 (internal error)".into()));
             }
         };
-        let input =
-            Input::RequestCall { kiosk, matter: MatterId(case.matter_id), case: Some(queue::CaseId(case.case_id)) };
+        // 预约: a call booked for now goes ahead of unbooked ones.
+        let booking = crate::bookings::booking_for_request(&self.db, village, case.matter_id, now.0);
+        let priority = if booking.is_some() { crate::bookings::BOOKED_PRIORITY } else { queue::Priority::NORMAL };
+        let input = Input::RequestCall {
+            kiosk,
+            matter: MatterId(case.matter_id),
+            case: Some(queue::CaseId(case.case_id)),
+            priority,
+        };
         match self.queue.handle(now, input) {
             Ok(actions) => {
+                if let Some(b) = booking {
+                    crate::bookings::booking_used(&self.db, b, case.case_id);
+                }
                 if let Some(w) = matter.window.as_ref()
                     && let Err(e) = self.db.record_call_requested(case.case_id, w.id, kiosk.0, now.0)
                 {

@@ -199,7 +199,9 @@ impl Queue {
             Input::KioskDisconnected { kiosk } => self.kiosk_disconnected(now, kiosk, &mut fx)?,
             Input::StaffConnected { staff } => self.staff_connected(now, staff, &mut fx)?,
             Input::StaffDisconnected { staff } => self.staff_disconnected(now, staff, &mut fx)?,
-            Input::RequestCall { kiosk, matter, case } => self.request_call(now, kiosk, matter, case, &mut fx)?,
+            Input::RequestCall { kiosk, matter, case, priority } => {
+                self.request_call(now, kiosk, matter, case, priority, &mut fx)?
+            }
             Input::CancelCall { kiosk, call } => self.cancel_call(kiosk, call, &mut fx)?,
             Input::SetPresence { staff, presence } => self.set_presence(now, staff, presence, &mut fx)?,
             Input::Answer { staff, call } => self.answer(now, staff, call, &mut fx)?,
@@ -522,6 +524,7 @@ impl Queue {
         kiosk: KioskId,
         matter: MatterId,
         case: Option<CaseId>,
+        priority: Priority,
         fx: &mut Fx,
     ) -> Result<(), QueueError> {
         let kx = *self.topo.kiosks.get(&kiosk).ok_or(QueueError::UnknownKiosk(kiosk))?;
@@ -548,7 +551,7 @@ impl Queue {
             village: kx.village,
             matter,
             case,
-            priority: Priority::NORMAL,
+            priority,
             requested_at: now,
             state: CallState::Waiting(waiting),
         };

@@ -254,21 +254,67 @@ impl Priority {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Input {
-    KioskConnected { kiosk: KioskId },
-    KioskDisconnected { kiosk: KioskId },
-    StaffConnected { staff: StaffId },
-    StaffDisconnected { staff: StaffId },
-    RequestCall { kiosk: KioskId, matter: MatterId, case: Option<CaseId> },
-    CancelCall { kiosk: KioskId, call: CallId },
-    SetPresence { staff: StaffId, presence: Presence },
-    Answer { staff: StaffId, call: CallId },
-    HangUp { by: Party, call: CallId },
-    Transfer { staff: StaffId, call: CallId, to_window: WindowId },
-    StartGroup { dispatcher: StaffId, villages: Vec<VillageId> },
-    AcceptGroup { kiosk: KioskId, group: GroupId },
-    DeclineGroup { kiosk: KioskId, group: GroupId },
-    LeaveGroup { kiosk: KioskId, group: GroupId },
-    EndGroup { dispatcher: StaffId, group: GroupId },
+    KioskConnected {
+        kiosk: KioskId,
+    },
+    KioskDisconnected {
+        kiosk: KioskId,
+    },
+    StaffConnected {
+        staff: StaffId,
+    },
+    StaffDisconnected {
+        staff: StaffId,
+    },
+    /// `priority`: booked calls (预约) at their time get a higher one and go first.
+    RequestCall {
+        kiosk: KioskId,
+        matter: MatterId,
+        case: Option<CaseId>,
+        #[serde(default)]
+        priority: Priority,
+    },
+    CancelCall {
+        kiosk: KioskId,
+        call: CallId,
+    },
+    SetPresence {
+        staff: StaffId,
+        presence: Presence,
+    },
+    Answer {
+        staff: StaffId,
+        call: CallId,
+    },
+    HangUp {
+        by: Party,
+        call: CallId,
+    },
+    Transfer {
+        staff: StaffId,
+        call: CallId,
+        to_window: WindowId,
+    },
+    StartGroup {
+        dispatcher: StaffId,
+        villages: Vec<VillageId>,
+    },
+    AcceptGroup {
+        kiosk: KioskId,
+        group: GroupId,
+    },
+    DeclineGroup {
+        kiosk: KioskId,
+        group: GroupId,
+    },
+    LeaveGroup {
+        kiosk: KioskId,
+        group: GroupId,
+    },
+    EndGroup {
+        dispatcher: StaffId,
+        group: GroupId,
+    },
 }
 
 /// What the machine asks the glue to do.

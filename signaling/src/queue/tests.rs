@@ -163,7 +163,7 @@ impl H {
     }
 
     fn request(&mut self, kiosk: KioskId, matter: MatterId) -> CallId {
-        self.ok(Input::RequestCall { kiosk, matter, case: None });
+        self.ok(Input::RequestCall { kiosk, matter, case: None, priority: Priority::NORMAL });
         self.q.call_of(pk(kiosk)).unwrap()
     }
 
@@ -272,7 +272,8 @@ fn request_waits_on_the_window_that_accepts_the_matter() {
     let mut h = H::new();
     h.kiosks_on(&[K1]);
     h.staff_on(&[A3]);
-    let a = h.ok(Input::RequestCall { kiosk: K1, matter: M_SOCIAL, case: Some(CaseId(77)) });
+    let a =
+        h.ok(Input::RequestCall { kiosk: K1, matter: M_SOCIAL, case: Some(CaseId(77)), priority: Priority::NORMAL });
     let call = h.q.call_of(pk(K1)).unwrap();
     assert_eq!(
         notices_to(&a, pk(K1)),
@@ -308,7 +309,7 @@ fn any_window_town_queues_town_wide_and_rings_every_approver_of_the_town() {
     h.kiosks_on(&[K21]);
     h.staff_on(&[B1, B2, B3]);
     // Not even accepted by a window: in an any_window town every window takes every matter.
-    let a = h.ok(Input::RequestCall { kiosk: K21, matter: M_NOWHERE, case: None });
+    let a = h.ok(Input::RequestCall { kiosk: K21, matter: M_NOWHERE, case: None, priority: Priority::NORMAL });
     let call = h.q.call_of(pk(K21)).unwrap();
     assert_eq!(h.items(QueueKey::Town(T2)), vec![call]);
     assert_eq!(rings(&a), vec![(B1, call), (B2, call), (B3, call)]);
@@ -323,12 +324,12 @@ fn any_window_town_queues_town_wide_and_rings_every_approver_of_the_town() {
 fn a_matter_no_window_accepts_is_refused_with_no_window() {
     let mut h = H::new();
     h.kiosks_on(&[K1, K31]);
-    let e = h.err(Input::RequestCall { kiosk: K1, matter: M_NOWHERE, case: None });
+    let e = h.err(Input::RequestCall { kiosk: K1, matter: M_NOWHERE, case: None, priority: Priority::NORMAL });
     assert_eq!(e, QueueError::NoWindow { town: T1, matter: M_NOWHERE });
     assert_eq!(e.kind(), ErrorKind::NoWindow);
     // Town 3 has a window, but not for social security.
     assert_eq!(
-        h.err(Input::RequestCall { kiosk: K31, matter: M_SOCIAL, case: None }),
+        h.err(Input::RequestCall { kiosk: K31, matter: M_SOCIAL, case: None, priority: Priority::NORMAL }),
         QueueError::NoWindow { town: T3, matter: M_SOCIAL }
     );
 }
@@ -339,21 +340,27 @@ fn a_kiosk_with_a_waiting_or_live_call_cannot_request_another() {
     h.kiosks_on(&[K1]);
     h.staff_on(&[A1]);
     let call = h.request(K1, M_CIVIL);
-    let e = h.err(Input::RequestCall { kiosk: K1, matter: M_SOCIAL, case: None });
+    let e = h.err(Input::RequestCall { kiosk: K1, matter: M_SOCIAL, case: None, priority: Priority::NORMAL });
     assert_eq!(e, QueueError::KioskBusy(K1));
     assert_eq!(e.kind(), ErrorKind::Conflict);
     h.answer(A1, call);
-    assert_eq!(h.err(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None }), QueueError::KioskBusy(K1));
+    assert_eq!(
+        h.err(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None, priority: Priority::NORMAL }),
+        QueueError::KioskBusy(K1)
+    );
 }
 
 #[test]
 fn unknown_or_disconnected_kiosks_cannot_request() {
     let mut h = H::new();
     assert_eq!(
-        h.err(Input::RequestCall { kiosk: NOBODY_KIOSK, matter: M_CIVIL, case: None }),
+        h.err(Input::RequestCall { kiosk: NOBODY_KIOSK, matter: M_CIVIL, case: None, priority: Priority::NORMAL }),
         QueueError::UnknownKiosk(NOBODY_KIOSK)
     );
-    assert_eq!(h.err(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None }), QueueError::NotConnected(pk(K1)));
+    assert_eq!(
+        h.err(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None, priority: Priority::NORMAL }),
+        QueueError::NotConnected(pk(K1))
+    );
 }
 
 #[test]
@@ -362,7 +369,7 @@ fn queue_full_refuses_new_requests_and_changes_nothing() {
     h.kiosks_on(&[K1, K2, K3]);
     h.request(K1, M_CIVIL);
     h.request(K2, M_CIVIL);
-    let e = h.err(Input::RequestCall { kiosk: K3, matter: M_CIVIL, case: None });
+    let e = h.err(Input::RequestCall { kiosk: K3, matter: M_CIVIL, case: None, priority: Priority::NORMAL });
     assert_eq!(e, QueueError::QueueFull(w(CIVIL)));
     assert_eq!(e.kind(), ErrorKind::QueueFull);
     // A matter with a second window goes there.
@@ -375,7 +382,7 @@ fn waiting_kiosks_see_fifo_positions_and_estimates_that_follow_staffing() {
     let mut h = H::new();
     h.kiosks_on(&[K1, K2, K3]);
     let c1 = h.request(K1, M_CIVIL);
-    let a = h.ok(Input::RequestCall { kiosk: K2, matter: M_CIVIL, case: None });
+    let a = h.ok(Input::RequestCall { kiosk: K2, matter: M_CIVIL, case: None, priority: Priority::NORMAL });
     // Only the newcomer is told: nobody else's position changed.
     assert_eq!(positions(&a), vec![(K2, 2, 600)]);
     let c3 = h.request(K3, M_CIVIL);
@@ -439,11 +446,11 @@ fn the_head_call_rings_every_ringable_approver_of_its_queue_only() {
     let mut h = H::new();
     h.kiosks_on(&[K1, K2]);
     h.staff_on(&[A1, A2, A3, A4]);
-    let a = h.ok(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None });
+    let a = h.ok(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None, priority: Priority::NORMAL });
     let c1 = h.q.call_of(pk(K1)).unwrap();
     assert_eq!(rings(&a), vec![(A1, c1), (A2, c1)]);
     // Everyone of the window is ringing already: the next call waits its turn.
-    let a = h.ok(Input::RequestCall { kiosk: K2, matter: M_CIVIL, case: None });
+    let a = h.ok(Input::RequestCall { kiosk: K2, matter: M_CIVIL, case: None, priority: Priority::NORMAL });
     assert_eq!(rings(&a), vec![]);
 }
 
@@ -675,7 +682,7 @@ fn the_estimate_averages_the_last_n_handling_times() {
     }
     let c = h.request(K2, M_CIVIL);
     h.answer(A1, c);
-    let a = h.ok(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None });
+    let a = h.ok(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None, priority: Priority::NORMAL });
     assert_eq!(positions(&a), vec![(K1, 1, 150)]);
 }
 
@@ -702,7 +709,7 @@ fn transfer_puts_the_call_at_the_head_of_the_other_window_keeping_case_and_reque
     h.kiosks_on(&[K1, K2]);
     h.staff_on(&[A1]);
     let c1 = {
-        h.ok(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: Some(CaseId(77)) });
+        h.ok(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: Some(CaseId(77)), priority: Priority::NORMAL });
         h.q.call_of(pk(K1)).unwrap()
     };
     h.answer(A1, c1);
@@ -998,7 +1005,10 @@ fn group_members_accept_decline_and_leave_and_the_dispatcher_ends_it() {
     assert_eq!(h.err(Input::DeclineGroup { kiosk: K1, group: g }), QueueError::InviteNotPending(K1, g));
     assert_eq!(h.err(Input::AcceptGroup { kiosk: K1, group: g }), QueueError::InviteNotPending(K1, g));
     // A joined kiosk cannot queue a call.
-    assert_eq!(h.err(Input::RequestCall { kiosk: K4, matter: M_CIVIL, case: None }), QueueError::KioskBusy(K4));
+    assert_eq!(
+        h.err(Input::RequestCall { kiosk: K4, matter: M_CIVIL, case: None, priority: Priority::NORMAL }),
+        QueueError::KioskBusy(K4)
+    );
     assert_eq!(h.q.state_for(pk(K4)), vec![Notice::GroupJoined { group: g, room }]);
     let a = h.ok(Input::LeaveGroup { kiosk: K4, group: g });
     assert!(a.contains(&Action::RemoveFromRoom { room, party: pk(K4) }));
@@ -1089,7 +1099,10 @@ fn a_kiosk_with_a_call_cannot_accept_and_a_joined_kiosk_cannot_request() {
     h.request(K4, M_CIVIL);
     assert_eq!(h.err(Input::AcceptGroup { kiosk: K4, group: g }), QueueError::KioskBusy(K4));
     h.ok(Input::AcceptGroup { kiosk: K1, group: g });
-    assert_eq!(h.err(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None }), QueueError::KioskBusy(K1));
+    assert_eq!(
+        h.err(Input::RequestCall { kiosk: K1, matter: M_CIVIL, case: None, priority: Priority::NORMAL }),
+        QueueError::KioskBusy(K1)
+    );
 }
 
 #[test]
@@ -1432,7 +1445,12 @@ fn random_input(r: &mut Lcg, q: &Queue) -> Input {
         2 => Input::KioskDisconnected { kiosk },
         3 | 4 => Input::StaffConnected { staff: r.pick(&staff) },
         5 => Input::StaffDisconnected { staff: r.pick(&staff) },
-        6 | 7 => Input::RequestCall { kiosk, matter: r.pick(&matters), case: Some(CaseId(r.below(100) as i64)) },
+        6 | 7 => Input::RequestCall {
+            kiosk,
+            matter: r.pick(&matters),
+            case: Some(CaseId(r.below(100) as i64)),
+            priority: Priority::NORMAL,
+        },
         8 => Input::CancelCall { kiosk: call_kiosk, call },
         9 => Input::SetPresence {
             staff: r.pick(&staff),
@@ -1513,4 +1531,24 @@ fn random_walk(seed: u64, steps: usize) {
     assert_eq!(kinds.len(), 15, "seed {seed}: {kinds:?}");
     assert!(kinds.values().all(|n| *n >= 3), "seed {seed}: {kinds:?}");
     assert!(accepted > steps / 4 && refused > 0 && restores == steps / 500, "{accepted} accepted, {refused} refused");
+}
+
+#[test]
+fn a_booked_call_goes_ahead_of_unbooked_waiting_calls_but_not_of_other_booked_ones() {
+    let mut h = H::new();
+    h.kiosks_on(&[K1, K2, K3]);
+    let c1 = h.request(K1, M_CIVIL);
+    let booked = Priority(1);
+    h.ok(Input::RequestCall { kiosk: K2, matter: M_CIVIL, case: None, priority: booked });
+    let c2 = h.q.call_of(pk(K2)).unwrap();
+    let q = w(CIVIL);
+    assert_eq!(h.items(q), vec![c2, c1], "the booked call is at the head");
+    h.ok(Input::RequestCall { kiosk: K3, matter: M_CIVIL, case: None, priority: booked });
+    let c3 = h.q.call_of(pk(K3)).unwrap();
+    assert_eq!(h.items(q), vec![c2, c3, c1], "booked calls keep their order among themselves");
+    // It survives a restart like any other call.
+    let snap = h.q.snapshot().clone();
+    let json = serde_json::to_string(&snap).unwrap();
+    let back: crate::queue::Snapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, snap);
 }
