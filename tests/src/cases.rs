@@ -156,7 +156,9 @@ pub fn object_files(server: &Server) -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
+    // The local store, and the spool in front of an S3 store.
     walk(&server.data_dir().join("objects"), &mut out);
+    walk(&server.data_dir().join("spool").join("queue"), &mut out);
     out.sort();
     out
 }

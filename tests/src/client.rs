@@ -283,3 +283,33 @@ pub async fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() ->
     }
     Ok(())
 }
+
+/// A call answered through the queue: both signaling sockets, the call and its room.
+pub struct AnsweredCall {
+    pub kiosk: WsClient,
+    pub window: WsClient,
+    pub call_id: Value,
+    pub room: String,
+    pub case_no: String,
+}
+
+/// The approver of `p` sets itself available, the kiosk of `p` asks for a call on the matter,
+/// the approver is rung and answers; both sides got `call.started`.
+pub async fn answered_call(server: &Server, p: &Pairing) -> Result<AnsweredCall> {
+    let mut window = WsClient::connect(server, &p.approver.token).await?;
+    window.send(json!({"type": "presence.set", "presence": "available"})).await?;
+    let mut kiosk = WsClient::connect(server, &p.kiosk.token).await?;
+    kiosk.send(json!({"type": "call.request", "matter_id": p.matter_id})).await?;
+    let pos = kiosk.expect("queue.position").await?;
+    window.expect_where("call.ring", |m| m["call_id"] == pos["call_id"]).await?;
+    window.send(json!({"type": "call.answer", "call_id": pos["call_id"]})).await?;
+    let started = window.expect("call.started").await?;
+    kiosk.expect("call.started").await?;
+    Ok(AnsweredCall {
+        kiosk,
+        window,
+        call_id: pos["call_id"].clone(),
+        room: started["room"].as_str().context("room")?.to_string(),
+        case_no: started["case_no"].as_str().unwrap_or_default().to_string(),
+    })
+}

@@ -155,6 +155,21 @@ admin_token = "{admin_token}"
     }
 
     /// The temporary directory holding the config, data, metadata and log.
+    /// Environment for `cunneng` to use this Garage as its S3 store (behind the spool).
+    pub fn server_env(&self) -> Vec<(String, String)> {
+        [
+            ("CUNNENG_STORAGE__BACKEND", "s3".to_string()),
+            ("CUNNENG_STORAGE__S3__ENDPOINT", self.endpoint()),
+            ("CUNNENG_STORAGE__S3__REGION", self.region().to_string()),
+            ("CUNNENG_STORAGE__S3__BUCKET", self.bucket().to_string()),
+            ("CUNNENG_STORAGE__S3__ACCESS_KEY_ID", self.access_key_id().to_string()),
+            ("CUNNENG_STORAGE__S3__SECRET_ACCESS_KEY", self.secret_access_key().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

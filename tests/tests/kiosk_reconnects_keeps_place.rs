@@ -72,15 +72,9 @@ async fn kiosk_reconnecting_mid_call_resumes_the_call_and_its_media() -> anyhow:
 
     let server = Server::start_demo().await?;
     let p = pairing(&server, 0).await?;
-    let mut window = WsClient::connect(&server, &p.approver.token).await?;
-    window.send(json!({"type": "presence.set", "presence": "available"})).await?;
-    let mut kiosk = WsClient::connect(&server, &p.kiosk.token).await?;
-    kiosk.send(json!({"type": "call.request", "matter_id": p.matter_id})).await?;
-    let pos = kiosk.expect("queue.position").await?;
-    window.expect("call.ring").await?;
-    window.send(json!({"type": "call.answer", "call_id": pos["call_id"]})).await?;
-    let room = kiosk.expect("call.started").await?["room"].as_str().unwrap().to_string();
-    window.expect("call.started").await?;
+    let cunneng_tests::client::AnsweredCall { kiosk, mut window, call_id, room, .. } =
+        cunneng_tests::client::answered_call(&server, &p).await?;
+    let mut kiosk = kiosk;
     let window_peer = SyntheticPeer::new("window").await?;
     negotiate(&mut window, &window_peer, &room, "w1", window_peer.offer().await?).await?;
     let first = SyntheticPeer::new("kiosk-1").await?;
@@ -91,12 +85,12 @@ async fn kiosk_reconnecting_mid_call_resumes_the_call_and_its_media() -> anyhow:
     kiosk.close().await;
     first.close().await?;
     let r = window.expect("call.peer_reconnecting").await?;
-    assert_eq!(r["call_id"], pos["call_id"]);
+    assert_eq!(r["call_id"], call_id);
 
     // It comes back within the grace period: same call, new peer connection, media again.
     let mut kiosk = WsClient::connect(&server, &p.kiosk.token).await?;
     let again = kiosk.expect("call.started").await?;
-    assert_eq!(again["call_id"], pos["call_id"]);
+    assert_eq!(again["call_id"], call_id);
     assert_eq!(again["room"], room);
     window.expect("call.peer_reconnected").await?;
     let second = SyntheticPeer::new("kiosk-2").await?;

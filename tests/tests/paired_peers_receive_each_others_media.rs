@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use cunneng_tests::client::{WsClient, demo_kiosks, demo_staff, eventually, negotiate, pairing};
+use cunneng_tests::client::{
+    AnsweredCall, WsClient, answered_call, demo_kiosks, demo_staff, eventually, negotiate, pairing,
+};
 use cunneng_tests::peer::SyntheticPeer;
 use cunneng_tests::server::Server;
 use serde_json::json;
@@ -15,16 +17,7 @@ const MEDIA: Duration = Duration::from_secs(15);
 async fn paired_peers_receive_each_others_media() -> anyhow::Result<()> {
     let server = Server::start_demo().await?;
     let p = pairing(&server, 0).await?;
-    let mut window = WsClient::connect(&server, &p.approver.token).await?;
-    window.send(json!({"type": "presence.set", "presence": "available"})).await?;
-    let mut kiosk = WsClient::connect(&server, &p.kiosk.token).await?;
-    kiosk.send(json!({"type": "call.request", "matter_id": p.matter_id})).await?;
-    let pos = kiosk.expect("queue.position").await?;
-    window.expect("call.ring").await?;
-    window.send(json!({"type": "call.answer", "call_id": pos["call_id"]})).await?;
-    let started = kiosk.expect("call.started").await?;
-    window.expect("call.started").await?;
-    let room = started["room"].as_str().unwrap().to_string();
+    let AnsweredCall { mut kiosk, mut window, call_id, room, .. } = answered_call(&server, &p).await?;
 
     let kiosk_peer = SyntheticPeer::new("kiosk").await?;
     let window_peer = SyntheticPeer::new("window").await?;
@@ -67,7 +60,7 @@ async fn paired_peers_receive_each_others_media() -> anyhow::Result<()> {
     assert!(forwarded > 40, "forwarded packets counted: {forwarded}");
     assert!(metrics.contains("cunneng_live_calls 1"), "{metrics}");
 
-    kiosk.send(json!({"type": "call.hangup", "call_id": pos["call_id"]})).await?;
+    kiosk.send(json!({"type": "call.hangup", "call_id": call_id})).await?;
     window.expect("call.ended").await?;
     kiosk_peer.close().await?;
     window_peer.close().await?;

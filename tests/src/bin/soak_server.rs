@@ -15,10 +15,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use cunneng_tests::client::{WsClient, eventually, negotiate, pairing};
+use cunneng_tests::client::{AnsweredCall, answered_call, eventually, negotiate, pairing};
 use cunneng_tests::peer::SyntheticPeer;
 use cunneng_tests::server::Server;
-use serde_json::json;
 
 const LIMIT_MIB: f64 = 16.0;
 
@@ -45,15 +44,7 @@ async fn main() -> Result<()> {
     let server = Server::start_demo().await?;
     let pid = server.pid().context("server pid")?;
     let p = pairing(&server, 0).await?;
-    let mut window = WsClient::connect(&server, &p.approver.token).await?;
-    window.send(json!({"type": "presence.set", "presence": "available"})).await?;
-    let mut kiosk = WsClient::connect(&server, &p.kiosk.token).await?;
-    kiosk.send(json!({"type": "call.request", "matter_id": p.matter_id})).await?;
-    let pos = kiosk.expect("queue.position").await?;
-    window.expect("call.ring").await?;
-    window.send(json!({"type": "call.answer", "call_id": pos["call_id"]})).await?;
-    let room = kiosk.expect("call.started").await?["room"].as_str().context("room")?.to_string();
-    window.expect("call.started").await?;
+    let AnsweredCall { mut kiosk, mut window, room, .. } = answered_call(&server, &p).await?;
 
     let staff_peer = SyntheticPeer::new("staff").await?;
     negotiate(&mut window, &staff_peer, &room, "staff", staff_peer.offer().await?).await?;
