@@ -1,6 +1,7 @@
 //! Test support for cunneng's end-to-end tests: the real binary ([`server`]), signaling clients
 //! ([`client`]), synthetic WebRTC peers ([`peer`]) and a real S3 server ([`garage`]).
 
+pub mod browser;
 pub mod cases;
 pub mod client;
 pub mod garage;

@@ -1,0 +1,79 @@
+//! Running the browser scripts of `tests/browser/` (playwright-core driving Debian's chromium
+//! with a fake camera and microphone) against a running server.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::client::{Pairing, get_json, login};
+use crate::server::{DemoLink, Server};
+
+/// The demo login links a browser test opens: the kiosk of a pairing, the approver at its
+/// matter's window, and a chief of the same town.
+pub struct PageLinks {
+    pub kiosk: String,
+    pub window: String,
+    pub chief: String,
+}
+
+async fn me_of(server: &Server, link: &DemoLink) -> Result<serde_json::Value> {
+    let user = link.fragment_param("user").context("user")?;
+    let password = link.fragment_param("password").context("password")?;
+    let token = login(server, &user, &password).await?;
+    Ok(get_json(server, "/api/me", Some(&token)).await?.1)
+}
+
+pub async fn page_links(server: &Server, p: &Pairing) -> Result<PageLinks> {
+    let kiosk = server
+        .links("kiosk")
+        .into_iter()
+        .find(|l| l.fragment_param("token").as_deref() == Some(p.kiosk.token.as_str()))
+        .context("kiosk link")?
+        .url
+        .clone();
+    let mut window = None;
+    for link in server.links("window") {
+        if me_of(server, link).await?["window"]["id"].as_i64() == Some(p.window_id) {
+            window = Some(link.url.clone());
+            break;
+        }
+    }
+    let mut chief = None;
+    for link in server.links("chief") {
+        if me_of(server, link).await?["town"]["id"].as_i64() == Some(p.approver.town_id()) {
+            chief = Some(link.url.clone());
+            break;
+        }
+    }
+    Ok(PageLinks {
+        kiosk,
+        window: window.context("window link")?,
+        chief: chief.context("chief link of the approver's town")?,
+    })
+}
+
+/// Run `tests/browser/SCRIPT --base URL ARGS...`; fails with the script's output unless it
+/// exits 0 and says PASS.
+pub async fn run_script(server: &Server, script: &str, args: &[(&str, &str)]) -> Result<()> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
+    if !dir.join("node_modules/playwright-core").exists() {
+        bail!("playwright-core is not installed: run ./scripts/test.sh (it runs `npm ci` in tests/browser)");
+    }
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        bail!("/usr/bin/chromium is missing: run ./scripts/test.sh (it installs Debian's chromium)");
+    }
+    let out_dir = tempfile::tempdir()?;
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(dir.join(script)).args(["--base", &server.base_url]);
+    for (flag, value) in args {
+        cmd.arg(flag).arg(value);
+    }
+    let output = cmd.arg("--out-dir").arg(out_dir.path()).kill_on_drop(true).output().await.context("running node")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}\n{stderr}");
+    if !output.status.success() || !stdout.contains("PASS") {
+        bail!("browser script {script} failed ({}):\n{stdout}\n{stderr}", output.status);
+    }
+    Ok(())
+}
