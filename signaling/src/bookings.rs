@@ -44,30 +44,21 @@ pub fn routes() -> axum::Router<AppState> {
 // ---------------------------------------------------------------------------------------------
 // Days and slots in China time.
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// The China-time day (days since 1970-01-01) of a `YYYY-MM-DD` date.
 pub fn parse_day(s: &str) -> Option<u64> {
     let mut it = s.trim().splitn(3, '-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: u32 = it.next()?.parse().ok()?;
-    let d: u32 = it.next()?.parse().ok()?;
-    if !(2000..=2200).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let y: i32 = it.next()?.parse().ok()?;
+    let m: u8 = it.next()?.parse().ok()?;
+    let d: u8 = it.next()?.parse().ok()?;
+    if !(2000..=2200).contains(&y) {
         return None;
     }
-    let days = days_from_civil(y, m, d);
-    // Reject 2026-02-31 and the like: the date must round-trip.
-    let back = crate::db::china_date(u64::try_from(days).ok()? * DAY);
-    (back == format!("{y:04}{m:02}{d:02}")).then(|| u64::try_from(days).ok()).flatten()
+    // Rejects 2026-02-31 and the like.
+    let date = time::Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()?;
+    u64::try_from(
+        date.to_julian_day() - time::Date::from_calendar_date(1970, time::Month::January, 1).ok()?.to_julian_day(),
+    )
+    .ok()
 }
 
 /// The China-time day of an instant.

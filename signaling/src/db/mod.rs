@@ -1222,18 +1222,15 @@ fn row_ms(ms: i64) -> u64 {
 
 /// `YYYYMMDD` of a Unix-ms instant in China Standard Time (UTC+8, no DST).
 pub fn china_date(ms: u64) -> String {
-    let days = (sql_ms(ms).saturating_add(8 * 3_600_000)).div_euclid(86_400_000);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}")
+    let d = china_day(ms);
+    format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// The calendar day of an instant in China time (UTC+8, no daylight saving).
+pub fn china_day(ms: u64) -> time::Date {
+    let utc = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    utc.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC)).date()
 }
 
 // ---------------------------------------------------------------------------------------------
