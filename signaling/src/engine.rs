@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::metrics::QueueGauge;
 use crate::queue::{
     self, Action, BackReason, CallEndReason, GroupEndReason, Input, KioskId, MatterId, MemberStatus, Millis, Notice,
-    Party, Presence, Queue, QueueKey, Room, StaffId, VillageId, WindowId,
+    Party, Presence, Queue, QueueKey, RingStopReason, Room, StaffId, VillageId, WindowId,
 };
 use crate::wire::{ClientMsg, GroupMemberWire, Named, PresenceWire, QueueItemWire, ServerMsg};
 
@@ -779,9 +779,17 @@ impl Engine {
             Notice::Ring { call, village, matter, .. } => {
                 ServerMsg::CallRing { call_id: call.0, village: n.village(village), matter: n.matter(matter) }
             }
-            Notice::RingStopped { call, reason } => {
-                ServerMsg::CallRingStopped { call_id: call.0, reason: snake(&reason) }
-            }
+            Notice::RingStopped { call, reason } => ServerMsg::CallRingStopped {
+                call_id: call.0,
+                reason: match reason {
+                    RingStopReason::AnsweredElsewhere => "answered_elsewhere",
+                    RingStopReason::Cancelled => "cancelled",
+                    RingStopReason::Timeout => "timeout",
+                    RingStopReason::KioskOffline => "kiosk_offline",
+                    RingStopReason::PresenceChanged => "presence_changed",
+                    RingStopReason::NotServed => "not_served",
+                },
+            },
             Notice::CallStarted { call, room, kiosk, village, staff, window, matter, case } => {
                 let peer = match to {
                     Party::Kiosk(_) => json!({
@@ -944,12 +952,4 @@ fn wire_error(e: &queue::QueueError) -> (&'static str, String) {
         ErrorKind::BadRequest => ("bad_message", "请求不正确"),
     };
     (code, format!("{zh} ({e})"))
-}
-
-/// The snake_case serde name of a unit enum value.
-fn snake<T: serde::Serialize>(v: &T) -> &'static str {
-    match serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)) {
-        Some(s) => Box::leak(s.into_boxed_str()),
-        None => "unknown",
-    }
 }
