@@ -21,55 +21,16 @@
 // same town (as `cunneng serve --demo` prints them). Prints one line per step; on failure
 // prints why, saves screenshots and exits 1 (2 for bad arguments or a missing `npm ci`).
 
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
-import { Harness, loginStaff, testId, waitUntil } from './harness.mjs';
+import { countPrints, Harness, loginStaff, openKiosk, parseCommandLine, setAvailable, stubPrint, testId, waitUntil } from './harness.mjs';
 import { makePdf, makePng } from './testpapers.mjs';
 
-function usage(message) {
-  console.error(`FAIL: ${message}`);
-  console.error('usage: node case_flows.mjs --base URL --kiosk-url URL --window-url URL --chief-url URL [--out-dir DIR] [--chromium PATH] [--headed]');
-  process.exit(2);
-}
-
-let options;
-try {
-  ({ values: options } = parseArgs({
-    options: {
-      base: { type: 'string' },
-      'kiosk-url': { type: 'string' },
-      'window-url': { type: 'string' },
-      'chief-url': { type: 'string' },
-      'out-dir': { type: 'string' },
-      chromium: { type: 'string', default: process.env.CHROMIUM ?? '/usr/bin/chromium' },
-      headed: { type: 'boolean', default: false },
-    },
-    strict: true,
-  }));
-} catch (err) {
-  usage(err.message);
-}
-for (const name of ['base', 'kiosk-url', 'window-url', 'chief-url']) if (!options[name]) usage(`--${name} is required`);
-let base;
-try {
-  base = new URL(options.base);
-} catch {
-  usage(`--base is not a URL: ${options.base}`);
-}
-const url = (u) => new URL(u, base).href;
-const outDir = options['out-dir'] ?? mkdtempSync(join(tmpdir(), 'cunneng-browser-'));
-mkdirSync(outDir, { recursive: true });
-
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  console.error('FAIL: playwright-core is not installed: run `npm ci` in tests/browser first');
-  process.exit(2);
-}
+const { options, base, url, outDir, chromium } = await parseCommandLine({
+  usageLine: 'node case_flows.mjs --base URL --kiosk-url URL --window-url URL --chief-url URL [--out-dir DIR] [--chromium PATH] [--headed]',
+  urls: ['kiosk-url', 'window-url', 'chief-url'],
+});
 
 const h = new Harness({ outDir });
 const step = (title, action) => h.step(title, action);
@@ -87,33 +48,18 @@ writeFileSync(laterResult, makePng(300, 200));
 const VILLAGER = { name: '李四', phone: '139-0000-5678', phone4: '5678' };
 
 const count = (page, selector) => page.locator(selector).count();
-async function stubPrint(page) {
-  await page.evaluate(() => {
-    window.__printed = 0;
-    window.print = () => {
-      window.__printed += 1;
-    };
-  });
-}
 
 await h.launch(chromium, { executablePath: options.chromium, headless: !options.headed });
 const approver = await h.newPage('window');
 const chief = await h.newPage('chief');
 const kiosk = await h.newPage('kiosk');
 // Printing opens no dialog in these tests: each print is counted instead.
-await kiosk.addInitScript(() => {
-  window.__printed = 0;
-  window.print = () => {
-    window.__printed += 1;
-  };
-});
+await kiosk.addInitScript(countPrints);
 
 let approverMe;
 await step('window: the approver logs in and is available', async () => {
   approverMe = await loginStaff(approver, url(options['window-url']));
-  const toggle = approver.locator(testId('presence-toggle'));
-  if ((await toggle.getAttribute('data-presence')) !== 'available') await toggle.click();
-  await approver.waitForSelector(`${testId('presence-toggle')}[data-presence="available"]`);
+  await setAvailable(approver);
   return `${approverMe.name} at ${approverMe.window?.name}`;
 });
 
@@ -126,9 +72,7 @@ await step('chief: logs in; the sign-off list is on the desk', async () => {
 
 let matter;
 await step('kiosk: connect and pick a matter of the approver\'s window that needs 一审一核', async () => {
-  await kiosk.goto(url(options['kiosk-url']), { waitUntil: 'domcontentloaded' });
-  await kiosk.waitForSelector(`${testId('connection-status')}[data-state="connected"]`);
-  await kiosk.locator(testId('matter-option')).first().waitFor();
+  await openKiosk(kiosk, url(options['kiosk-url']));
   const matters = await kiosk.$$eval(testId('matter-option'), (nodes) => nodes.map((n) => ({ id: n.dataset.matterId, windowId: n.dataset.windowId, signoff: n.dataset.signoff, plain: n.querySelector('.matter-plain').textContent })));
   matter = matters.find((m) => m.windowId === String(approverMe.window?.id) && m.signoff === 'true');
   if (!matter) throw new Error('no matter of the approver\'s window needs sign-off');

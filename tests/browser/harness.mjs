@@ -1,7 +1,10 @@
 // Shared bookkeeping for the browser scripts: Chromium with a fake camera, numbered steps with a
 // time limit each, and on failure the step's name, every page's state, its last console lines
 // and a screenshot per page (exit 1).
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 
 export const STEP_TIMEOUT_MS = 30_000;
 export const CHROMIUM_ARGS = [
@@ -22,6 +25,53 @@ export const testId = (id) => `[data-testid="${id}"]`;
 /** Never print tokens or passwords from the fragment. */
 export function redact(url) {
   return url.replace(/#.*$/, '#…');
+}
+
+/**
+ * The command line every script shares: `--base URL`, the script's own URL flags (`urls`, all
+ * required, resolved against --base by `url()`), `[--out-dir DIR] [--chromium PATH] [--headed]`;
+ * then playwright-core. Bad arguments or a missing `npm ci` print why and exit 2.
+ * `usageLine` is the usage text, `missing` (optional) the message when a required flag is absent.
+ */
+export async function parseCommandLine({ usageLine, urls, missing }) {
+  const usage = (message) => {
+    console.error(`FAIL: ${message}`);
+    console.error(`usage: ${usageLine}`);
+    process.exit(2);
+  };
+  let options;
+  try {
+    ({ values: options } = parseArgs({
+      options: {
+        base: { type: 'string' },
+        ...Object.fromEntries(urls.map((name) => [name, { type: 'string' }])),
+        'out-dir': { type: 'string' },
+        chromium: { type: 'string', default: process.env.CHROMIUM ?? '/usr/bin/chromium' },
+        headed: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    usage(err.message);
+  }
+  for (const name of ['base', ...urls]) if (!options[name]) usage(missing ?? `--${name} is required`);
+  let base;
+  try {
+    base = new URL(options.base);
+  } catch {
+    usage(`--base is not a URL: ${options.base}`);
+  }
+  const outDir = options['out-dir'] ?? mkdtempSync(join(tmpdir(), 'cunneng-browser-'));
+  mkdirSync(outDir, { recursive: true });
+
+  let chromium;
+  try {
+    ({ chromium } = await import('playwright-core'));
+  } catch {
+    console.error('FAIL: playwright-core is not installed: run `npm ci` in tests/browser first');
+    process.exit(2);
+  }
+  return { options, base, url: (u) => new URL(u, base).href, outDir, chromium };
 }
 
 export class Harness {
@@ -162,4 +212,32 @@ export async function loginStaff(page, url) {
   const me = await page.evaluate(() => window.__cunneng?.me);
   if (!me) throw new Error('connected, but window.__cunneng.me is not set');
   return me;
+}
+
+/** Open a kiosk page from its device link; wait until it is connected and lists its matters. */
+export async function openKiosk(page, url) {
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await page.waitForSelector(`${testId('connection-status')}[data-state="connected"]`);
+  await page.locator(testId('matter-option')).first().waitFor({ state: 'visible' });
+}
+
+/** Switch a staff page's presence to available. */
+export async function setAvailable(page) {
+  const toggle = page.locator(testId('presence-toggle'));
+  await toggle.waitFor({ state: 'visible' });
+  if ((await toggle.getAttribute('data-presence')) !== 'available') await toggle.click();
+  await page.waitForSelector(`${testId('presence-toggle')}[data-presence="available"]`);
+}
+
+/** Runs in a page: printing opens no dialog, each `window.print()` is counted in `window.__printed`. */
+export function countPrints() {
+  window.__printed = 0;
+  window.print = () => {
+    window.__printed += 1;
+  };
+}
+
+/** Count prints on a page that is already open (`page.addInitScript(countPrints)` for later loads). */
+export async function stubPrint(page) {
+  await page.evaluate(countPrints);
 }

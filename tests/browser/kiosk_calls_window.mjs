@@ -16,172 +16,22 @@
 // Needs `npm ci` in tests/browser (playwright-core) and Chromium (default /usr/bin/chromium).
 // Prints one line per step; on failure prints why, saves screenshots and exits 1.
 
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
+import { Harness, loginStaff, openKiosk, parseCommandLine, setAvailable, stubPrint, testId, waitUntil } from './harness.mjs';
 import { makePdf, makePng } from './testpapers.mjs';
 
-const STEP_TIMEOUT_MS = 30_000;
-const OVERALL_TIMEOUT_MS = 5 * 60_000;
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-];
+const { options, base, url, outDir, chromium } = await parseCommandLine({
+  usageLine: 'node kiosk_calls_window.mjs --base http://127.0.0.1:PORT --kiosk-url URL --window-url URL [--out-dir DIR] [--chromium PATH] [--headed]',
+  urls: ['kiosk-url', 'window-url'],
+  missing: '--base, --kiosk-url and --window-url are required',
+});
+const kioskUrl = url(options['kiosk-url']);
+const windowUrl = url(options['window-url']);
 
-const started = Date.now();
-const log = (line) => console.log(`[browser ${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
-
-function usage(message) {
-  console.error(`FAIL: ${message}`);
-  console.error('usage: node kiosk_calls_window.mjs --base http://127.0.0.1:PORT --kiosk-url URL --window-url URL [--out-dir DIR] [--chromium PATH] [--headed]');
-  process.exit(2);
-}
-
-let options;
-try {
-  ({ values: options } = parseArgs({
-    options: {
-      base: { type: 'string' },
-      'kiosk-url': { type: 'string' },
-      'window-url': { type: 'string' },
-      'out-dir': { type: 'string' },
-      chromium: { type: 'string', default: process.env.CHROMIUM ?? '/usr/bin/chromium' },
-      headed: { type: 'boolean', default: false },
-    },
-    strict: true,
-  }));
-} catch (err) {
-  usage(err.message);
-}
-if (!options.base || !options['kiosk-url'] || !options['window-url']) usage('--base, --kiosk-url and --window-url are required');
-let base;
-try {
-  base = new URL(options.base);
-} catch {
-  usage(`--base is not a URL: ${options.base}`);
-}
-const kioskUrl = new URL(options['kiosk-url'], base).href;
-const windowUrl = new URL(options['window-url'], base).href;
-const outDir = options['out-dir'] ?? mkdtempSync(join(tmpdir(), 'cunneng-browser-'));
-mkdirSync(outDir, { recursive: true });
-
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  console.error('FAIL: playwright-core is not installed: run `npm ci` in tests/browser first');
-  process.exit(2);
-}
-
-// ---- bookkeeping for clear failure reports -------------------------------------------------
-
-const pages = {}; // name → Page
-const consoleLines = { kiosk: [], window: [] };
-const pageErrors = [];
-let browser = null;
-let currentStep = '(start)';
-
-function watchPage(name, page) {
-  pages[name] = page;
-  page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  page.on('console', (msg) => {
-    const line = `${msg.type()}: ${msg.text()}`;
-    consoleLines[name].push(line);
-    if (consoleLines[name].length > 200) consoleLines[name].shift();
-    if (msg.type() === 'error' || msg.type() === 'warning') log(`  (${name} console) ${line}`);
-  });
-  page.on('pageerror', (err) => {
-    pageErrors.push(`${name}: ${err.message}`);
-    log(`  (${name} page error) ${err.message}`);
-  });
-  page.on('requestfailed', (request) => {
-    log(`  (${name} request failed) ${request.method()} ${redact(request.url())}: ${request.failure()?.errorText}`);
-  });
-}
-
-/** Never print tokens or passwords from the fragment. */
-function redact(url) {
-  return url.replace(/#.*$/, '#…');
-}
-
-async function fail(message) {
-  console.error(`FAIL at step "${currentStep}": ${message}`);
-  for (const [name, page] of Object.entries(pages)) {
-    if (page.url() === 'about:blank') continue;
-    try {
-      const path = join(outDir, `${name}-failure.png`);
-      await page.screenshot({ path, fullPage: true, timeout: 5_000 });
-      console.error(`  screenshot of the ${name} page: ${path}`);
-      const info = await page.evaluate(() => ({
-        url: location.pathname,
-        state: document.body?.dataset.state,
-        connection: document.querySelector('[data-testid="connection-status"]')?.textContent,
-        notice: document.querySelector('#notice:not([hidden])')?.textContent ?? '',
-        error: document.querySelector('#login-error:not([hidden])')?.textContent ?? '',
-      }), undefined, { timeout: 5_000 });
-      console.error(`  ${name} page: ${JSON.stringify(info)}`);
-    } catch (err) {
-      console.error(`  (no screenshot of the ${name} page: ${err.message.split('\n')[0]})`);
-    }
-    const lines = consoleLines[name].slice(-15);
-    if (lines.length) console.error(`  last console lines of the ${name} page:\n    ${lines.join('\n    ')}`);
-  }
-  await closeBrowser();
-  process.exit(1);
-}
-
-async function closeBrowser() {
-  if (!browser) return;
-  const closing = browser.close().catch(() => {});
-  browser = null;
-  await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 5_000))]);
-}
-
-let stepNumber = 0;
-async function step(title, action) {
-  stepNumber += 1;
-  currentStep = `${stepNumber}. ${title}`;
-  const t0 = Date.now();
-  log(`${currentStep} …`);
-  let timer;
-  try {
-    const result = await Promise.race([
-      action(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${STEP_TIMEOUT_MS / 1000} s`)), STEP_TIMEOUT_MS);
-      }),
-    ]);
-    log(`${currentStep}: ok (${((Date.now() - t0) / 1000).toFixed(1)} s)${typeof result === 'string' ? ` ${result}` : ''}`);
-    return result;
-  } catch (err) {
-    // eslint-disable-next-line no-control-regex
-    await fail(err.message.replace(/\u001b\[[0-9;]*m/g, '').split('\n').slice(0, 3).join(' | '));
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Poll `probe` until `done(value)`; on timeout throw with `describe(lastValue)`. */
-async function waitUntil(probe, done, describe, limitMs = STEP_TIMEOUT_MS - 1_000) {
-  const deadline = Date.now() + limitMs;
-  let last;
-  for (;;) {
-    last = await probe();
-    if (done(last)) return last;
-    if (Date.now() > deadline) throw new Error(describe(last));
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
+const h = new Harness({ outDir });
+const step = (title, action) => h.step(title, action);
 
 /** Inbound video of the page's RTCPeerConnection (`window.__cunneng.pc`) and its remote <video>. */
 function videoStats(page) {
@@ -205,8 +55,6 @@ function videoStats(page) {
   });
 }
 
-const testId = (id) => `[data-testid="${id}"]`;
-
 const scanPath = join(outDir, 'scan-page-1.png');
 writeFileSync(scanPath, makePng(320, 200));
 const resultPath = join(outDir, 'result-certificate.pdf');
@@ -218,58 +66,26 @@ const materialCount = (page, state) => page.locator(state ? `${testId('material-
 
 // ---- the flow ------------------------------------------------------------------------------
 
-const watchdog = setTimeout(() => fail(`the whole run took longer than ${OVERALL_TIMEOUT_MS / 1000} s`), OVERALL_TIMEOUT_MS);
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => fail(`stopped by ${signal}`));
+h.log(`base ${base.href}, screenshots on failure go to ${outDir}`);
 
-log(`base ${base.href}, screenshots on failure go to ${outDir}`);
-
-await step(`launch Chromium (${options.chromium})`, async () => {
-  browser = await chromium.launch({
-    executablePath: options.chromium,
-    headless: !options.headed,
-    args: CHROMIUM_ARGS,
-    timeout: STEP_TIMEOUT_MS,
-  });
-  return browser.version();
-});
+await h.launch(chromium, { executablePath: options.chromium, headless: !options.headed });
 
 // Separate contexts: separate localStorage (kiosk and staff tokens) and separate fake cameras.
-const contextOptions = { permissions: ['camera', 'microphone'], viewport: { width: 1280, height: 900 }, locale: 'zh-CN' };
-const windowPage = await (await browser.newContext(contextOptions)).newPage();
-watchPage('window', windowPage);
-const kioskPage = await (await browser.newContext(contextOptions)).newPage();
-watchPage('kiosk', kioskPage);
+const windowPage = await h.newPage('window');
+const kioskPage = await h.newPage('kiosk');
 
 await step('window: log in with the approver link and connect', async () => {
-  await windowPage.goto(windowUrl, { waitUntil: 'domcontentloaded' });
-  // Either the login page moves on to /window, or it shows why not.
-  const loginError = windowPage.locator('#login-error:not([hidden])');
-  const refused = loginError.waitFor({ state: 'visible' }).then(
-    async () => `login refused: ${await loginError.textContent()}`,
-    () => null, // never visible: the page moved on
-  );
-  const outcome = await Promise.race([windowPage.waitForURL((url) => url.pathname === '/window').then(() => null), refused]);
-  if (outcome) throw new Error(outcome);
-  await windowPage.waitForSelector(`${testId('connection-status')}[data-state="connected"]`);
-  const me = await windowPage.evaluate(() => window.__cunneng?.me);
-  if (!me) throw new Error('connected, but window.__cunneng.me is not set');
+  const me = await loginStaff(windowPage, windowUrl);
   return `as ${me.name} (${me.role}) at ${me.window?.name ?? 'no window'}`;
 });
 
-await step('window: set presence available', async () => {
-  const toggle = windowPage.locator(testId('presence-toggle'));
-  await toggle.waitFor({ state: 'visible' });
-  if ((await toggle.getAttribute('data-presence')) !== 'available') await toggle.click();
-  await windowPage.waitForSelector(`${testId('presence-toggle')}[data-presence="available"]`);
-});
+await step('window: set presence available', () => setAvailable(windowPage));
 
 const approverWindowId = await windowPage.evaluate(() => window.__cunneng?.me?.window?.id ?? null);
 
 await step('kiosk: open the device link and connect', async () => {
-  await kioskPage.goto(kioskUrl, { waitUntil: 'domcontentloaded' });
-  await kioskPage.waitForSelector(`${testId('connection-status')}[data-state="connected"]`);
+  await openKiosk(kioskPage, kioskUrl);
   if (new URL(kioskPage.url()).hash) throw new Error('the token fragment was not cleared from the address bar');
-  await kioskPage.locator(testId('matter-option')).first().waitFor({ state: 'visible' });
   return `${await kioskPage.locator(testId('matter-option')).count()} matters, place "${await kioskPage.textContent('#place')}"`;
 });
 
@@ -281,7 +97,7 @@ await step('kiosk: search a matter of the approver\'s window and select it', asy
   const ours = matters.filter((m) => approverWindowId !== null && m.windowId === String(approverWindowId));
   const chosen = ours.find((m) => m.signoff === 'false') ?? ours[0] ?? matters[0];
   if (chosen.windowId !== String(approverWindowId)) {
-    log(`  note: no matter names window ${approverWindowId}; using "${chosen.plain}" (window ${chosen.windowId})`);
+    h.log(`  note: no matter names window ${approverWindowId}; using "${chosen.plain}" (window ${chosen.windowId})`);
   }
   await kioskPage.fill(testId('matter-search'), chosen.plain);
   const option = kioskPage.locator(`${testId('matter-option')}[data-matter-id="${chosen.id}"]`);
@@ -420,12 +236,7 @@ await step('kiosk: the outcome banner says done, with the result; print the rece
   await kioskPage.waitForSelector(`${testId('outcome-banner')}[data-status="done"]:visible`);
   const banner = (await kioskPage.textContent(testId('outcome-banner'))).replace(/\s+/g, ' ').trim();
   if (!banner.includes('result-certificate.pdf')) throw new Error(`the banner does not name the result document: "${banner}"`);
-  await kioskPage.evaluate(() => {
-    window.__printed = 0;
-    window.print = () => {
-      window.__printed += 1;
-    };
-  });
+  await stubPrint(kioskPage);
   await kioskPage.click(testId('print-button'));
   await kioskPage.waitForFunction(() => window.__printed > 0);
   const sheet = await kioskPage.$eval(testId('print-sheet'), (s) => ({
@@ -458,10 +269,8 @@ await step('kiosk: rate the call 满意 with a comment', async () => {
 });
 
 await step('public progress page: case number + last four phone digits → status and next step', async () => {
-  const context = await browser.newContext({ viewport: { width: 800, height: 900 }, locale: 'zh-CN' });
-  const page = await context.newPage();
-  consoleLines.progress = [];
-  watchPage('progress', page);
+  // The public page: no camera, a narrower window.
+  const page = await h.newPage('progress', { permissions: [], viewport: { width: 800, height: 900 } });
   await page.goto(new URL(`/progress?case=${encodeURIComponent(caseNo)}`, base).href, { waitUntil: 'domcontentloaded' });
   const prefilled = await page.inputValue(testId('progress-case'));
   if (prefilled !== caseNo) throw new Error(`the case number from the link was not filled in: "${prefilled}"`);
@@ -473,15 +282,14 @@ await step('public progress page: case number + last four phone digits → statu
   await page.waitForSelector(`${testId('progress-result')}[data-status="done"]`);
   const text = (await page.textContent(testId('progress-result'))).replace(/\s+/g, ' ').trim();
   if (text.includes(VILLAGER.name)) throw new Error('the progress page shows the villager\'s name');
-  await context.close();
+  await page.context().close();
   return text;
 });
 
 await step('no uncaught JavaScript errors on either page', async () => {
-  if (pageErrors.length) throw new Error(pageErrors.join(' | '));
+  if (h.pageErrors.length) throw new Error(h.pageErrors.join(' | '));
 });
 
-clearTimeout(watchdog);
-await closeBrowser();
-log(`PASS: kiosk called window, both decoded video, papers arrived on the window, 当场办结 reached the kiosk, hang-up ended the call (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+await h.close();
+h.log(`PASS: kiosk called window, both decoded video, papers arrived on the window, 当场办结 reached the kiosk, hang-up ended the call (${((Date.now() - h.started) / 1000).toFixed(1)} s)`);
 process.exit(0);
