@@ -5,7 +5,6 @@
 //!
 //! `cargo run --release -p cunneng-media-recorder --example record_bench [-- SECONDS]`
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,83 +52,38 @@ fn packet(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: Vec<u8>) -> rtp::
     }
 }
 
+#[path = "../tests/record_support/mod.rs"]
+mod record_support;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(60);
     let dir = tempfile::tempdir()?;
-    let v = dir.path().join("v.ivf");
-    let a = dir.path().join("a.ogg");
     let t = seconds.to_string();
-    for args in [
-        vec![
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=640x480:rate=30",
-            "-t",
-            &t,
-            "-c:v",
-            "libvpx",
-            "-deadline",
-            "realtime",
-            "-lag-in-frames",
-            "0",
-            "-b:v",
-            "600k",
-            "-g",
-            "3000",
-            "-f",
-            "ivf",
-            v.to_str().unwrap_or(""),
-        ],
-        vec![
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            &t,
-            "-ac",
-            "2",
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "32k",
-            "-frame_duration",
-            "20",
-            a.to_str().unwrap_or(""),
-        ],
-    ] {
-        let ok =
-            Command::new("ffmpeg").args(["-hide_banner", "-loglevel", "error", "-y"]).args(&args).status()?.success();
-        if !ok {
-            return Err("ffmpeg failed".into());
-        }
-    }
-    // IVF frames.
-    let data = std::fs::read(&v)?;
-    let mut frames = Vec::new();
-    let mut i = 32;
-    while i + 12 <= data.len() {
-        let n = u32::from_le_bytes(data[i..i + 4].try_into()?) as usize;
-        frames.push(data[i + 12..i + 12 + n].to_vec());
-        i += 12 + n;
-    }
-    // Ogg packets (header packets skipped).
-    let data = std::fs::read(&a)?;
-    let (mut opus, mut cur, mut i) = (Vec::new(), Vec::new(), 0);
-    while i + 27 <= data.len() {
-        let n = data[i + 26] as usize;
-        let mut j = i + 27 + n;
-        for &l in &data[i + 27..i + 27 + n] {
-            cur.extend_from_slice(&data[j..j + l as usize]);
-            j += l as usize;
-            if l < 255 {
-                opus.push(std::mem::take(&mut cur));
-            }
-        }
-        i = j;
-    }
-    let opus = opus.split_off(2);
+    // Browser-like video: 640x480 at ~600 kbit/s, one keyframe at the start.
+    let v = dir.path().join("v.ivf");
+    record_support::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=640x480:rate=30",
+        "-t",
+        &t,
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-lag-in-frames",
+        "0",
+        "-b:v",
+        "600k",
+        "-g",
+        "3000",
+        "-f",
+        "ivf",
+        v.to_str().unwrap_or(""),
+    ])?;
+    let frames = record_support::read_ivf(&v)?;
+    let opus = record_support::read_ogg_opus(&record_support::encode_audio(dir.path(), u32::try_from(seconds)?)?)?;
     // Arrival-ordered packets.
     let mut events: Vec<(u64, TrackKind, rtp::Packet)> = Vec::new();
     let mut seq = 0u16;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cunneng_storage::{KeyRing, LocalStore, ObjectStore, RetentionPolicy, S3Store, Spool, SpoolMetrics};
+use cunneng_storage::{KeyRing, LocalStore, ObjectStore, RetentionPolicy, S3Store, Spool};
 
 use crate::config::{Config, StorageBackend};
 use crate::error::Error;
@@ -32,12 +32,6 @@ pub fn load_or_create_keys(path: &Path) -> Result<KeyRing, Error> {
 pub struct Objects {
     pub store: Arc<dyn ObjectStore>,
     pub spool: Option<Arc<Spool>>,
-}
-
-impl Objects {
-    pub fn spool_metrics(&self) -> Option<SpoolMetrics> {
-        self.spool.as_ref().map(|s| s.metrics())
-    }
 }
 
 pub fn retention_policy(config: &Config) -> Result<RetentionPolicy, Error> {

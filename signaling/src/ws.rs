@@ -153,14 +153,11 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
             Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Binary(_))) => {
-                send(
-                    &tx,
-                    ServerMsg::error(
-                        "bad_message",
-                        "只接受文本消息 (binary frames are not part of the protocol)",
-                        None,
-                    ),
-                );
+                tx.send(ServerMsg::error(
+                    "bad_message",
+                    "只接受文本消息 (binary frames are not part of the protocol)",
+                    None,
+                ));
                 continue;
             }
             Some(Err(e)) => {
@@ -186,7 +183,7 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
         let env = match ClientEnvelope::parse(&text) {
             Ok(env) => env,
             Err((req, why)) => {
-                send(&tx, ServerMsg::error("bad_message", format!("消息格式错误 (bad message: {why})"), req));
+                tx.send(ServerMsg::error("bad_message", format!("消息格式错误 (bad message: {why})"), req));
                 continue;
             }
         };
@@ -202,15 +199,15 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
 async fn dispatch(state: &AppState, principal: &Principal, tx: &ClientTx, env: ClientEnvelope) {
     let req = env.req;
     match env.msg {
-        ClientMsg::Ping => send(tx, ServerMsg::Pong { req }),
-        ClientMsg::Hello { .. } => send(tx, ServerMsg::error("bad_message", "已经登录 (hello was already said)", req)),
+        ClientMsg::Ping => tx.send(ServerMsg::Pong { req }),
+        ClientMsg::Hello { .. } => tx.send(ServerMsg::error("bad_message", "已经登录 (hello was already said)", req)),
         ClientMsg::MediaOffer { room, pc_id, sdp } => {
             if pc_id.is_empty() || pc_id.len() > 64 || sdp.is_empty() {
-                send(tx, ServerMsg::error("bad_message", "media.offer needs pc_id (≤ 64 chars) and sdp", req));
+                tx.send(ServerMsg::error("bad_message", "media.offer needs pc_id (≤ 64 chars) and sdp", req));
                 return;
             }
             if !state.engine.in_room(party_of(principal), room.clone()).await {
-                send(tx, ServerMsg::error("forbidden", "不在此通话中 (not a participant of this room)", req));
+                tx.send(ServerMsg::error("forbidden", "不在此通话中 (not a participant of this room)", req));
                 return;
             }
             // ICE gathering takes a moment: answer off the read loop.
@@ -219,17 +216,14 @@ async fn dispatch(state: &AppState, principal: &Principal, tx: &ClientTx, env: C
             let label = label(party_of(principal));
             tokio::spawn(async move {
                 match state.sfu.handle_offer(&room, &label, &pc_id, &sdp).await {
-                    Ok(answer) => send(&tx, ServerMsg::MediaAnswer { room, pc_id, sdp: answer }),
+                    Ok(answer) => tx.send(ServerMsg::MediaAnswer { room, pc_id, sdp: answer }),
                     Err(e) => {
                         tracing::warn!(error = %e, %room, "media offer refused");
-                        send(
-                            &tx,
-                            ServerMsg::error(
-                                "bad_message",
-                                format!("媒体协商失败 (media negotiation failed: {e})"),
-                                req,
-                            ),
-                        );
+                        tx.send(ServerMsg::error(
+                            "bad_message",
+                            format!("媒体协商失败 (media negotiation failed: {e})"),
+                            req,
+                        ));
                     }
                 }
             });
@@ -237,10 +231,10 @@ async fn dispatch(state: &AppState, principal: &Principal, tx: &ClientTx, env: C
         other => match state.engine.client(principal.clone(), other).await {
             Ok(()) => {
                 if req.is_some() {
-                    send(tx, ServerMsg::Ok { req });
+                    tx.send(ServerMsg::Ok { req });
                 }
             }
-            Err((code, message)) => send(tx, ServerMsg::error(code, message, req)),
+            Err((code, message)) => tx.send(ServerMsg::error(code, message, req)),
         },
     }
 }
@@ -268,10 +262,6 @@ impl ClientTx {
     pub fn close(&self, code: u16, reason: &'static str) {
         let _ = self.tx.try_send(Outbound::Close(code, reason));
     }
-}
-
-fn send(tx: &ClientTx, msg: ServerMsg) {
-    tx.send(msg);
 }
 
 fn text(m: &ServerMsg) -> Message {

@@ -174,15 +174,7 @@ impl ObjectStore for LocalStore {
             file.sync_all().await.map_err(|e| StorageError::io(ctx("syncing"), e))?;
             drop(file);
             let sha256: [u8; 32] = hasher.finalize().into();
-            if let Some(expected) = expected_sha256
-                && expected != sha256
-            {
-                return Err(StorageError::ChecksumMismatch {
-                    key: key.to_owned(),
-                    expected: hex::encode(expected),
-                    actual: hex::encode(sha256),
-                });
-            }
+            crate::store::check_sha256(key, expected_sha256, sha256)?;
             let (root, tmp2, dest2, key2) = (self.root.clone(), tmp.clone(), dest.clone(), key.to_owned());
             tokio::task::spawn_blocking(move || install(&root, &tmp2, &dest2, &key2))
                 .await

@@ -565,7 +565,7 @@ impl S3Store {
             }
         }
         let sha256: [u8; 32] = whole.finalize().into();
-        check_expected(key, expected, sha256)?;
+        crate::store::check_sha256(key, expected, sha256)?;
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -585,17 +585,6 @@ fn days_i32(d: u32) -> Result<i32> {
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn check_expected(key: &str, expected: Option<[u8; 32]>, actual: [u8; 32]) -> Result<()> {
-    match expected {
-        Some(e) if e != actual => Err(StorageError::ChecksumMismatch {
-            key: key.to_owned(),
-            expected: hex::encode(e),
-            actual: hex::encode(actual),
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// Read up to `size` bytes (fewer only at the end of the body).
@@ -646,7 +635,7 @@ impl ObjectStore for S3Store {
         let first = read_part(body, self.part_size, key).await?;
         if first.len() < self.part_size {
             let sha256: [u8; 32] = Sha256::digest(&first).into();
-            check_expected(key, expected_sha256, sha256)?;
+            crate::store::check_sha256(key, expected_sha256, sha256)?;
             let size = first.len() as u64;
             self.put_single(key, first, sha256).await?;
             return Ok(PutReceipt { size, sha256 });

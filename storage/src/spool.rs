@@ -772,15 +772,7 @@ impl Spool {
             return Err(StorageError::NotEncrypted { key: key.to_owned() });
         }
         let sha256: [u8; 32] = hasher.finalize().into();
-        if let Some(e) = expected
-            && e != sha256
-        {
-            return Err(StorageError::ChecksumMismatch {
-                key: key.to_owned(),
-                expected: hex::encode(e),
-                actual: hex::encode(sha256),
-            });
-        }
+        crate::store::check_sha256(key, expected, sha256)?;
         // Fill in size and digest, then make it durable and visible.
         let header = encode_header(key, size, &sha256, spooled_at);
         file.seek(SeekFrom::Start(0)).await.map_err(|e| StorageError::io(ctx("seeking in"), e))?;

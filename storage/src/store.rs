@@ -102,6 +102,19 @@ impl GetObject {
     }
 }
 
+/// [`StorageError::ChecksumMismatch`] unless `actual` is the `expected` digest (when one is
+/// expected): every backend's check before an object becomes visible.
+pub(crate) fn check_sha256(key: &str, expected: Option<[u8; 32]>, actual: [u8; 32]) -> Result<()> {
+    match expected {
+        Some(e) if e != actual => Err(StorageError::ChecksumMismatch {
+            key: key.to_owned(),
+            expected: hex::encode(e),
+            actual: hex::encode(actual),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// A place that keeps objects under string keys. See the module docs for the contract.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + fmt::Debug {

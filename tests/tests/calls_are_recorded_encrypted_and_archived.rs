@@ -185,6 +185,11 @@ async fn call_is_recorded_encrypted_and_decrypts_to_seekable_webm() -> Result<()
         r.len() == 2 && r.iter().all(|x| x["status"] == "complete")
     })
     .await?;
+    // Recordings are for town staff and supervisors: not the village room, not unknown cases.
+    let (st, _) = get_json(&server, &format!("/api/cases/{case_no}/recordings"), Some(&p.kiosk.token)).await?;
+    assert_eq!(st, 403);
+    let (st, _) = get_json(&server, "/api/cases/XX-00000000-0000/recordings", Some(&p.approver.token)).await?;
+    assert_eq!(st, 404);
     let out = tempfile::tempdir()?;
     for rec in &recs {
         let segments = rec["segments"].as_array().context("segments")?;
