@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_debs "${BUILD_DEBS[@]}"
-cargo build --locked -p cunneng-signaling --bin cunneng
+build_binaries
 exec "$CARGO_TARGET_DIR/debug/cunneng" serve --demo --data-dir ./data "$@"

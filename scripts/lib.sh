@@ -46,3 +46,10 @@ ensure_garage() {
   fi
   export GARAGE_BIN="$bin"
 }
+
+# build_binaries: the one build both README commands use. The same package selection for the
+# demo and the tests (`--workspace`), so that cargo unifies features the same way and running
+# one after the other recompiles nothing.
+build_binaries() {
+  cargo build --locked --workspace --bins
+}

@@ -15,11 +15,12 @@ if [ ! -d tests/browser/node_modules/playwright-core ] \
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# The integration tests run the real binary: build it first.
-cargo build --locked --workspace --bins
+# The integration tests run the real binary: build it first (the same build as scripts/demo.sh).
+build_binaries
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked --workspace "$@" 2>&1 | tee "$log"
+# --no-fail-fast: one run reports every failing test, not only the first failing binary.
+cargo test --locked --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
      END { printf "\ntotal: %d passed, %d failed\n", p, f }' "$log"

@@ -2,7 +2,7 @@
 //! sessions, and resolving a token to a [`Principal`].
 //!
 //! Tokens, passwords and names are never logged here. `login` (argon2) takes tens of
-//! milliseconds of CPU: call it from `spawn_blocking`. `resolve_token` and `logout` are
+//! milliseconds of CPU: call it through `Db::run`, off the async threads. `resolve_token` and `logout` are
 //! plain indexed lookups.
 
 use std::sync::LazyLock;
@@ -13,58 +13,11 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
 
-pub use crate::db::Role;
 use crate::db::{DataError, Db, Me};
+use crate::identity::Principal;
 
 /// Longest token or password accepted (anything longer is refused before hashing).
 pub const MAX_SECRET_LEN: usize = 1024;
-
-/// Who is making a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// A village service-room device.
-    Kiosk { kiosk_id: i64, village_id: i64, town_id: i64, name: String },
-    /// A staff member with a live session. `town_id` is `None` for county-wide roles,
-    /// `window_id` is set for approvers (and chiefs tied to a window).
-    Staff { user_id: i64, role: Role, town_id: Option<i64>, window_id: Option<i64>, name: String },
-}
-
-impl Principal {
-    /// The town the principal acts in (`None`: county-wide).
-    pub fn town_id(&self) -> Option<i64> {
-        match self {
-            Principal::Kiosk { town_id, .. } => Some(*town_id),
-            Principal::Staff { town_id, .. } => *town_id,
-        }
-    }
-
-    /// `kiosk`, or the staff role's name.
-    pub fn role_str(&self) -> &'static str {
-        match self {
-            Principal::Kiosk { .. } => "kiosk",
-            Principal::Staff { role, .. } => role.as_str(),
-        }
-    }
-
-    /// Media participant label: `kiosk:ID` or `staff:ID`.
-    pub fn label(&self) -> String {
-        match self {
-            Principal::Kiosk { kiosk_id, .. } => format!("kiosk:{kiosk_id}"),
-            Principal::Staff { user_id, .. } => format!("staff:{user_id}"),
-        }
-    }
-
-    /// Supervisor and admin: county-wide, no town.
-    pub fn is_county_wide(&self) -> bool {
-        matches!(self, Principal::Staff { role, .. } if role.is_county_wide())
-    }
-
-    pub fn name(&self) -> &str {
-        match self {
-            Principal::Kiosk { name, .. } | Principal::Staff { name, .. } => name,
-        }
-    }
-}
 
 /// A successful login.
 #[derive(Debug, Clone)]
@@ -188,6 +141,7 @@ pub fn resolve_token(db: &Db, token: &str, now_ms: u64) -> Result<Principal, Dat
 mod tests {
     use super::*;
     use crate::db::{UserFields, VillageKind, WindowKind};
+    use crate::identity::Role;
 
     const HOUR: u64 = 3_600_000;
 

@@ -157,6 +157,18 @@ pub struct LimitsConfig {
     pub http_body_bytes: usize,
     /// Largest paper (scan, result document) one may upload.
     pub paper_max_bytes: usize,
+    /// Papers assembled from their chunks at once (each holds up to two copies in memory).
+    pub papers_assembling: usize,
+    /// Paper chunk bodies (up to 4 MiB each) received at once; further uploads wait.
+    pub paper_chunks_receiving: usize,
+    /// Papers opened for viewing at once (each up to `paper_max_bytes` in memory).
+    pub papers_opening: usize,
+    /// Public progress lookups one client address may make in a burst...
+    pub progress_burst: u32,
+    /// ...and the seconds it takes to earn one more.
+    pub progress_refill_secs: u32,
+    /// Client addresses the progress rate limit remembers at most.
+    pub progress_max_clients: usize,
 }
 
 impl Default for LimitsConfig {
@@ -168,6 +180,12 @@ impl Default for LimitsConfig {
             ws_burst: 40,
             http_body_bytes: 1024 * 1024,
             paper_max_bytes: 20 * 1024 * 1024,
+            papers_assembling: 2,
+            paper_chunks_receiving: 16,
+            papers_opening: 8,
+            progress_burst: 5,
+            progress_refill_secs: 6,
+            progress_max_clients: 10_000,
         }
     }
 }
@@ -412,6 +430,12 @@ impl Config {
             ("limits.ws_burst", l.ws_burst as usize),
             ("limits.http_body_bytes", l.http_body_bytes),
             ("limits.paper_max_bytes", l.paper_max_bytes),
+            ("limits.papers_assembling", l.papers_assembling),
+            ("limits.paper_chunks_receiving", l.paper_chunks_receiving),
+            ("limits.papers_opening", l.papers_opening),
+            ("limits.progress_burst", l.progress_burst as usize),
+            ("limits.progress_refill_secs", l.progress_refill_secs as usize),
+            ("limits.progress_max_clients", l.progress_max_clients),
         ] {
             if v == 0 {
                 return bad(key, "must be > 0");

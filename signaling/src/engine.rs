@@ -1,46 +1,38 @@
-//! The tokio glue around the queue state machine. One task owns the [`Queue`], the map of
+//! The tokio glue around the queue state machine. One job owns the [`Queue`], the map of
 //! connected parties and room membership. It feeds client inputs and timeouts into the queue,
-//! persists a snapshot after every change (before anyone is told), and turns the queue's
-//! actions into wire messages and media-plane calls. No queue logic lives here.
+//! persists a snapshot after every change before anyone is told of it, and turns the queue's
+//! actions into wire messages and media-plane calls. No queue logic lives here, and no
+//! database work runs on its task: it awaits [`Db::run`].
+//!
+//! The invariant "every queue change is persisted before the client is told": a client input
+//! whose snapshot cannot be written is undone and refused (`unavailable`); a change nobody
+//! asked for (a timeout, a disconnect) is held, told to nobody, until a write succeeds (retried
+//! every second). Failed writes show in `/metrics` (`cunneng_queue_snapshot_failures_total`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use cunneng_media_recorder::{MediaEvent, Sfu};
 
-use crate::auth::{Principal, Role};
-use crate::config::Config;
-use crate::db::Db;
-use crate::error::Error;
+use crate::case::Viewer;
+use crate::clients::{CLOSE_REPLACED, ClientTx, ConnId};
+use crate::config::{Config, IceServer};
+use crate::db::{DataError, Db, Me};
+use crate::error::{Error, RejectKind, Rejection};
+use crate::identity::{Principal, Role};
+use crate::jobs::{JobContext, Jobs, Phase};
 use crate::metrics::QueueGauge;
 use crate::queue::{
     self, Action, BackReason, CallEndReason, GroupEndReason, Input, KioskId, MatterId, MemberStatus, Millis, Notice,
     Party, Presence, Queue, QueueKey, RingStopReason, Room, StaffId, VillageId, WindowId,
 };
-use crate::wire::{ClientMsg, GroupMemberWire, Named, PresenceWire, QueueItemWire, ServerMsg};
-
-/// Identifies one WebSocket connection (a party may reconnect with a new one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId(u64);
-
-impl ConnId {
-    pub fn next() -> ConnId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-/// What the engine sends toward one socket.
-#[derive(Debug)]
-pub enum Outbound {
-    Msg(ServerMsg),
-    Close(u16, &'static str),
-}
+use crate::service::bookings::{BOOKED_PRIORITY, booking_for_request, booking_used};
+use crate::service::calls::{call_accepted, call_refused, case_for_request};
+use crate::wire::{ClientMsg, GroupFromWire, GroupMemberWire, Named, PeerWire, PresenceWire, QueueItemWire, ServerMsg};
 
 /// The party a principal is in the queue's terms.
 pub fn party_of(p: &Principal) -> Party {
@@ -78,10 +70,11 @@ fn parse_room(room: &str) -> Option<Room> {
     }
 }
 
+/// The answer to a client message: `Err((code, message))` means nothing changed.
 pub type ClientResult = Result<(), (&'static str, String)>;
 
 enum Cmd {
-    Connect { principal: Principal, me: serde_json::Value, conn: ConnId, tx: crate::ws::ClientTx },
+    Connect { principal: Principal, me: Me, conn: ConnId, tx: ClientTx },
     Disconnect { party: Party, conn: ConnId },
     Client { principal: Principal, msg: ClientMsg, reply: oneshot::Sender<ClientResult> },
     InRoom { party: Party, room: String, reply: oneshot::Sender<bool> },
@@ -89,7 +82,6 @@ enum Cmd {
     OnlineVillages { reply: oneshot::Sender<HashSet<i64>> },
     Notify { party: Party, msg: ServerMsg },
     CaseParties { case: i64, reply: oneshot::Sender<Option<CaseParties>> },
-    Shutdown { reply: oneshot::Sender<()> },
 }
 
 /// Who is in the live (or waiting) call of a case right now.
@@ -102,12 +94,17 @@ pub struct CaseParties {
 }
 
 /// Engine-owned figures for `/metrics`.
+#[derive(Default)]
 pub struct Gauges {
     pub queues: Vec<QueueGauge>,
     pub live_calls: usize,
     pub open_groups: usize,
     pub connected_kiosks: usize,
     pub connected_staff: usize,
+    /// Snapshot writes that failed since start.
+    pub snapshot_failures: u64,
+    /// Queue changes held (told to nobody) until the snapshot can be written.
+    pub held_changes: usize,
 }
 
 /// The handle every connection uses to talk to the engine task.
@@ -116,9 +113,13 @@ pub struct EngineHandle {
     tx: mpsc::Sender<Cmd>,
 }
 
+fn stopping() -> (&'static str, String) {
+    ("unavailable", "服务器正在停止 (server shutting down)".into())
+}
+
 impl EngineHandle {
     /// A socket authenticated: the engine sends `welcome` and the party's state.
-    pub async fn connect(&self, principal: Principal, me: serde_json::Value, conn: ConnId, tx: crate::ws::ClientTx) {
+    pub async fn connect(&self, principal: Principal, me: Me, conn: ConnId, tx: ClientTx) {
         let _ = self.tx.send(Cmd::Connect { principal, me, conn, tx }).await;
     }
 
@@ -130,9 +131,9 @@ impl EngineHandle {
     pub async fn client(&self, principal: Principal, msg: ClientMsg) -> ClientResult {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(Cmd::Client { principal, msg, reply }).await.is_err() {
-            return Err(("internal", "服务器正在停止 (server shutting down)".into()));
+            return Err(stopping());
         }
-        rx.await.unwrap_or_else(|_| Err(("internal", "服务器内部错误 (internal error)".into())))
+        rx.await.unwrap_or_else(|_| Err(stopping()))
     }
 
     /// Is `party` a participant of `room` (`call:ID`, `group:ID`)?
@@ -146,12 +147,10 @@ impl EngineHandle {
 
     pub async fn gauges(&self) -> Gauges {
         let (reply, rx) = oneshot::channel();
-        let empty =
-            || Gauges { queues: Vec::new(), live_calls: 0, open_groups: 0, connected_kiosks: 0, connected_staff: 0 };
         if self.tx.send(Cmd::Gauges { reply }).await.is_err() {
-            return empty();
+            return Gauges::default();
         }
-        rx.await.unwrap_or_else(|_| empty())
+        rx.await.unwrap_or_default()
     }
 
     pub async fn online_villages(&self) -> HashSet<i64> {
@@ -173,20 +172,12 @@ impl EngineHandle {
         self.tx.send(Cmd::CaseParties { case, reply }).await.ok()?;
         rx.await.ok().flatten()
     }
-
-    /// Persist and stop; the media plane is shut down too.
-    pub async fn shutdown(&self) {
-        let (reply, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Shutdown { reply }).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
 }
 
 /// The media plane's configuration from ours.
-pub fn media_config(config: &Config) -> Result<cunneng_media_recorder::MediaConfig, Error> {
+pub fn media_config(config: &Config) -> cunneng_media_recorder::MediaConfig {
     let m = &config.media;
-    Ok(cunneng_media_recorder::MediaConfig {
+    cunneng_media_recorder::MediaConfig {
         bind_ip: m.bind_ip,
         udp_port_min: m.udp_port_min,
         udp_port_max: m.udp_port_max,
@@ -194,7 +185,7 @@ pub fn media_config(config: &Config) -> Result<cunneng_media_recorder::MediaConf
         ice_servers: m.ice_servers.iter().flat_map(|s| s.urls.clone()).collect(),
         max_peer_connections: m.max_peer_connections as usize,
         ..cunneng_media_recorder::MediaConfig::default()
-    })
+    }
 }
 
 fn queue_config(config: &Config) -> queue::Config {
@@ -286,14 +277,18 @@ fn names_of(t: &crate::db::Topology) -> Names {
     }
 }
 
-/// Teardown work for the media plane (it awaits, so it runs off the engine task).
+/// Teardown work for the media plane (it awaits, so it runs off the engine task, in order).
 enum MediaOp {
     Remove(Room, Party),
     Close(Room),
 }
 
-async fn run_media_ops(sfu: Sfu, mut ops: mpsc::Receiver<MediaOp>) {
-    while let Some(op) = ops.recv().await {
+async fn run_media_ops(sfu: Sfu, mut ops: mpsc::Receiver<MediaOp>, ctx: JobContext) -> Result<(), Error> {
+    loop {
+        let op = tokio::select! {
+            op = ops.recv() => match op { Some(op) => op, None => return Ok(()) },
+            _ = ctx.stopped() => return Ok(()),
+        };
         match op {
             MediaOp::Remove(room, party) => sfu.remove_participant(&room.to_string(), &label(party)).await,
             MediaOp::Close(room) => sfu.close_room(&room.to_string()).await,
@@ -303,8 +298,15 @@ async fn run_media_ops(sfu: Sfu, mut ops: mpsc::Receiver<MediaOp>) {
 
 struct Conn {
     id: ConnId,
-    tx: crate::ws::ClientTx,
+    tx: ClientTx,
     village: Option<i64>,
+}
+
+/// A change to the call log, written after the queue change it follows is persisted.
+enum CallLog {
+    Answered { case: i64, staff: i64 },
+    Requeued { case: i64, window: Option<i64>, kiosk: i64, reason: &'static str },
+    Ended { case: i64, reason: &'static str },
 }
 
 struct Engine {
@@ -312,7 +314,7 @@ struct Engine {
     sfu: Sfu,
     queue: Queue,
     names: Names,
-    ice_servers: serde_json::Value,
+    ice_servers: Vec<IceServer>,
     conns: HashMap<Party, Conn>,
     /// Approvers and dispatchers: the staff the queue knows.
     queue_staff: HashSet<i64>,
@@ -320,98 +322,109 @@ struct Engine {
     media_ops: mpsc::Sender<MediaOp>,
     /// Every call and group room is recorded into this sink.
     recordings: Arc<crate::recording::Recordings>,
+    /// Case numbers of the cases in the queue's calls.
+    case_nos: HashMap<i64, String>,
+    /// The snapshot last written.
     last_snapshot: String,
+    /// Changes nobody asked for, held until their snapshot is written: (actions, when).
+    held: Vec<(Vec<Action>, Millis)>,
+    snapshot_failures: Arc<AtomicU64>,
 }
 
-/// Load the topology, restore the persisted queue and start the engine task.
+/// Load the topology, restore the persisted queue and start the engine job (and the
+/// media-teardown job) on `jobs`.
 pub async fn start(
     config: Arc<Config>,
     db: Db,
     sfu: Sfu,
     media_events: mpsc::Receiver<MediaEvent>,
     recordings: Arc<crate::recording::Recordings>,
+    jobs: &Jobs,
 ) -> Result<EngineHandle, Error> {
-    let topology = db.topology()?;
+    let (topology, saved) = db.run(|db| Ok::<_, DataError>((db.topology()?, db.load_queue_state()?))).await?;
     let qtopo = to_queue_topology(&topology);
     let qconfig = queue_config(&config);
     let now = Millis(crate::now_ms());
-    let (queue, actions, last_snapshot) = match db.load_queue_state()? {
+    let invalid = |what: String| Error::Data(DataError::Invalid(what));
+    let (queue, actions, last_snapshot) = match saved {
         Some((json, _)) => {
-            let snapshot: queue::Snapshot = serde_json::from_str(&json).map_err(|e| {
-                Error::Data(crate::db::DataError::Invalid(format!("the persisted queue state cannot be read: {e}")))
-            })?;
+            let snapshot: queue::Snapshot = serde_json::from_str(&json)
+                .map_err(|e| invalid(format!("the persisted queue state cannot be read: {e}")))?;
             let (q, actions) = Queue::restore(snapshot, &qtopo, qconfig, now)
-                .map_err(|e| Error::Data(crate::db::DataError::Invalid(format!("restoring the queue: {e}"))))?;
+                .map_err(|e| invalid(format!("restoring the queue: {e}")))?;
             tracing::info!(waiting = q.waiting_calls(), groups = q.open_groups(), "queue restored");
             (q, actions, json)
         }
         None => {
-            let q = Queue::new(&qtopo, qconfig)
-                .map_err(|e| Error::Data(crate::db::DataError::Invalid(format!("building the queue: {e}"))))?;
+            let q = Queue::new(&qtopo, qconfig).map_err(|e| invalid(format!("building the queue: {e}")))?;
             (q, Vec::new(), String::new())
         }
     };
     let (media_ops, ops_rx) = mpsc::channel(4096);
-    tokio::spawn(run_media_ops(sfu.clone(), ops_rx));
+    let teardown = sfu.clone();
+    jobs.spawn("media-teardown", Phase::Serve, move |ctx| run_media_ops(teardown, ops_rx, ctx));
     let mut engine = Engine {
         db,
         sfu,
         queue,
         names: names_of(&topology),
-        ice_servers: serde_json::to_value(&config.media.ice_servers).unwrap_or_default(),
+        ice_servers: config.media.ice_servers.clone(),
         conns: HashMap::new(),
         queue_staff: topology.approvers.iter().chain(&topology.dispatchers).map(|s| s.user_id).collect(),
         rooms: HashMap::new(),
         media_ops,
         recordings,
+        case_nos: HashMap::new(),
         last_snapshot,
+        held: Vec::new(),
+        snapshot_failures: Arc::new(AtomicU64::new(0)),
     };
-    engine.persist();
-    engine.apply(actions, now);
+    engine.load_case_numbers().await;
+    engine.changed(actions, now).await;
     let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(engine.run(rx, media_events));
+    jobs.spawn("engine", Phase::Serve, move |ctx| engine.run(rx, media_events, ctx));
     Ok(EngineHandle { tx })
 }
 
 impl Engine {
-    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>, mut media: mpsc::Receiver<MediaEvent>) {
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(3600));
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Cmd>,
+        mut media: mpsc::Receiver<MediaEvent>,
+        ctx: JobContext,
+    ) -> Result<(), Error> {
         loop {
             let sleep = match self.queue.poll_timeout() {
                 Some(Millis(at)) => Duration::from_millis(at.saturating_sub(crate::now_ms())),
                 None => Duration::from_secs(3600),
             };
+            // Held changes are retried every second.
+            let sleep = if self.held.is_empty() { sleep } else { sleep.min(Duration::from_secs(1)) };
             tokio::select! {
+                _ = ctx.stopped() => break,
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
-                    if let Cmd::Shutdown { reply } = cmd {
-                        self.persist();
-                        self.sfu.shutdown().await;
-                        let _ = reply.send(());
-                        break;
-                    }
-                    self.command(cmd);
+                    self.command(cmd).await;
                 }
                 Some(ev) = media.recv() => self.media_event(ev),
                 _ = tokio::time::sleep(sleep) => {
                     let now = Millis(crate::now_ms());
                     let actions = self.queue.handle_timeout(now);
-                    self.persist();
-                    self.apply(actions, now);
-                }
-                _ = housekeeping.tick() => {
-                    if let Err(e) = self.db.delete_expired_sessions(crate::now_ms()) {
-                        tracing::warn!(error = %e, "deleting expired sessions");
-                    }
+                    self.changed(actions, now).await;
                 }
             }
         }
+        if self.persist().await.is_err() {
+            tracing::error!("the queue could not be saved at shutdown; the last saved state will be restored");
+        }
+        self.sfu.shutdown().await;
+        Ok(())
     }
 
-    fn command(&mut self, cmd: Cmd) {
+    async fn command(&mut self, cmd: Cmd) {
         let now = Millis(crate::now_ms());
         match cmd {
-            Cmd::Connect { principal, me, conn, tx } => self.connect(principal, me, conn, tx, now),
+            Cmd::Connect { principal, me, conn, tx } => self.connect(principal, me, conn, tx, now).await,
             Cmd::Disconnect { party, conn } => {
                 if self.conns.get(&party).is_some_and(|c| c.id == conn) {
                     self.conns.remove(&party);
@@ -419,11 +432,11 @@ impl Engine {
                         Party::Kiosk(kiosk) => Input::KioskDisconnected { kiosk },
                         Party::Staff(staff) => Input::StaffDisconnected { staff },
                     };
-                    self.feed(now, input);
+                    self.feed_internal(now, input).await;
                 }
             }
             Cmd::Client { principal, msg, reply } => {
-                let result = self.client(&principal, msg, now);
+                let result = self.client(&principal, msg, now).await;
                 let _ = reply.send(result);
             }
             Cmd::InRoom { party, room, reply } => {
@@ -452,6 +465,8 @@ impl Engine {
                     open_groups: self.queue.open_groups(),
                     connected_kiosks: kiosks,
                     connected_staff: self.conns.len() - kiosks,
+                    snapshot_failures: self.snapshot_failures.load(Ordering::Relaxed),
+                    held_changes: self.held.len(),
                 });
             }
             Cmd::Notify { party, msg } => self.send(party, msg),
@@ -469,18 +484,10 @@ impl Engine {
             Cmd::OnlineVillages { reply } => {
                 let _ = reply.send(self.conns.values().filter_map(|c| c.village).collect());
             }
-            Cmd::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
 
-    fn connect(
-        &mut self,
-        principal: Principal,
-        me: serde_json::Value,
-        conn: ConnId,
-        tx: crate::ws::ClientTx,
-        now: Millis,
-    ) {
+    async fn connect(&mut self, principal: Principal, me: Me, conn: ConnId, tx: ClientTx, now: Millis) {
         let party = party_of(&principal);
         let village = match &principal {
             Principal::Kiosk { village_id, .. } => Some(*village_id),
@@ -488,7 +495,7 @@ impl Engine {
         };
         if let Some(old) = self.conns.insert(party, Conn { id: conn, tx: tx.clone(), village }) {
             old.tx.send(ServerMsg::Replaced);
-            old.tx.close(crate::ws::CLOSE_REPLACED, "replaced by a newer connection");
+            old.tx.close(CLOSE_REPLACED, "replaced by a newer connection");
         }
         tx.send(ServerMsg::Welcome { me, ice_servers: self.ice_servers.clone() });
         if !self.in_queue(party) {
@@ -505,15 +512,19 @@ impl Engine {
                 Vec::new()
             }
         };
-        self.persist();
         // The party's own state comes from `state_for`, in order; others get their notices.
-        let (own, others): (Vec<Action>, Vec<Action>) =
+        let (_own, others): (Vec<Action>, Vec<Action>) =
             actions.into_iter().partition(|a| matches!(a, Action::Notify { to, .. } if *to == party));
-        drop(own);
-        for notice in self.queue.state_for(party) {
-            self.notify(party, notice, now);
+        if self.persist().await.is_err() {
+            // Told to nobody until it is saved; the party learns its state when it is.
+            self.held.push((others, now));
+            return;
         }
-        self.apply(others, now);
+        self.release_held().await;
+        for notice in self.queue.state_for(party) {
+            self.notify(party, notice, now).await;
+        }
+        self.apply(others, now).await;
     }
 
     /// Is the party one the queue knows (a kiosk, an approver or a dispatcher)?
@@ -525,11 +536,11 @@ impl Engine {
     }
 
     /// Check role and scope, then hand the message to the queue.
-    fn client(&mut self, principal: &Principal, msg: ClientMsg, now: Millis) -> ClientResult {
+    async fn client(&mut self, principal: &Principal, msg: ClientMsg, now: Millis) -> ClientResult {
         let forbidden = |what: &str| Err(("forbidden", format!("无权操作 (not allowed for this role: {what})")));
         let input = match (principal, msg) {
-            (Principal::Kiosk { kiosk_id, village_id, town_id, .. }, ClientMsg::CallRequest { matter_id, case_no }) => {
-                return self.request_call(KioskId(*kiosk_id), *village_id, *town_id, matter_id, case_no, now);
+            (Principal::Kiosk { kiosk_id, town_id, .. }, ClientMsg::CallRequest { matter_id, case_no }) => {
+                return self.request_call(principal, KioskId(*kiosk_id), *town_id, matter_id, case_no, now).await;
             }
             (Principal::Kiosk { kiosk_id, .. }, ClientMsg::CallCancel { call_id }) => {
                 Input::CancelCall { kiosk: KioskId(*kiosk_id), call: queue::CallId(call_id) }
@@ -583,13 +594,13 @@ impl Engine {
             (Principal::Kiosk { .. }, _) => return forbidden("kiosks ask for calls and answer group calls"),
             (Principal::Staff { .. }, _) => return forbidden("this role takes no calls"),
         };
-        self.feed_checked(now, input)
+        self.feed_client(now, input).await.map(|_| ())
     }
 
-    fn request_call(
+    async fn request_call(
         &mut self,
+        principal: &Principal,
         kiosk: KioskId,
-        village: i64,
         town: i64,
         matter_id: i64,
         case_no: Option<String>,
@@ -598,95 +609,159 @@ impl Engine {
         if self.queue.call_of(Party::Kiosk(kiosk)).is_some() {
             return Err(("conflict", "已经在排队或通话中 (this room already has a call)".into()));
         }
-        // A new case, or the one named by `case_no` (checked: this village's, open or missing, not in a call).
-        let case =
-            crate::cases::resolve_case_for_request(&self.db, kiosk.0, village, matter_id, case_no.as_deref(), now.0)?;
-        let matter = match self.db.matter_for_town(town, case.matter_id) {
+        let Some(viewer) = Viewer::of(principal) else { return Err(("forbidden", "无权操作".into())) };
+        // A new case, or the one named by `case_no` (this village's, open or missing, not in a call).
+        let case = case_for_request(&self.db, &viewer, matter_id, case_no, now.0).await.map_err(wire_rejection)?;
+        let matter_of_case = case.matter_id();
+        let matter = match self.db.run(move |db| db.matter_for_town(town, matter_of_case)).await {
             Ok(Some(m)) => m,
             Ok(None) => {
-                crate::cases::call_refused(&self.db, &case);
-                return Err(("not_found", format!("没有这个事项 (no matter {} in this town)", case.matter_id)));
+                call_refused(&self.db, &case).await;
+                return Err(("not_found", format!("没有这个事项 (no matter {matter_of_case} in this town)")));
             }
             Err(e) => {
-                crate::cases::call_refused(&self.db, &case);
+                call_refused(&self.db, &case).await;
                 tracing::error!(error = %e, "looking up a matter");
                 return Err(("internal", "服务器内部错误 (internal error)".into()));
             }
         };
         // 预约: a call booked for now goes ahead of unbooked ones.
-        let booking = crate::bookings::booking_for_request(&self.db, village, case.matter_id, now.0);
-        let priority = if booking.is_some() { crate::bookings::BOOKED_PRIORITY } else { queue::Priority::NORMAL };
+        let village = case.case.village_id;
+        let booking = booking_for_request(&self.db, village, case.matter_id(), now.0).await;
+        let priority = if booking.is_some() { BOOKED_PRIORITY } else { queue::Priority::NORMAL };
         let input = Input::RequestCall {
             kiosk,
-            matter: MatterId(case.matter_id),
-            case: Some(queue::CaseId(case.case_id)),
+            matter: MatterId(case.matter_id()),
+            case: Some(queue::CaseId(case.case_id())),
             priority,
         };
-        match self.queue.handle(now, input) {
-            Ok(actions) => {
-                if let Some(b) = booking {
-                    crate::bookings::booking_used(&self.db, b, case.case_id);
-                }
-                if let Some(w) = matter.window.as_ref()
-                    && let Err(e) = self.db.record_call_requested(case.case_id, w.id, kiosk.0, now.0)
-                {
-                    tracing::warn!(error = %e, "recording a call request");
-                }
-                crate::cases::call_accepted(&self.db, &case, kiosk.0, now.0);
-                self.persist();
-                self.apply(actions, now);
-                Ok(())
-            }
+        self.case_nos.insert(case.case_id(), case.case.case_no.clone());
+        let actions = match self.feed_client_deferred(now, input).await {
+            Ok(actions) => actions,
             Err(e) => {
-                crate::cases::call_refused(&self.db, &case);
-                Err(wire_error(&e))
+                call_refused(&self.db, &case).await;
+                return Err(e);
+            }
+        };
+        // Persisted: now the records follow, then everybody is told.
+        if let Some(b) = booking {
+            booking_used(&self.db, b, case.case_id()).await;
+        }
+        if let Some(w) = matter.window.as_ref() {
+            let (case_id, window, kiosk_id) = (case.case_id(), w.id, kiosk.0);
+            if let Err(e) = self.db.run(move |db| db.record_call_requested(case_id, window, kiosk_id, now.0)).await {
+                tracing::warn!(error = %e, "recording a call request");
             }
         }
+        call_accepted(&self.db, &viewer, &case).await;
+        self.apply(actions, now).await;
+        Ok(())
     }
 
-    fn feed_checked(&mut self, now: Millis, input: Input) -> ClientResult {
+    /// A client input: applied, persisted and told, or refused with nothing changed.
+    async fn feed_client(&mut self, now: Millis, input: Input) -> Result<(), (&'static str, String)> {
+        let actions = self.feed_client_deferred(now, input).await?;
+        self.apply(actions, now).await;
+        Ok(())
+    }
+
+    /// A client input, applied and persisted but not yet told (the caller applies the actions).
+    /// If the snapshot cannot be written the input is undone and refused.
+    async fn feed_client_deferred(&mut self, now: Millis, input: Input) -> Result<Vec<Action>, (&'static str, String)> {
+        let before = self.queue.clone();
+        let actions = self.queue.handle(now, input).map_err(|e| wire_error(&e))?;
+        if self.persist().await.is_err() {
+            self.queue = before;
+            return Err((
+                "unavailable",
+                "服务器暂时无法保存,请稍后再试 (the queue could not be saved: nothing changed; try again)".into(),
+            ));
+        }
+        self.release_held().await;
+        Ok(actions)
+    }
+
+    /// An input nobody asked for (a disconnect): a refusal is only logged.
+    async fn feed_internal(&mut self, now: Millis, input: Input) {
         match self.queue.handle(now, input) {
-            Ok(actions) => {
-                self.persist();
-                self.apply(actions, now);
-                Ok(())
-            }
-            Err(e) => Err(wire_error(&e)),
+            Ok(actions) => self.changed(actions, now).await,
+            Err(e) => tracing::debug!(error = %e, "queue refused an internal input"),
         }
     }
 
-    fn feed(&mut self, now: Millis, input: Input) {
-        if let Err((code, msg)) = self.feed_checked(now, input) {
-            tracing::debug!(code, msg, "queue refused an internal input");
+    /// The queue changed by itself (timeout, disconnect, restore): persist, then tell, or hold
+    /// until the snapshot can be written.
+    async fn changed(&mut self, actions: Vec<Action>, now: Millis) {
+        if self.persist().await.is_err() {
+            if !actions.is_empty() {
+                self.held.push((actions, now));
+            }
+            return;
+        }
+        self.release_held().await;
+        self.apply(actions, now).await;
+    }
+
+    /// The snapshot is written: tell what was held, in order.
+    async fn release_held(&mut self) {
+        for (actions, at) in std::mem::take(&mut self.held) {
+            self.apply(actions, at).await;
         }
     }
 
     /// Write the queue snapshot if it changed. Called before anyone is told of a change.
-    fn persist(&mut self) {
+    async fn persist(&mut self) -> Result<(), ()> {
         let json = match serde_json::to_string(self.queue.snapshot()) {
             Ok(j) => j,
             Err(e) => {
                 tracing::error!(error = %e, "serializing the queue snapshot");
-                return;
+                self.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(());
             }
         };
         if json == self.last_snapshot {
-            return;
+            return Ok(());
         }
-        match self.db.save_queue_state(&json, crate::now_ms()) {
-            Ok(()) => self.last_snapshot = json,
-            Err(e) => tracing::error!(error = %e, "persisting the queue snapshot"),
+        let j = json.clone();
+        match self.db.run(move |db| db.save_queue_state(&j, crate::now_ms())).await {
+            Ok(()) => {
+                self.last_snapshot = json;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "persisting the queue snapshot");
+                self.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+                Err(())
+            }
         }
     }
 
-    fn apply(&mut self, actions: Vec<Action>, now: Millis) {
+    /// Case numbers of the calls the restored queue holds.
+    async fn load_case_numbers(&mut self) {
+        let ids: Vec<i64> = self.queue.case_ids().into_iter().map(|c| c.0).collect();
+        match self.db.run(move |db| db.case_numbers(&ids)).await {
+            Ok(rows) => self.case_nos.extend(rows),
+            Err(e) => tracing::warn!(error = %e, "reading the case numbers of the queue"),
+        }
+    }
+
+    async fn case_no(&mut self, case: i64) -> Option<String> {
+        if let Some(no) = self.case_nos.get(&case) {
+            return Some(no.clone());
+        }
+        let found = self.db.run(move |db| db.case(case)).await.ok().flatten().map(|c| c.case_no)?;
+        self.case_nos.insert(case, found.clone());
+        Some(found)
+    }
+
+    async fn apply(&mut self, actions: Vec<Action>, now: Millis) {
         for action in actions {
             match action {
-                Action::Notify { to, notice } => self.notify(to, notice, now),
+                Action::Notify { to, notice } => self.notify(to, notice, now).await,
                 Action::OpenRoom { room, participants } => {
                     self.rooms.insert(room, participants.into_iter().collect());
                     self.subscribe(room);
-                    self.start_recording(room);
+                    self.start_recording(room).await;
                 }
                 Action::AddToRoom { room, party } => {
                     self.rooms.entry(room).or_default().insert(party);
@@ -727,12 +802,15 @@ impl Engine {
     }
 
     /// Turn recording on for a room that just opened, with its case.
-    fn start_recording(&self, room: Room) {
+    async fn start_recording(&mut self, room: Room) {
         let case_id = match room {
             Room::Call(call) => self.queue.call(call).and_then(|v| v.case).map(|c| c.0),
             Room::Group(_) => None,
         };
-        let case_no = case_id.and_then(|c| self.db.case(c).ok().flatten()).map(|c| c.case_no);
+        let case_no = match case_id {
+            Some(c) => self.case_no(c).await,
+            None => None,
+        };
         let room_s = room.to_string();
         self.recordings.begin(&room_s, case_id, case_no);
         self.sfu.set_recording(&room_s, self.recordings.clone());
@@ -751,34 +829,36 @@ impl Engine {
         }
     }
 
-    fn notify(&mut self, to: Party, notice: Notice, now: Millis) {
-        let n = &self.names;
+    async fn notify(&mut self, to: Party, notice: Notice, now: Millis) {
+        let mut log = None;
         let msg = match notice {
             Notice::Position { call, queue, position, estimated_wait_secs } => ServerMsg::QueuePosition {
                 call_id: call.0,
-                window: n.queue(queue),
+                window: self.names.queue(queue),
                 position: position as usize,
                 estimated_wait_secs,
             },
             Notice::QueueSnapshot { queue } => ServerMsg::QueueSnapshot {
-                window: n.queue(queue),
+                window: self.names.queue(queue),
                 items: self
                     .queue
                     .queue_items(queue)
                     .into_iter()
                     .map(|i| QueueItemWire {
                         call_id: i.call.0,
-                        village: n.village(i.village),
-                        matter: n.matter(i.matter),
+                        village: self.names.village(i.village),
+                        matter: self.names.matter(i.matter),
                         waited_secs: now.secs_since(i.requested_at),
                         position: i.position as usize,
                         transferred: i.transferred,
                     })
                     .collect(),
             },
-            Notice::Ring { call, village, matter, .. } => {
-                ServerMsg::CallRing { call_id: call.0, village: n.village(village), matter: n.matter(matter) }
-            }
+            Notice::Ring { call, village, matter, .. } => ServerMsg::CallRing {
+                call_id: call.0,
+                village: self.names.village(village),
+                matter: self.names.matter(matter),
+            },
             Notice::RingStopped { call, reason } => ServerMsg::CallRingStopped {
                 call_id: call.0,
                 reason: match reason {
@@ -792,26 +872,32 @@ impl Engine {
             },
             Notice::CallStarted { call, room, kiosk, village, staff, window, matter, case } => {
                 let peer = match to {
-                    Party::Kiosk(_) => json!({
-                        "name": n.staff.get(&staff.0).cloned().unwrap_or_default(),
-                        "window": n.window(window),
-                    }),
-                    Party::Staff(_) => json!({
-                        "village": n.village(village),
-                        "kiosk": {"id": kiosk.0, "name": n.kiosks.get(&kiosk.0).map(|k| k.0.clone()).unwrap_or_default()},
-                    }),
+                    Party::Kiosk(_) => PeerWire::Approver {
+                        name: self.names.staff.get(&staff.0).cloned().unwrap_or_default(),
+                        window: self.names.window(window),
+                    },
+                    Party::Staff(_) => PeerWire::Kiosk {
+                        village: self.names.village(village),
+                        kiosk: Named {
+                            id: kiosk.0,
+                            name: self.names.kiosks.get(&kiosk.0).map(|k| k.0.clone()).unwrap_or_default(),
+                        },
+                    },
                 };
-                let case_no = case.and_then(|c| self.db.case(c.0).ok().flatten()).map(|c| c.case_no);
+                let case_no = match case {
+                    Some(c) => self.case_no(c.0).await,
+                    None => None,
+                };
                 if matches!(to, Party::Kiosk(_))
                     && let Some(c) = case
                 {
-                    self.record(c.0, |db, row| db.record_call_answered(row, staff.0, now.0));
+                    log = Some(CallLog::Answered { case: c.0, staff: staff.0 });
                 }
                 ServerMsg::CallStarted {
                     call_id: call.0,
                     room: room.to_string(),
                     peer,
-                    matter: n.matter(matter),
+                    matter: self.names.matter(matter),
                     case_no,
                 }
             }
@@ -826,21 +912,15 @@ impl Engine {
                         QueueKey::Window(w) => Some(w.0),
                         QueueKey::Town(_) => None,
                     };
-                    let kiosk = view.kiosk.0;
                     let why = match reason {
                         BackReason::Transferred { .. } => "transferred",
                         BackReason::ApproverGone { .. } => "approver_gone",
                     };
-                    self.record(case.0, |db, row| {
-                        let old = db.call(row)?;
-                        db.record_call_ended(row, why, now.0)?;
-                        let w = window.or(old.map(|o| o.window_id)).unwrap_or_default();
-                        db.record_call_requested(case.0, w, kiosk, now.0).map(|_| ())
-                    });
+                    log = Some(CallLog::Requeued { case: case.0, window, kiosk: view.kiosk.0, reason: why });
                 }
                 match reason {
                     BackReason::Transferred { .. } => {
-                        ServerMsg::CallTransferred { call_id: call.0, window: n.queue(queue) }
+                        ServerMsg::CallTransferred { call_id: call.0, window: self.names.queue(queue) }
                     }
                     BackReason::ApproverGone { .. } => {
                         ServerMsg::CallRequeued { call_id: call.0, reason: "approver_gone" }
@@ -860,7 +940,7 @@ impl Engine {
                 if matches!(to, Party::Kiosk(_))
                     && let Some(c) = case
                 {
-                    self.record(c.0, |db, row| db.record_call_ended(row, reason, now.0));
+                    log = Some(CallLog::Ended { case: c.0, reason });
                 }
                 ServerMsg::CallEnded { call_id: call.0, reason }
             }
@@ -874,10 +954,10 @@ impl Engine {
             },
             Notice::GroupInvite { group, dispatcher, town, .. } => ServerMsg::GroupInvite {
                 group_id: group.0,
-                from: json!({
-                    "name": n.staff.get(&dispatcher.0).cloned().unwrap_or_default(),
-                    "town": n.towns.get(&town.0).cloned().unwrap_or_default(),
-                }),
+                from: GroupFromWire {
+                    name: self.names.staff.get(&dispatcher.0).cloned().unwrap_or_default(),
+                    town: self.names.towns.get(&town.0).cloned().unwrap_or_default(),
+                },
             },
             Notice::GroupJoined { group, room } => ServerMsg::GroupJoined { group_id: group.0, room: room.to_string() },
             Notice::InviteExpired { group } => ServerMsg::GroupInviteExpired { group_id: group.0 },
@@ -887,7 +967,7 @@ impl Engine {
                 members: members
                     .into_iter()
                     .map(|m| GroupMemberWire {
-                        village: n.village(m.village),
+                        village: self.names.village(m.village),
                         label: label(Party::Kiosk(m.kiosk)),
                         state: match m.status {
                             MemberStatus::Invited => "invited",
@@ -909,17 +989,37 @@ impl Engine {
                 },
             },
         };
+        if let Some(log) = log {
+            self.record(log, now).await;
+        }
         self.send(to, msg);
     }
 
-    /// Update the call record (the open leg of `case`); failures are logged, never fatal.
-    fn record(&self, case: i64, f: impl FnOnce(&Db, i64) -> Result<(), crate::db::DataError>) {
-        let result = self.db.open_call_of_case(case).and_then(|row| match row {
-            Some(row) => f(&self.db, row),
-            None => Ok(()),
-        });
+    /// Update the call log (the open leg of the case); failures are logged, never fatal.
+    async fn record(&self, log: CallLog, now: Millis) {
+        let result = self
+            .db
+            .run(move |db| -> Result<(), DataError> {
+                let case = match &log {
+                    CallLog::Answered { case, .. } | CallLog::Requeued { case, .. } | CallLog::Ended { case, .. } => {
+                        *case
+                    }
+                };
+                let Some(row) = db.open_call_of_case(case)? else { return Ok(()) };
+                match log {
+                    CallLog::Answered { staff, .. } => db.record_call_answered(row, staff, now.0),
+                    CallLog::Ended { reason, .. } => db.record_call_ended(row, reason, now.0),
+                    CallLog::Requeued { case, window, kiosk, reason } => {
+                        let old = db.call(row)?;
+                        db.record_call_ended(row, reason, now.0)?;
+                        let w = window.or(old.map(|o| o.window_id)).unwrap_or_default();
+                        db.record_call_requested(case, w, kiosk, now.0).map(|_| ())
+                    }
+                }
+            })
+            .await;
         if let Err(e) = result {
-            tracing::warn!(error = %e, case, "updating the call record");
+            tracing::warn!(error = %e, "updating the call record");
         }
     }
 
@@ -952,4 +1052,19 @@ fn wire_error(e: &queue::QueueError) -> (&'static str, String) {
         ErrorKind::BadRequest => ("bad_message", "请求不正确"),
     };
     (code, format!("{zh} ({e})"))
+}
+
+/// A refused case request as the protocol's (code, message); internal errors say nothing more.
+fn wire_rejection(e: Error) -> (&'static str, String) {
+    match e {
+        Error::Rejected(Rejection { kind, code, message }) => {
+            // The protocol knows no `case_closed`: a case that takes no call is a conflict.
+            let code = if kind == RejectKind::Conflict { "conflict" } else { code };
+            (code, message)
+        }
+        e => {
+            tracing::error!(error = %e, "resolving the case of a call request");
+            ("internal", "服务器内部错误 (internal error)".into())
+        }
+    }
 }

@@ -1,9 +1,8 @@
-//! Errors. `Error` is the crate's one error enum; `ApiError` is the HTTP edge: it maps to a
-//! status code and a stable `code`, and never puts internal details in the response.
+//! The crate's one error enum, [`Error`], and [`Rejection`]: a refused request in terms any
+//! edge maps on its own (the HTTP API to a status code, the WebSocket to an error code). The
+//! HTTP edge's error type is `api::ApiError`.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
+use crate::case::Refusal;
 use crate::config::ConfigError;
 use crate::db::DataError;
 
@@ -17,6 +16,10 @@ pub enum Error {
     Media(#[from] cunneng_media_recorder::MediaError),
     #[error(transparent)]
     Storage(#[from] cunneng_storage::StorageError),
+    /// A request refused: bad input, wrong role or scope, a state that does not allow it.
+    /// Nothing changed.
+    #[error("{}", .0.message)]
+    Rejected(Rejection),
     #[error("{0}")]
     Tool(String),
     #[error("tls: {0}")]
@@ -25,51 +28,78 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-/// An error as the HTTP API reports it: `{"error": {"code", "message"}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
+/// What kind of refusal: the edges map it (HTTP status, WebSocket error code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// Malformed or invalid input (400).
+    Invalid,
+    /// Not allowed for this role or scope (403).
+    Forbidden,
+    /// No such thing, or not in the principal's scope where saying so would leak (404).
+    NotFound,
+    /// Valid, but the state does not allow it (409).
+    Conflict,
+    /// Over a size limit (413).
+    TooLarge,
+    /// A paper that is not PDF, JPEG or PNG (415).
+    UnsupportedType,
+    /// Over a rate or count limit (429).
+    TooMany,
+    /// The server cannot take it right now (503).
+    Unavailable,
+}
+
+/// A refused request: a stable `code` for programs and a message for people (Chinese first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub kind: RejectKind,
     pub code: &'static str,
     pub message: String,
 }
 
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+impl Rejection {
+    pub fn new(kind: RejectKind, code: &'static str, message: impl Into<String>) -> Rejection {
+        Rejection { kind, code, message: message.into() }
     }
-    pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "请先登录 (missing, unknown or expired token)")
+    pub fn invalid(message: impl Into<String>) -> Rejection {
+        Rejection::new(RejectKind::Invalid, "bad_request", message)
     }
-    pub fn forbidden(what: &str) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("无权操作 (not allowed for this role: {what})"))
+    pub fn forbidden(what: &str) -> Rejection {
+        Rejection::new(RejectKind::Forbidden, "forbidden", format!("无权操作 (not allowed for this role: {what})"))
     }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    pub fn not_found(what: &str) -> Rejection {
+        Rejection::new(RejectKind::NotFound, "not_found", format!("找不到 (not found: {what})"))
     }
-    pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("找不到 (not found: {what})"))
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Rejection {
+        Rejection::new(RejectKind::Conflict, code, message)
     }
-    pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "服务器内部错误,请稍后再试 (internal error)")
-    }
-}
-
-impl From<DataError> for ApiError {
-    fn from(e: DataError) -> Self {
-        if e.is_unauthorized() {
-            return ApiError::unauthorized();
-        }
-        if e.is_not_found() {
-            return ApiError::not_found("record");
-        }
-        tracing::error!(error = %e, "data error at the HTTP edge");
-        ApiError::internal()
+    /// A conditional write lost a race with another change of the same case.
+    pub fn changed_meanwhile() -> Rejection {
+        Rejection::conflict("conflict", "案件状态已变化,请刷新 (the case changed meanwhile)")
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Error {
+        Error::Rejected(r)
+    }
+}
+
+impl From<Refusal> for Rejection {
+    fn from(r: Refusal) -> Rejection {
+        let message = r.to_string();
+        match r {
+            Refusal::Role(_) | Refusal::NotTheDecider => Rejection::new(RejectKind::Forbidden, "forbidden", message),
+            Refusal::SamePerson => Rejection::new(RejectKind::Forbidden, "same_person", message),
+            Refusal::Closed(_) => Rejection::new(RejectKind::Conflict, "case_closed", message),
+            Refusal::Status { .. } | Refusal::InCall => Rejection::new(RejectKind::Conflict, "conflict", message),
+            Refusal::Invalid(_) => Rejection::new(RejectKind::Invalid, "bad_request", message),
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Error {
+        Error::Rejected(r.into())
     }
 }

@@ -691,7 +691,8 @@ fn fragment_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{self, Principal};
+    use crate::auth;
+    use crate::identity::Principal;
 
     fn demo_db() -> Db {
         let db = Db::open_in_memory().unwrap();

@@ -1,27 +1,29 @@
 //! cunneng server: signaling, the queue that pairs village kiosks with town windows, identity,
 //! the REST API and the WebSocket protocol. See ARCHITECTURE.md for the map.
 
+pub mod api;
 pub mod auth;
-pub mod bookings;
-pub mod cases;
+pub mod case;
+pub mod clients;
 pub mod config;
 pub mod db;
 pub mod engine;
 pub mod error;
-pub mod http;
+pub mod identity;
 pub mod import;
+pub mod jobs;
 pub mod metrics;
 pub mod objects;
-pub mod papers;
 pub mod queue;
+pub mod ratelimit;
 pub mod recording;
 pub mod retention;
 pub mod server;
+pub mod service;
 pub mod state;
 pub mod tls;
 pub mod tools;
 pub mod wire;
-pub mod ws;
 
 pub use error::Error;
 

@@ -163,7 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decrypt { object, out } => {
             let msg = runtime.block_on(async {
                 let store = cunneng_signaling::objects::open_store(&config).await?;
-                cunneng_signaling::tools::decrypt(&config, store.as_ref(), &object, &out).await
+                cunneng_signaling::tools::decrypt(&config, store, &object, &out).await
             })?;
             println!("{msg}");
         }
@@ -184,7 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify => {
             let verdicts = runtime.block_on(async {
                 let store = cunneng_signaling::objects::open_store(&config).await?;
-                cunneng_signaling::tools::verify(&config, store.as_ref()).await
+                cunneng_signaling::tools::verify(&config, store).await
             })?;
             let bad: Vec<_> = verdicts.iter().filter(|v| v.problem.is_some()).collect();
             for v in &bad {

@@ -37,11 +37,16 @@ pub struct Snapshot {
     pub open_groups: usize,
     pub connected_kiosks: usize,
     pub connected_staff: usize,
+    /// Queue snapshot writes that failed since start.
+    pub snapshot_failures: u64,
+    /// Queue changes held, told to nobody, until their snapshot is written.
+    pub held_changes: usize,
     pub peer_connections: usize,
     pub forwarded_packets: u64,
     pub forwarded_bytes: u64,
     pub rejected: BTreeMap<&'static str, u64>,
     pub spool: Option<cunneng_storage::SpoolMetrics>,
+    pub jobs: Vec<(&'static str, crate::jobs::JobStatus)>,
 }
 
 fn esc(s: &str) -> String {
@@ -73,12 +78,17 @@ pub fn render(s: &Snapshot) -> String {
             q.estimated_wait_secs
         );
     }
-    let gauges: [(&str, &str, u64); 6] = [
+    let gauges: [(&str, &str, u64); 7] = [
         ("cunneng_live_calls", "Calls in progress (1-to-1).", s.live_calls as u64),
         ("cunneng_open_group_calls", "Group calls in progress.", s.open_groups as u64),
         ("cunneng_connected_kiosks", "Kiosks with a live signaling socket.", s.connected_kiosks as u64),
         ("cunneng_connected_staff", "Staff with a live signaling socket.", s.connected_staff as u64),
         ("cunneng_peer_connections", "WebRTC peer connections held by the media plane.", s.peer_connections as u64),
+        (
+            "cunneng_queue_held_changes",
+            "Queue changes waiting for their snapshot to be written.",
+            s.held_changes as u64,
+        ),
         ("cunneng_up", "1 while the server runs.", 1),
     ];
     for (name, help, v) in gauges {
@@ -94,6 +104,38 @@ pub fn render(s: &Snapshot) -> String {
         "# HELP cunneng_forwarded_bytes_total RTP payload bytes forwarded.\n# TYPE cunneng_forwarded_bytes_total counter\ncunneng_forwarded_bytes_total {}",
         s.forwarded_bytes
     );
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_queue_snapshot_failures_total Queue snapshot writes that failed.\n# TYPE cunneng_queue_snapshot_failures_total counter\ncunneng_queue_snapshot_failures_total {}",
+        s.snapshot_failures
+    );
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_job_up Background jobs: 1 while running or idle, 0 once stopped or failed; `state` and `last_error` say more.\n# TYPE cunneng_job_up gauge"
+    );
+    for (name, j) in &s.jobs {
+        let up = matches!(j.state, crate::jobs::JobState::Running | crate::jobs::JobState::Idle) as u8;
+        let _ = writeln!(
+            o,
+            "cunneng_job_up{{job=\"{name}\",state=\"{}\",last_error=\"{}\"}} {up}",
+            j.state.as_str(),
+            esc(j.last_error.as_deref().unwrap_or(""))
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_job_runs_total Runs of each background job.\n# TYPE cunneng_job_runs_total counter"
+    );
+    for (name, j) in &s.jobs {
+        let _ = writeln!(o, "cunneng_job_runs_total{{job=\"{name}\"}} {}", j.runs);
+    }
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_job_failures_total Failed runs (or the failure) of each background job.\n# TYPE cunneng_job_failures_total counter"
+    );
+    for (name, j) in &s.jobs {
+        let _ = writeln!(o, "cunneng_job_failures_total{{job=\"{name}\"}} {}", j.failures);
+    }
     let _ = writeln!(
         o,
         "# HELP cunneng_rejected_total Connections or messages refused, by reason.\n# TYPE cunneng_rejected_total counter"

@@ -1,12 +1,19 @@
 //! The server's encrypted object store: the key ring and the backend chosen by configuration.
 //! Local directory (the embedded default), or S3 behind the durable spool, which acknowledges
 //! an object once it is on local disk (encrypted) and uploads it when the store answers.
+//!
+//! [`Vault`] is the one place that seals and opens stored objects, for papers, recordings,
+//! sealed personal data and the operator tools.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cunneng_storage::{KeyRing, LocalStore, ObjectStore, RetentionPolicy, S3Store, Spool};
+use cunneng_storage::{
+    Decryptor, KeyRing, LocalStore, ObjectClass, ObjectId, ObjectInfo, ObjectStore, RetentionConfig, RetentionPolicy,
+    S3Config, S3Credentials, S3Store, Spool, SpoolConfig, StorageError,
+};
+use tokio::io::AsyncReadExt;
 
 use crate::config::{Config, StorageBackend};
 use crate::error::Error;
@@ -35,11 +42,11 @@ pub struct Objects {
 }
 
 pub fn retention_policy(config: &Config) -> Result<RetentionPolicy, Error> {
-    let cfg: cunneng_storage::RetentionConfig = serde_json::from_value(serde_json::json!({
-        "media_days": config.storage.media_retention_days,
-        "papers_days": config.storage.papers_retention_days,
-    }))
-    .map_err(|e| Error::Tool(format!("retention configuration: {e}")))?;
+    let cfg = RetentionConfig {
+        media_days: config.storage.media_retention_days,
+        papers_days: config.storage.papers_retention_days,
+        ..RetentionConfig::default()
+    };
     Ok(RetentionPolicy::new(&cfg)?)
 }
 
@@ -57,11 +64,8 @@ pub async fn open(config: &Config) -> Result<Objects, Error> {
                 },
                 Err(e) => tracing::warn!(error = %e, "the object store does not answer; objects wait in the spool"),
             }
-            let spool_config: cunneng_storage::SpoolConfig = serde_json::from_value(serde_json::json!({
-                "dir": config.spool_dir(),
-                "quota_bytes": config.storage.spool_quota_bytes,
-            }))
-            .map_err(|e| Error::Tool(format!("spool configuration: {e}")))?;
+            let spool_config =
+                SpoolConfig { quota_bytes: config.storage.spool_quota_bytes, ..SpoolConfig::new(config.spool_dir()) };
             let spool = Arc::new(Spool::open(spool_config, s3).await?);
             Ok(Objects { store: spool.clone(), spool: Some(spool) })
         }
@@ -94,17 +98,112 @@ async fn s3(config: &Config) -> Result<Arc<S3Store>, Error> {
     let c = &config.storage.s3;
     let credentials = match (&c.access_key_id, &c.secret_access_key) {
         (Some(id), Some(secret)) => {
-            serde_json::json!({"source": "static", "access_key_id": id, "secret_access_key": secret})
+            S3Credentials::Static { access_key_id: id.clone(), secret_access_key: secret.clone() }
         }
-        _ => serde_json::json!({"source": "environment"}),
+        _ => S3Credentials::Environment,
     };
-    let s3_config: cunneng_storage::S3Config = serde_json::from_value(serde_json::json!({
-        "endpoint": c.endpoint,
-        "region": c.region,
-        "bucket": c.bucket,
-        "path_style": c.path_style,
-        "credentials": credentials,
-    }))
-    .map_err(|e| Error::Tool(format!("storage.s3 configuration: {e}")))?;
+    let s3_config =
+        S3Config { path_style: c.path_style, ..S3Config::new(c.endpoint.clone(), &c.region, &c.bucket, credentials) };
     Ok(Arc::new(S3Store::connect(&s3_config).await?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sealing and opening.
+
+/// Seals objects under the active key-encryption key and opens them with any key of the ring,
+/// in memory or straight from the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Vault {
+    store: Arc<dyn ObjectStore>,
+    keys: Arc<KeyRing>,
+}
+
+/// The class of sealed personal data kept in the database (the villager's ID number).
+pub fn pii_class() -> Result<ObjectClass, Error> {
+    Ok(ObjectClass::new("pii")?)
+}
+
+impl Vault {
+    pub fn new(store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>) -> Vault {
+        Vault { store, keys }
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Seal `plaintext` as the object `id` of `class` (in memory; CPU-bound).
+    pub fn seal(&self, class: ObjectClass, id: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        Ok(cunneng_storage::seal(self.keys.active(), class, ObjectId::new(id)?, plaintext)?)
+    }
+
+    /// Open a sealed object held in memory, checking that it is the object `id` of `class`.
+    pub fn open(&self, class: ObjectClass, id: &str, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut dec = Decryptor::new(&self.keys).expect(class, ObjectId::new(id)?);
+        let mut out = Vec::with_capacity(sealed.len());
+        dec.update(sealed, &mut out)?;
+        dec.finish()?;
+        Ok(out)
+    }
+
+    /// Seal and store; returns the stored size. Acknowledged once durably stored.
+    pub async fn put(&self, class: ObjectClass, key: &str, plaintext: &[u8]) -> Result<u64, Error> {
+        let sealed = self.seal(class, key, plaintext)?;
+        let mut body = std::io::Cursor::new(sealed);
+        Ok(self.store.put(key, &mut body, None).await?.size)
+    }
+
+    /// Fetch and open the object `key` of `class`. An object of a case under legal hold is
+    /// found in the hold area.
+    pub async fn get(&self, class: ObjectClass, key: &str) -> Result<Vec<u8>, Error> {
+        let sealed = match self.store.get_bytes(key, None).await {
+            Err(StorageError::NotFound(_)) => {
+                self.store.get_bytes(&cunneng_storage::retention::hold_key(key), None).await
+            }
+            other => other,
+        }?;
+        let vault = self.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || vault.open(class, &key, &sealed))
+            .await
+            .map_err(|e| Error::Tool(format!("opening an object: {e}")))?
+    }
+
+    /// Open a sealed stream of any class chunk by chunk, handing each piece of plaintext to
+    /// `sink`; the object is authentic only when this returns `Ok`.
+    pub async fn open_stream(
+        &self,
+        body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        mut sink: impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<ObjectInfo, Error> {
+        let mut dec = Decryptor::new(&self.keys);
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut out = Vec::new();
+        loop {
+            let n = body.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            out.clear();
+            dec.update(&buf[..n], &mut out)?;
+            sink(&out)?;
+        }
+        Ok(dec.finish()?)
+    }
+
+    /// Fetch and open a whole object of any class (the tools; manifests).
+    pub async fn get_any(&self, key: &str) -> Result<Vec<u8>, Error> {
+        let mut body = self.store.get(key, None).await?.body;
+        let mut plain = Vec::new();
+        self.open_stream(&mut body, |c| {
+            plain.extend_from_slice(c);
+            Ok(())
+        })
+        .await?;
+        Ok(plain)
+    }
 }

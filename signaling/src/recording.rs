@@ -8,12 +8,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cunneng_media_recorder::record::{ClosedSegment, FinishedRecording, Manifest, RecordingSink};
-use cunneng_storage::{KeyRing, ObjectClass, ObjectId, ObjectStore};
+use cunneng_storage::ObjectClass;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::db::Db;
 use crate::error::Error;
+use crate::jobs::{JobContext, Jobs, Phase};
+use crate::objects::Vault;
 
 /// What the glue knows about a recorded room: which opening of it (take), which case.
 #[derive(Debug, Clone)]
@@ -48,14 +50,15 @@ struct StoredManifest<'a> {
 }
 
 impl Recordings {
-    /// Start the worker. Recordings cut off by a crash are marked incomplete first.
-    pub fn start(db: Db, store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>) -> Result<Arc<Recordings>, Error> {
-        let interrupted = db.mark_interrupted_recordings(crate::now_ms())?;
+    /// Start the worker (a job that stops after the media plane, once it stored what it was
+    /// handed). Recordings cut off by a crash are marked incomplete first.
+    pub async fn start(db: Db, vault: Vault, runner: &Jobs) -> Result<Arc<Recordings>, Error> {
+        let interrupted = db.run(|db| db.mark_interrupted_recordings(crate::now_ms())).await?;
         if interrupted > 0 {
             tracing::warn!(interrupted, "recordings cut off by a stop of the server are marked incomplete");
         }
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(worker(db, store, keys, rx));
+        runner.spawn("recording-store", Phase::Drain, move |ctx| worker(db, vault, rx, ctx));
         Ok(Arc::new(Recordings { rooms: Mutex::new(HashMap::new()), jobs }))
     }
 
@@ -106,23 +109,27 @@ fn base_key(info: &RoomInfo, room: &str, participant: &str) -> String {
     format!("{}/{}-{}/{}", key_part(&info.case_no), key_part(room), info.take, key_part(participant))
 }
 
-async fn worker(db: Db, store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn worker(db: Db, vault: Vault, mut jobs: mpsc::UnboundedReceiver<Job>, ctx: JobContext) -> Result<(), Error> {
     // Segment keys of each recording so far, for its manifest.
     let mut segment_keys: HashMap<i64, Vec<String>> = HashMap::new();
-    while let Some(job) = jobs.recv().await {
+    loop {
+        // At shutdown (after the media plane stopped) store what is queued, then stop.
+        let job = tokio::select! {
+            job = jobs.recv() => match job { Some(j) => j, None => return Ok(()) },
+            _ = ctx.stopped() => match jobs.try_recv() { Ok(j) => j, Err(_) => return Ok(()) },
+        };
         match job {
             Job::Segment(info, seg) => {
                 let base = base_key(&info, &seg.room, &seg.participant);
                 let key = format!("media/{base}/seg-{:05}.{}", seg.info.index, seg.info.container.extension());
                 let result = async {
-                    let rec = blocking(&db, {
-                        let (room, participant) = (seg.room.clone(), seg.participant.clone());
-                        move |db| db.recording_for(&room, info.take, &participant, info.case_id, info.take)
-                    })
-                    .await?;
-                    let size = put_sealed(&store, &keys, ObjectClass::MEDIA, &key, &seg.data).await?;
+                    let (room, participant) = (seg.room.clone(), seg.participant.clone());
+                    let rec = db
+                        .run(move |db| db.recording_for(&room, info.take, &participant, info.case_id, info.take))
+                        .await?;
+                    let size = vault.put(ObjectClass::MEDIA, &key, &seg.data).await?;
                     let (k, i) = (key.clone(), seg.info.clone());
-                    blocking(&db, move |db| {
+                    db.run(move |db| {
                         db.add_recording_segment(rec, i.index, &k, &i.sha256, i.bytes, i.start_ms, i.duration_ms)?;
                         db.catalog_object(&k, "media", info.case_id, size, crate::now_ms())
                     })
@@ -132,17 +139,17 @@ async fn worker(db: Db, store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>, mut job
                 .await;
                 match result {
                     Ok(rec) => segment_keys.entry(rec).or_default().push(key),
-                    Err(e) => tracing::error!(error = %e, %key, "storing a recording segment failed"),
+                    Err(e) => {
+                        tracing::error!(error = %e, %key, "storing a recording segment failed");
+                        ctx.report_error(&e);
+                    }
                 }
             }
             Job::Finished(info, room, participant, finished) => {
                 let base = base_key(&info, &room, &participant);
                 let result = async {
-                    let rec = blocking(&db, {
-                        let (room, participant) = (room.clone(), participant.clone());
-                        move |db| db.recording_for(&room, info.take, &participant, info.case_id, info.take)
-                    })
-                    .await?;
+                    let (r, p) = (room.clone(), participant.clone());
+                    let rec = db.run(move |db| db.recording_for(&r, info.take, &p, info.case_id, info.take)).await?;
                     let segs = segment_keys.remove(&rec).unwrap_or_default();
                     let mut note = finished.manifest.archive_error.clone();
                     let archive_key = match &finished.archive {
@@ -150,12 +157,10 @@ async fn worker(db: Db, store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>, mut job
                             let key = format!("media/{base}/archive.{}", archive.container.extension());
                             let bytes =
                                 archive.to_vec().map_err(|e| Error::Tool(format!("reading the archive copy: {e}")))?;
-                            let size = put_sealed(&store, &keys, ObjectClass::MEDIA, &key, &bytes).await?;
+                            let size = vault.put(ObjectClass::MEDIA, &key, &bytes).await?;
                             let k = key.clone();
-                            blocking(&db, move |db| {
-                                db.catalog_object(&k, "media", info.case_id, size, crate::now_ms())
-                            })
-                            .await?;
+                            db.run(move |db| db.catalog_object(&k, "media", info.case_id, size, crate::now_ms()))
+                                .await?;
                             Some(key)
                         }
                         None => None,
@@ -170,7 +175,7 @@ async fn worker(db: Db, store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>, mut job
                         manifest: &finished.manifest,
                     };
                     let json = serde_json::to_vec_pretty(&stored).map_err(|e| Error::Tool(format!("manifest: {e}")))?;
-                    let size = put_sealed(&store, &keys, ObjectClass::MANIFEST, &manifest_key, &json).await?;
+                    let size = vault.put(ObjectClass::MANIFEST, &manifest_key, &json).await?;
                     let all_segments = segs.len() == finished.manifest.segments.len();
                     if !all_segments {
                         note = Some(format!(
@@ -182,7 +187,7 @@ async fn worker(db: Db, store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>, mut job
                     let complete =
                         archive_key.is_some() && all_segments && finished.manifest.stats.failed_segments == 0;
                     let mk = manifest_key.clone();
-                    blocking(&db, move |db| {
+                    db.run(move |db| {
                         db.catalog_object(&mk, "manifest", info.case_id, size, crate::now_ms())?;
                         db.finish_recording(
                             rec,
@@ -199,69 +204,9 @@ async fn worker(db: Db, store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>, mut job
                 .await;
                 if let Err(e) = result {
                     tracing::error!(error = %e, %room, "finishing a recording failed");
+                    ctx.report_error(&e);
                 }
             }
         }
     }
-}
-
-/// Seal `plaintext` under the active KEK and store it; returns the stored size.
-async fn put_sealed(
-    store: &Arc<dyn ObjectStore>,
-    keys: &KeyRing,
-    class: ObjectClass,
-    key: &str,
-    plaintext: &[u8],
-) -> Result<u64, Error> {
-    let sealed = cunneng_storage::seal(keys.active(), class, ObjectId::new(key)?, plaintext)?;
-    let mut body = std::io::Cursor::new(sealed);
-    let receipt = store.put(key, &mut body, None).await?;
-    Ok(receipt.size)
-}
-
-async fn blocking<T: Send + 'static>(
-    db: &Db,
-    f: impl FnOnce(&Db) -> Result<T, crate::db::DataError> + Send + 'static,
-) -> Result<T, Error> {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || f(&db))
-        .await
-        .map_err(|e| Error::Tool(format!("database task: {e}")))?
-        .map_err(Error::from)
-}
-
-/// `cunneng verify` for manifests: every segment a manifest lists must decrypt to the bytes
-/// whose SHA-256 it records.
-pub async fn verify_manifests(store: &dyn ObjectStore, ring: &KeyRing) -> Result<Vec<crate::tools::Verdict>, Error> {
-    let mut out = Vec::new();
-    for meta in store.list("manifest/").await? {
-        let json = match crate::tools::decrypt_to_vec(ring, store, &meta.key).await {
-            Ok(j) => j,
-            Err(_) => continue, // reported by the object pass
-        };
-        let v: serde_json::Value = match serde_json::from_slice(&json) {
-            Ok(v) => v,
-            Err(e) => {
-                out.push(crate::tools::Verdict {
-                    key: meta.key.clone(),
-                    problem: Some(format!("manifest is not JSON: {e}")),
-                });
-                continue;
-            }
-        };
-        let keys = v["segment_keys"].as_array().cloned().unwrap_or_default();
-        let infos = v["segments"].as_array().cloned().unwrap_or_default();
-        for (k, info) in keys.iter().zip(infos.iter()) {
-            let (Some(k), Some(want)) = (k.as_str(), info["sha256"].as_str()) else { continue };
-            let problem = match crate::tools::decrypt_to_vec(ring, store, k).await {
-                Ok(plain) if cunneng_media_recorder::record::sha256_hex(&plain) == want => None,
-                Ok(_) => Some(format!("does not match the hash in {}", meta.key)),
-                Err(e) => Some(format!("listed in {} but unreadable: {e}", meta.key)),
-            };
-            if problem.is_some() {
-                out.push(crate::tools::Verdict { key: k.to_string(), problem });
-            }
-        }
-    }
-    Ok(out)
 }

@@ -1,26 +1,17 @@
-//! Retention and legal hold, server side: the catalog of stored objects feeds the storage
-//! crate's retention policy (media 365 days, papers 3 years by default); a sweep destroys what
-//! expired (deleting an object destroys its only wrapped data key: crypto-shredding) and
-//! records it; a legal hold on a case blocks every deletion of its objects until lifted (its
-//! objects move to the hold area, which no lifecycle rule covers). Supervisors and
-//! administrators place and lift holds.
+//! Retention, server side: the catalog of stored objects feeds the storage crate's retention
+//! policy (media 365 days, papers 3 years by default); a sweep destroys what expired
+//! (deleting an object destroys its only wrapped data key: crypto-shredding) and records it;
+//! a legal hold on a case blocks every deletion of its objects until lifted (its objects move
+//! to the hold area, which no lifecycle rule covers). Holds are placed and lifted through the
+//! API (`api::legal_hold`); the server sweeps as a job ([`start_sweeps`]).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::put;
-use axum::{Json, Router};
 use cunneng_storage::{DestructionLog, ObjectClass, ObjectRecord, ObjectStore, RetentionPolicy};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
-use crate::auth::{Principal, Role};
-use crate::db::Db;
-use crate::error::{ApiError, Error};
-use crate::http::Authed;
-use crate::state::AppState;
+use crate::db::{DataError, Db};
+use crate::error::Error;
 
 /// How often the server sweeps.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(6 * 3600);
@@ -57,15 +48,12 @@ pub async fn sweep(
     log: &DestructionLog,
     now: SystemTime,
 ) -> Result<SweepSummary, Error> {
-    let (catalog, holds) = {
-        let db = db.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, crate::db::DataError> {
+    let (catalog, holds) = db
+        .run(|db| -> Result<_, DataError> {
             db.catalog_papers()?;
             Ok((db.catalog()?, db.legal_hold_cases()?))
         })
-        .await
-        .map_err(|e| Error::Tool(format!("database task: {e}")))??
-    };
+        .await?;
     let records: Vec<ObjectRecord> = catalog
         .iter()
         .filter_map(|c| {
@@ -91,9 +79,8 @@ pub async fn sweep(
     for (key, e) in &report.failed {
         tracing::warn!(%key, error = %e, "retention step failed; the next sweep retries it");
     }
-    let db = db.clone();
     let now_ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    tokio::task::spawn_blocking(move || -> Result<(), crate::db::DataError> {
+    db.run(move |db| -> Result<(), DataError> {
         for k in &report.moved_to_hold {
             db.set_in_hold_area(k, true)?;
         }
@@ -113,8 +100,7 @@ pub async fn sweep(
         }
         Ok(())
     })
-    .await
-    .map_err(|e| Error::Tool(format!("database task: {e}")))??;
+    .await?;
     Ok(summary)
 }
 
@@ -123,109 +109,26 @@ pub fn destruction_log(config: &crate::config::Config) -> Result<DestructionLog,
     Ok(DestructionLog::open(config.data_dir.join("destructions.log"))?)
 }
 
-/// Sweep now and then, for as long as the server runs.
-pub fn spawn_sweeper(state: AppState) {
-    tokio::spawn(async move {
-        let policy = match crate::objects::retention_policy(&state.config) {
-            Ok(p) => p,
-            Err(e) => return tracing::error!(error = %e, "retention policy; no sweeps"),
-        };
-        let log = match destruction_log(&state.config) {
-            Ok(l) => l,
-            Err(e) => return tracing::error!(error = %e, "destruction log; no sweeps"),
-        };
-        let mut every = tokio::time::interval(SWEEP_EVERY);
-        loop {
-            every.tick().await;
-            match sweep(&state.db, state.objects.as_ref(), &policy, &log, SystemTime::now()).await {
-                Ok(s) if s == SweepSummary::default() => tracing::debug!("retention sweep: nothing to do"),
-                Ok(s) => tracing::info!(summary = %s, "retention sweep"),
-                Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+/// Sweep at start and then every [`SWEEP_EVERY`], as a job of the server.
+pub fn start_sweeps(
+    config: &crate::config::Config,
+    db: Db,
+    store: std::sync::Arc<dyn ObjectStore>,
+    jobs: &crate::jobs::Jobs,
+) -> Result<(), Error> {
+    let policy = std::sync::Arc::new(crate::objects::retention_policy(config)?);
+    let log = std::sync::Arc::new(destruction_log(config)?);
+    jobs.every("retention-sweep", SWEEP_EVERY, move || {
+        let (db, store, policy, log) = (db.clone(), store.clone(), policy.clone(), log.clone());
+        async move {
+            let s = sweep(&db, store.as_ref(), &policy, &log, SystemTime::now()).await?;
+            if s == SweepSummary::default() {
+                tracing::debug!("retention sweep: nothing to do");
+            } else {
+                tracing::info!(summary = %s, "retention sweep");
             }
+            Ok(())
         }
     });
-}
-
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/cases/{case_no}/legal-hold", put(place).get(show).delete(lift))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HoldBody {
-    reason: String,
-}
-
-/// Supervisors and administrators (county-wide) decide legal holds.
-fn holder(p: &Principal) -> Result<i64, ApiError> {
-    match p {
-        Principal::Staff { user_id, role: Role::Supervisor | Role::Admin, .. } => Ok(*user_id),
-        _ => Err(ApiError::forbidden("legal holds are placed by supervisors and administrators")),
-    }
-}
-
-async fn case_id(state: &AppState, case_no: String) -> Result<i64, ApiError> {
-    if case_no.len() > 64 {
-        return Err(ApiError::not_found("case"));
-    }
-    let db = state.db.clone();
-    tokio::task::spawn_blocking(move || db.case_by_no(&case_no))
-        .await
-        .map_err(|_| ApiError::internal())??
-        .map(|c| c.id)
-        .ok_or_else(|| ApiError::not_found("case"))
-}
-
-async fn place(
-    State(state): State<AppState>,
-    Authed(p): Authed,
-    Path(case_no): Path<String>,
-    body: Result<Json<HoldBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let by = holder(&p)?;
-    let Json(body) =
-        body.map_err(|e| ApiError::bad_request(format!("请求格式错误 (bad request body: {})", e.body_text())))?;
-    let reason = body.reason.trim().to_string();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::bad_request("请写明原因 (a reason of 1 to 500 characters is required)"));
-    }
-    let case = case_id(&state, case_no).await?;
-    let db = state.db.clone();
-    let hold = tokio::task::spawn_blocking(move || {
-        db.place_legal_hold(case, by, &reason, crate::now_ms())?;
-        db.legal_hold(case)
-    })
-    .await
-    .map_err(|_| ApiError::internal())??;
-    tracing::info!(case, by, "legal hold placed");
-    Ok(Json(json!({ "hold": hold })))
-}
-
-async fn show(
-    State(state): State<AppState>,
-    Authed(p): Authed,
-    Path(case_no): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    holder(&p)?;
-    let case = case_id(&state, case_no).await?;
-    let db = state.db.clone();
-    let hold = tokio::task::spawn_blocking(move || db.legal_hold(case)).await.map_err(|_| ApiError::internal())??;
-    Ok(Json(json!({ "hold": hold })))
-}
-
-async fn lift(
-    State(state): State<AppState>,
-    Authed(p): Authed,
-    Path(case_no): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let by = holder(&p)?;
-    let case = case_id(&state, case_no).await?;
-    let db = state.db.clone();
-    let lifted =
-        tokio::task::spawn_blocking(move || db.lift_legal_hold(case)).await.map_err(|_| ApiError::internal())??;
-    if !lifted {
-        return Err(ApiError::not_found("legal hold"));
-    }
-    tracing::info!(case, by, "legal hold lifted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

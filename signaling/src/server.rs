@@ -12,14 +12,15 @@ use crate::error::Error;
 use crate::state::AppState;
 
 /// Serve HTTP (and HTTPS when `tls` is given) on `listener` until `shutdown` resolves, then
-/// stop accepting, let open requests finish (at most 10 s) and return.
+/// stop accepting, let open requests finish (at most 10 s), stop the background jobs, and
+/// return once they have stopped.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         None => {
             axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
@@ -67,7 +68,6 @@ pub async fn serve(config: Config, demo: bool) -> Result<(), Error> {
         config.public_url = Some(base.clone());
     }
     let state = AppState::start(Arc::new(config), db).await?;
-    crate::retention::spawn_sweeper(state.clone());
     // Scripts and tests read these lines from stdout; the `listening` line comes last.
     if demo {
         for (role, name, url) in crate::import::demo_links(crate::import::DEMO_TOML, &base) {

@@ -1,18 +1,32 @@
 //! The one `AppState`: configuration, database, the engine (queue + connections), the media
-//! plane, metrics and the connection bound. Cheap to clone.
+//! plane, the encrypted store, the papers service with its bounds, rate limits, metrics and
+//! the background jobs. Cheap to clone.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::auth::Principal;
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{DataError, Db};
 use crate::engine::EngineHandle;
-use crate::error::{ApiError, Error};
+use crate::error::Error;
+use crate::identity::Principal;
+use crate::jobs::Jobs;
 use crate::metrics::Metrics;
+use crate::objects::Vault;
+use crate::ratelimit::KeyedLimiter;
+use crate::service::papers::{Papers, UPLOAD_IDLE};
+
+/// How often abandoned paper uploads are looked for.
+const UPLOAD_CLEANUP_EVERY: Duration = Duration::from_secs(600);
+/// How often expired staff sessions are deleted.
+const SESSION_EXPIRY_EVERY: Duration = Duration::from_secs(3600);
+/// How long each phase of the shutdown may take before its jobs are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -23,14 +37,18 @@ pub struct Inner {
     pub engine: EngineHandle,
     pub sfu: cunneng_media_recorder::Sfu,
     pub metrics: Arc<Metrics>,
-    /// Where encrypted objects (recordings, papers) are kept.
-    pub objects: Arc<dyn cunneng_storage::ObjectStore>,
+    /// Seals and opens stored objects (recordings, papers, sealed personal data).
+    pub vault: Vault,
     /// The spool in front of an S3 store (None for the local backend).
     pub spool: Option<Arc<cunneng_storage::Spool>>,
-    /// Key-encryption keys: the active one seals new objects, older ones still open theirs.
-    pub keys: Arc<cunneng_storage::KeyRing>,
     /// One permit per open WebSocket (`limits.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// Papers of cases, with their memory bounds (`limits.papers_*`).
+    pub papers: Arc<Papers>,
+    /// Public progress lookups per client address (`limits.progress_*`).
+    pub progress_limit: KeyedLimiter<IpAddr>,
+    /// Every background job; stopped by [`AppState::shutdown`].
+    pub jobs: Jobs,
 }
 
 impl Deref for AppState {
@@ -41,37 +59,59 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Build the state and start the engine task (restoring the persisted queue).
+    /// Build the state and start the background jobs: the engine (restoring the persisted
+    /// queue), media teardown, the recording store, retention sweeps, clean-up of abandoned
+    /// uploads and expired sessions.
     pub async fn start(config: Arc<Config>, db: Db) -> Result<AppState, Error> {
-        let (sfu, media_events) = cunneng_media_recorder::Sfu::new(crate::engine::media_config(&config)?);
+        let jobs = Jobs::new();
+        let (sfu, media_events) = cunneng_media_recorder::Sfu::new(crate::engine::media_config(&config));
         let metrics = Arc::new(Metrics::default());
         let keys = Arc::new(crate::objects::load_or_create_keys(&config.kek_file())?);
-        let crate::objects::Objects { store: objects, spool } = crate::objects::open(&config).await?;
-        let recordings = crate::recording::Recordings::start(db.clone(), objects.clone(), keys.clone())?;
-        let engine = crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings).await?;
+        let crate::objects::Objects { store, spool } = crate::objects::open(&config).await?;
+        let vault = Vault::new(store, keys);
+        let recordings = crate::recording::Recordings::start(db.clone(), vault.clone(), &jobs).await?;
+        let engine =
+            crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings, &jobs).await?;
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
-        Ok(AppState(Arc::new(Inner { config, db, engine, sfu, metrics, objects, spool, keys, connections })))
+        let papers = Arc::new(Papers::new(db.clone(), vault.clone(), &config.limits));
+        let l = &config.limits;
+        let progress_limit =
+            KeyedLimiter::new(1.0 / f64::from(l.progress_refill_secs), l.progress_burst, l.progress_max_clients);
+
+        let p = papers.clone();
+        jobs.every("upload-cleanup", UPLOAD_CLEANUP_EVERY, move || {
+            let p = p.clone();
+            async move { p.cleanup_abandoned(UPLOAD_IDLE).await.map(drop) }
+        });
+        let d = db.clone();
+        jobs.every("session-expiry", SESSION_EXPIRY_EVERY, move || {
+            let d = d.clone();
+            async move { Ok(d.run(|db| db.delete_expired_sessions(crate::now_ms())).await.map(drop)?) }
+        });
+        crate::retention::start_sweeps(&config, db.clone(), vault.store().clone(), &jobs)?;
+
+        Ok(AppState(Arc::new(Inner {
+            config,
+            db,
+            engine,
+            sfu,
+            metrics,
+            vault,
+            spool,
+            connections,
+            papers,
+            progress_limit,
+            jobs,
+        })))
     }
 
     /// Resolve a bearer token (kiosk device token or staff session).
-    pub async fn resolve_token(&self, token: String) -> Result<Principal, ApiError> {
+    pub async fn resolve_token(&self, token: String) -> Result<Principal, DataError> {
         if token.is_empty() || token.len() > 256 {
-            return Err(ApiError::unauthorized());
+            return Err(DataError::Unauthorized);
         }
-        let db = self.db.clone();
         let now = crate::now_ms();
-        tokio::task::spawn_blocking(move || crate::auth::resolve_token(&db, &token, now))
-            .await
-            .map_err(|_| ApiError::internal())?
-            .map_err(ApiError::from)
-    }
-
-    /// The `Me` object of the protocol for a principal.
-    pub async fn me(&self, p: &Principal) -> Result<serde_json::Value, ApiError> {
-        let db = self.db.clone();
-        let p = p.clone();
-        let me = tokio::task::spawn_blocking(move || db.me(&p)).await.map_err(|_| ApiError::internal())??;
-        serde_json::to_value(me).map_err(|_| ApiError::internal())
+        self.db.run(move |db| crate::auth::resolve_token(db, &token, now)).await
     }
 
     /// Villages with a kiosk connected right now.
@@ -88,17 +128,22 @@ impl AppState {
             open_groups: e.open_groups,
             connected_kiosks: e.connected_kiosks,
             connected_staff: e.connected_staff,
+            snapshot_failures: e.snapshot_failures,
+            held_changes: e.held_changes,
             peer_connections: media.peer_connections as usize,
             forwarded_packets: media.forwarded_packets,
             forwarded_bytes: media.forwarded_bytes,
             rejected: self.metrics.rejected(),
             spool: self.spool.as_ref().map(|s| s.metrics()),
+            jobs: self.jobs.statuses(),
         })
     }
 
-    /// Stop the engine (persisting the queue) after the HTTP server has stopped.
+    /// Stop every background job (the engine persists the queue and stops the media plane;
+    /// the recording store finishes what it was handed), then the spool. Called after the
+    /// HTTP server stopped; returns when everything has stopped.
     pub async fn shutdown(&self) {
-        self.engine.shutdown().await;
+        self.jobs.shutdown(SHUTDOWN_GRACE).await;
         if let Some(spool) = &self.spool {
             spool.shutdown();
         }

@@ -5,12 +5,15 @@
 use std::io::Write;
 use std::path::Path;
 
+use std::sync::Arc;
+
 use cunneng_storage::format::MAX_PRELUDE_LEN;
-use cunneng_storage::{ByteRange, Decryptor, Header, KeyRing, ObjectStore, StorageError};
+use cunneng_storage::{ByteRange, Header, KeyRing, ObjectStore, StorageError};
 use tokio::io::AsyncReadExt;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::objects::Vault;
 
 /// `cunneng keys generate`: a new key file; refuses to overwrite one.
 pub fn keys_generate(config: &Config) -> Result<String, Error> {
@@ -61,8 +64,8 @@ pub async fn keys_rewrap(config: &Config, store: &dyn ObjectStore) -> Result<Str
 
 /// `cunneng decrypt OBJECT-OR-KEY --out FILE`: a file path of an encrypted object, or a key in
 /// the configured store.
-pub async fn decrypt(config: &Config, store: &dyn ObjectStore, what: &str, out: &Path) -> Result<String, Error> {
-    let ring = KeyRing::load(&config.kek_file())?;
+pub async fn decrypt(config: &Config, store: Arc<dyn ObjectStore>, what: &str, out: &Path) -> Result<String, Error> {
+    let vault = Vault::new(store.clone(), Arc::new(KeyRing::load(&config.kek_file())?));
     let mut body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = if Path::new(what).is_file() {
         Box::pin(tokio::fs::File::open(what).await?)
     } else {
@@ -82,7 +85,7 @@ pub async fn decrypt(config: &Config, store: &dyn ObjectStore, what: &str, out: 
     };
     let tmp = out.with_extension("partial");
     let mut file = std::fs::File::create(&tmp)?;
-    let result = stream_decrypt(&ring, &mut body, |chunk| file.write_all(chunk).map_err(Error::from)).await;
+    let result = vault.open_stream(&mut body, |chunk| file.write_all(chunk).map_err(Error::from)).await;
     match result {
         Ok(info) => {
             file.sync_all()?;
@@ -113,14 +116,14 @@ pub struct Verdict {
 
 /// `cunneng verify`: decrypt every object of the store (discarding the plaintext) and check
 /// its integrity; then check that every segment a recording manifest lists has its hash.
-pub async fn verify(config: &Config, store: &dyn ObjectStore) -> Result<Vec<Verdict>, Error> {
-    let ring = KeyRing::load(&config.kek_file())?;
+pub async fn verify(config: &Config, store: Arc<dyn ObjectStore>) -> Result<Vec<Verdict>, Error> {
+    let vault = Vault::new(store.clone(), Arc::new(KeyRing::load(&config.kek_file())?));
     let mut verdicts = Vec::new();
     for meta in store.list("").await? {
         let problem = match store.get(&meta.key, None).await {
             Ok(o) => {
                 let mut body = o.body;
-                match stream_decrypt(&ring, &mut body, |_| Ok(())).await {
+                match vault.open_stream(&mut body, |_| Ok(())).await {
                     Ok(_) => None,
                     Err(e) => Some(e.to_string()),
                 }
@@ -129,46 +132,48 @@ pub async fn verify(config: &Config, store: &dyn ObjectStore) -> Result<Vec<Verd
         };
         verdicts.push(Verdict { key: meta.key, problem });
     }
-    verdicts.extend(crate::recording::verify_manifests(store, &ring).await?);
+    verdicts.extend(verify_manifests(&vault).await?);
     Ok(verdicts)
 }
 
-/// Decrypt a stream chunk by chunk, handing each piece of plaintext to `sink`; the object is
-/// authentic only when this returns `Ok`.
-pub async fn stream_decrypt(
-    ring: &KeyRing,
-    body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
-    mut sink: impl FnMut(&[u8]) -> Result<(), Error>,
-) -> Result<cunneng_storage::ObjectInfo, Error> {
-    let mut dec = Decryptor::new(ring);
-    let mut buf = vec![0u8; 256 * 1024];
+/// Every segment a manifest lists must decrypt to the bytes whose SHA-256 it records.
+async fn verify_manifests(vault: &Vault) -> Result<Vec<Verdict>, Error> {
     let mut out = Vec::new();
-    loop {
-        let n = body.read(&mut buf).await?;
-        if n == 0 {
-            break;
+    for meta in vault.store().list("manifest/").await? {
+        let json = match decrypt_to_vec(vault, &meta.key).await {
+            Ok(j) => j,
+            Err(_) => continue, // reported by the object pass
+        };
+        let v: serde_json::Value = match serde_json::from_slice(&json) {
+            Ok(v) => v,
+            Err(e) => {
+                out.push(Verdict { key: meta.key.clone(), problem: Some(format!("manifest is not JSON: {e}")) });
+                continue;
+            }
+        };
+        let keys = v["segment_keys"].as_array().cloned().unwrap_or_default();
+        let infos = v["segments"].as_array().cloned().unwrap_or_default();
+        for (k, info) in keys.iter().zip(infos.iter()) {
+            let (Some(k), Some(want)) = (k.as_str(), info["sha256"].as_str()) else { continue };
+            let problem = match decrypt_to_vec(vault, k).await {
+                Ok(plain) if cunneng_media_recorder::record::sha256_hex(&plain) == want => None,
+                Ok(_) => Some(format!("does not match the hash in {}", meta.key)),
+                Err(e) => Some(format!("listed in {} but unreadable: {e}", meta.key)),
+            };
+            if problem.is_some() {
+                out.push(Verdict { key: k.to_string(), problem });
+            }
         }
-        out.clear();
-        dec.update(&buf[..n], &mut out)?;
-        sink(&out)?;
     }
-    Ok(dec.finish()?)
+    Ok(out)
 }
 
-/// Decrypt a whole object held in memory.
-pub async fn decrypt_to_vec(ring: &KeyRing, store: &dyn ObjectStore, key: &str) -> Result<Vec<u8>, Error> {
-    let mut body = store.get(key, None).await?.body;
-    let mut plain = Vec::new();
-    stream_decrypt(ring, &mut body, |c| {
-        plain.extend_from_slice(c);
-        Ok(())
-    })
-    .await
-    .map_err(|e| match e {
+/// Decrypt a whole object held in memory, with the words an operator needs on failure.
+async fn decrypt_to_vec(vault: &Vault, key: &str) -> Result<Vec<u8>, Error> {
+    vault.get_any(key).await.map_err(|e| match e {
         Error::Storage(se) => named(key, se),
         other => other,
-    })?;
-    Ok(plain)
+    })
 }
 
 async fn read_prelude(store: &dyn ObjectStore, key: &str, size: u64) -> Result<Vec<u8>, Error> {

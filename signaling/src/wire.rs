@@ -3,6 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::case::{Outcome, ShownStatus};
+use crate::config::IceServer;
+use crate::db::Me;
+pub use crate::service::views::Named;
+use crate::service::views::{InboxItemView, PaperView};
+
 /// A client message: `{"type": "...", "req": N?, ...fields}`.
 #[derive(Debug)]
 pub struct ClientEnvelope {
@@ -71,12 +77,6 @@ pub enum PresenceWire {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Named {
-    pub id: i64,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct QueueItemWire {
     pub call_id: u64,
     pub village: Named,
@@ -94,12 +94,29 @@ pub struct GroupMemberWire {
     pub state: &'static str,
 }
 
+/// The other side of a call, as `call.started` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum PeerWire {
+    /// To the kiosk: the approver and the window.
+    Approver { name: String, window: Named },
+    /// To the approver: the village and its room.
+    Kiosk { village: Named, kiosk: Named },
+}
+
+/// Who invites a village to a group call.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupFromWire {
+    pub name: String,
+    pub town: String,
+}
+
 /// A server message. Serialized as `{"type": "...", ...}`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type")]
 pub enum ServerMsg {
     #[serde(rename = "welcome")]
-    Welcome { me: serde_json::Value, ice_servers: serde_json::Value },
+    Welcome { me: Me, ice_servers: Vec<IceServer> },
     #[serde(rename = "pong")]
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,7 +147,7 @@ pub enum ServerMsg {
     #[serde(rename = "call.ring_stopped")]
     CallRingStopped { call_id: u64, reason: &'static str },
     #[serde(rename = "call.started")]
-    CallStarted { call_id: u64, room: String, peer: serde_json::Value, matter: Named, case_no: Option<String> },
+    CallStarted { call_id: u64, room: String, peer: PeerWire, matter: Named, case_no: Option<String> },
     #[serde(rename = "call.transferred")]
     CallTransferred { call_id: u64, window: Named },
     #[serde(rename = "call.peer_reconnecting")]
@@ -142,7 +159,7 @@ pub enum ServerMsg {
     #[serde(rename = "call.ended")]
     CallEnded { call_id: u64, reason: &'static str },
     #[serde(rename = "group.invite")]
-    GroupInvite { group_id: u64, from: serde_json::Value },
+    GroupInvite { group_id: u64, from: GroupFromWire },
     #[serde(rename = "group.joined")]
     GroupJoined { group_id: u64, room: String },
     #[serde(rename = "group.state")]
@@ -155,27 +172,27 @@ pub enum ServerMsg {
     MediaAnswer { room: String, pc_id: String, sdp: String },
     #[serde(rename = "media.renegotiate")]
     MediaRenegotiate { room: String, recv_slots: usize },
-    // Cases and papers (docs/cases-api.md); sent by `cases.rs` / `papers.rs` via `engine.notify`.
+    // Cases and papers (docs/cases-api.md); sent by the API (`api::push`) via `engine.notify`.
     #[serde(rename = "paper.added")]
-    PaperAdded { case_no: String, paper: serde_json::Value },
+    PaperAdded { case_no: String, paper: PaperView },
     #[serde(rename = "paper.rescan_requested")]
     PaperRescanRequested { case_no: String, paper_id: Option<i64>, note: String },
     #[serde(rename = "outcome")]
     Outcome {
         case_no: String,
-        status: &'static str,
+        status: ShownStatus,
         status_text: &'static str,
-        outcome: Option<String>,
+        outcome: Option<Outcome>,
         note: String,
         missing_items: Vec<String>,
-        result: Option<serde_json::Value>,
+        result: Option<PaperView>,
     },
     #[serde(rename = "signoff.requested")]
     SignoffRequested { case_no: String, matter: Named, village: Named },
     #[serde(rename = "signoff.returned")]
     SignoffReturned { case_no: String, reason: String },
     #[serde(rename = "inbox.item")]
-    InboxItem { item: serde_json::Value },
+    InboxItem { item: Box<InboxItemView> },
 }
 
 impl ServerMsg {

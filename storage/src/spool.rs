@@ -1119,9 +1119,13 @@ impl ObjectStore for Spool {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        // The spool first, then the store: an object that finishes its upload in between is
+        // in one of the two (listing the store first could miss it in both).
+        let spooled = self.core().list(prefix);
         let remote = self.inner.backing.list(prefix).await?;
         let mut all: BTreeMap<String, ObjectMeta> = remote.into_iter().map(|m| (m.key.clone(), m)).collect();
-        for m in self.core().list(prefix) {
+        // A spooled copy is newer than what the store holds under the same key.
+        for m in spooled {
             all.insert(m.key.clone(), m);
         }
         Ok(all.into_values().collect())

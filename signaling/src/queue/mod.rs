@@ -393,6 +393,11 @@ impl Queue {
         self.call(id)
     }
 
+    /// The cases of every waiting or live call.
+    pub fn case_ids(&self) -> Vec<CaseId> {
+        self.st.calls.values().filter_map(|c| c.case).collect()
+    }
+
     /// The waiting or live call of a kiosk, or the live call of an approver.
     pub fn call_of(&self, party: Party) -> Option<CallId> {
         match party {

@@ -9,13 +9,13 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Principal;
-use crate::engine::{ConnId, Outbound, label, party_of};
-use crate::error::ApiError;
+use super::ApiError;
+use crate::clients::{CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNAUTHORIZED, ClientTx, ConnId, Outbound};
+use crate::engine::{label, party_of};
+use crate::identity::Principal;
+use crate::ratelimit::TokenBucket;
 use crate::state::AppState;
 use crate::wire::{ClientEnvelope, ClientMsg, ServerMsg};
 
@@ -23,11 +23,6 @@ use crate::wire::{ClientEnvelope, ClientMsg, ServerMsg};
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages queued toward one client before it counts as too slow and is dropped.
 const OUTBOUND_QUEUE: usize = 256;
-
-pub const CLOSE_UNAUTHORIZED: u16 = 4401;
-pub const CLOSE_POLICY: u16 = 1008;
-pub const CLOSE_TOO_BIG: u16 = 1009;
-pub const CLOSE_REPLACED: u16 = 4000;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -48,31 +43,6 @@ pub async fn upgrade(
         handle(state, socket, peer).await;
         drop(permit);
     })
-}
-
-/// A token bucket: `rate` messages per second, bursts up to `burst`.
-struct RateLimit {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
-}
-
-impl RateLimit {
-    fn new(rate: u32, burst: u32) -> Self {
-        RateLimit { tokens: burst as f64, rate: rate as f64, burst: burst as f64, last: Instant::now() }
-    }
-    fn allow(&mut self, now: Instant) -> bool {
-        let dt = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
@@ -96,9 +66,8 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
     };
 
     // 2. writer task: everything toward this client goes through one bounded queue.
-    let (raw_tx, mut rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
     let slow = CancellationToken::new();
-    let tx = ClientTx { tx: raw_tx, slow: slow.clone() };
+    let (tx, mut rx) = ClientTx::channel(OUTBOUND_QUEUE, slow.clone());
     let writer_slow = slow.clone();
     let writer = tokio::spawn(async move {
         loop {
@@ -122,7 +91,8 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
 
     let conn = ConnId::next();
     let party = party_of(&principal);
-    let me = match state.me(&principal).await {
+    let p = principal.clone();
+    let me = match state.db.run(move |db| db.me(&p)).await {
         Ok(me) => me,
         Err(_) => {
             tx.send(ServerMsg::error("internal", "服务器内部错误 (internal error)", None));
@@ -137,11 +107,11 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
 
     // 3. read loop
     let limits = &state.config.limits;
-    let mut rate = RateLimit::new(limits.ws_messages_per_sec, limits.ws_burst);
+    let mut rate = TokenBucket::new(f64::from(limits.ws_messages_per_sec), limits.ws_burst, Instant::now());
     loop {
         let frame = tokio::select! {
             f = stream.next() => f,
-            _ = tx.tx.closed() => break, // writer gone (replaced or closed)
+            _ = tx.closed() => break, // writer gone (replaced or closed)
             _ = slow.cancelled() => {
                 state.metrics.inc_rejected("slow_client");
                 break;
@@ -236,31 +206,6 @@ async fn dispatch(state: &AppState, principal: &Principal, tx: &ClientTx, env: C
             }
             Err((code, message)) => tx.send(ServerMsg::error(code, message, req)),
         },
-    }
-}
-
-/// The way to one client's socket: a bounded queue drained by the socket's writer task. A
-/// client too slow to keep up (queue full) is disconnected rather than allowed to hold memory.
-#[derive(Clone)]
-pub struct ClientTx {
-    tx: mpsc::Sender<Outbound>,
-    slow: CancellationToken,
-}
-
-impl ClientTx {
-    pub fn send(&self, msg: ServerMsg) {
-        match self.tx.try_send(Outbound::Msg(msg)) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                tracing::warn!("client does not keep up with its messages; disconnecting it");
-                self.slow.cancel();
-            }
-        }
-    }
-
-    /// Send a close frame after what is queued.
-    pub fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.tx.try_send(Outbound::Close(code, reason));
     }
 }
 

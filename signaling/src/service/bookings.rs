@@ -2,21 +2,14 @@
 //! a matter at the window that takes it; the approver sees the day's bookings; a booked call
 //! is queued ahead of unbooked ones at its time (the engine asks [`booking_for_request`]).
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::cases::{Viewer, blocking, body, conflict, text};
-use crate::db::{BookingRow, BookingScope, DataError, Db};
-use crate::error::ApiError;
-use crate::http::Authed;
+use crate::case::Viewer;
+use crate::db::{BookingScope, DataError, Db, NamedRef};
+use crate::error::{Error, Rejection};
 use crate::queue::Priority;
-use crate::state::AppState;
+
+use super::views::{BookingView, Named};
 
 const MINUTE: u64 = 60_000;
 const DAY: u64 = 86_400_000;
@@ -33,13 +26,6 @@ pub const BOOK_AHEAD_MAX_MS: u64 = 14 * DAY;
 pub const EARLY_MS: u64 = 10 * MINUTE;
 /// The queue priority of a call whose booking is due (unbooked calls are `Priority::NORMAL`).
 pub const BOOKED_PRIORITY: Priority = Priority(1);
-
-pub fn routes() -> axum::Router<AppState> {
-    Router::new()
-        .route("/api/bookings", get(list).post(book))
-        .route("/api/bookings/slots", get(slots))
-        .route("/api/bookings/{id}", delete(cancel))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Days and slots in China time.
@@ -87,13 +73,13 @@ pub fn bookable(start_ms: u64, now_ms: u64) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The engine's hook.
+// The engine's hooks.
 
 /// The village's booking for `matter_id` that is due now, if any: the engine queues such a
 /// call with [`BOOKED_PRIORITY`] and, once the queue accepted it, calls [`booking_used`].
-/// Blocking; errors are logged and count as "no booking".
-pub fn booking_for_request(db: &Db, village_id: i64, matter_id: i64, now_ms: u64) -> Option<i64> {
-    match db.booking_due(village_id, matter_id, now_ms, EARLY_MS) {
+/// Errors are logged and count as "no booking".
+pub async fn booking_for_request(db: &Db, village_id: i64, matter_id: i64, now_ms: u64) -> Option<i64> {
+    match db.run(move |db| db.booking_due(village_id, matter_id, now_ms, EARLY_MS)).await {
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(error = %e, "looking up a booking");
@@ -103,173 +89,132 @@ pub fn booking_for_request(db: &Db, village_id: i64, matter_id: i64, now_ms: u64
 }
 
 /// The booked call was queued on `case_id`: the booking is `called`.
-pub fn booking_used(db: &Db, booking_id: i64, case_id: i64) {
-    if let Err(e) = db.booking_called(booking_id, case_id) {
+pub async fn booking_used(db: &Db, booking_id: i64, case_id: i64) {
+    if let Err(e) = db.run(move |db| db.booking_called(booking_id, case_id)).await {
         tracing::warn!(error = %e, booking_id, "marking a booking called");
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Handlers.
-
-fn booking_json(b: &BookingRow) -> Value {
-    json!({
-        "id": b.id,
-        "start_ms": b.start_ms,
-        "end_ms": b.end_ms,
-        "matter": {"id": b.matter_id, "name": b.matter_name, "plain_name": b.matter_plain_name},
-        "window": {"id": b.window.id, "name": b.window.name},
-        "village": {"id": b.village.id, "name": b.village.name},
-        "note": b.note,
-        "status": b.status,
-        "case_no": b.case_no,
-    })
-}
+// Operations.
 
 /// The window of the kiosk's town that takes the matter.
-fn window_for(db: &Db, town_id: i64, matter_id: i64) -> Result<crate::db::NamedRef, ApiError> {
-    let m = db.matter_for_town(town_id, matter_id)?.ok_or_else(|| ApiError::not_found("matter"))?;
-    m.window.ok_or_else(|| ApiError::not_found("window for this matter"))
+fn window_for(db: &Db, town_id: i64, matter_id: i64) -> Result<NamedRef, Error> {
+    let m = db.matter_for_town(town_id, matter_id)?.ok_or_else(|| Rejection::not_found("matter"))?;
+    Ok(m.window.ok_or_else(|| Rejection::not_found("window for this matter"))?)
 }
 
-#[derive(Deserialize)]
-struct SlotsQuery {
-    matter_id: Option<i64>,
-    date: Option<String>,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Slot {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub free: bool,
 }
 
-async fn slots(
-    State(state): State<AppState>,
-    Authed(p): Authed,
-    Query(q): Query<SlotsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let Viewer::Kiosk { town_id, .. } = Viewer::of(&p)? else {
-        return Err(ApiError::forbidden("bookings are made by the village room"));
-    };
-    let matter_id = q.matter_id.ok_or_else(|| ApiError::bad_request("缺少 matter_id (matter_id is required)"))?;
-    let date = q.date.ok_or_else(|| ApiError::bad_request("缺少日期 (date=YYYY-MM-DD is required)"))?;
-    let day = parse_day(&date).ok_or_else(|| ApiError::bad_request("日期格式应为 YYYY-MM-DD"))?;
-    let db = state.db.clone();
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Slots {
+    pub window: Named,
+    pub date: String,
+    pub slots: Vec<Slot>,
+}
+
+/// The slots of `day` at the window of the kiosk's town that takes the matter.
+pub async fn slots(db: &Db, town_id: i64, matter_id: i64, day: u64, date: String) -> Result<Slots, Error> {
     let now = crate::now_ms();
-    let (window, taken) = blocking(move || {
-        let window = window_for(&db, town_id, matter_id)?;
-        let taken: Vec<u64> = db
-            .bookings_in_scope(BookingScope::Window(window.id), day_start(day), day_start(day + 1), false)?
-            .into_iter()
-            .map(|b| b.start_ms)
-            .collect();
-        Ok((window, taken))
-    })
-    .await?;
-    let slots: Vec<Value> = slots_of_day(day)
+    let (window, taken) = db
+        .run(move |db| -> Result<_, Error> {
+            let window = window_for(db, town_id, matter_id)?;
+            let taken: Vec<u64> = db
+                .bookings_in_scope(BookingScope::Window(window.id), day_start(day), day_start(day + 1), false)?
+                .into_iter()
+                .map(|b| b.start_ms)
+                .collect();
+            Ok((window, taken))
+        })
+        .await?;
+    let slots = slots_of_day(day)
         .into_iter()
-        .map(|s| json!({"start_ms": s, "end_ms": s + SLOT_MS, "free": bookable(s, now) && !taken.contains(&s)}))
+        .map(|s| Slot { start_ms: s, end_ms: s + SLOT_MS, free: bookable(s, now) && !taken.contains(&s) })
         .collect();
-    Ok(Json(json!({"window": {"id": window.id, "name": window.name}, "date": date.trim(), "slots": slots})))
+    Ok(Slots { window: Named::from(&window), date, slots })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BookBody {
+/// Book a slot for the kiosk's village.
+pub async fn book(
+    db: &Db,
+    viewer: &Viewer,
     matter_id: i64,
     start_ms: u64,
-    #[serde(default)]
     note: Option<String>,
-}
-
-async fn book(
-    State(state): State<AppState>,
-    Authed(p): Authed,
-    b: Result<Json<BookBody>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Viewer::Kiosk { kiosk_id, village_id, town_id, .. } = Viewer::of(&p)? else {
-        return Err(ApiError::forbidden("bookings are made by the village room"));
-    };
-    let b = body(b)?;
-    let note = match b.note.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-        Some(n) => Some(text(n, 200, "note")?),
-        None => None,
+) -> Result<BookingView, Error> {
+    let Viewer::Kiosk { kiosk_id, village_id, town_id, .. } = *viewer else {
+        return Err(Rejection::forbidden("bookings are made by the village room").into());
     };
     let now = crate::now_ms();
-    if !bookable(b.start_ms, now) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+    if !bookable(start_ms, now) {
+        return Err(Rejection::new(
+            crate::error::RejectKind::Invalid,
             "bad_slot",
             "这个时间不能预约 (not a slot, or not between 10 minutes and 14 days from now)",
-        ));
+        )
+        .into());
     }
-    let db = state.db.clone();
-    let booking = blocking(move || {
-        let window = window_for(&db, town_id, b.matter_id)?;
+    db.run(move |db| -> Result<_, Error> {
+        let window = window_for(db, town_id, matter_id)?;
         let id = db
             .create_booking(
                 village_id,
                 Some(kiosk_id),
-                b.matter_id,
+                matter_id,
                 window.id,
-                b.start_ms,
-                b.start_ms + SLOT_MS,
+                start_ms,
+                start_ms + SLOT_MS,
                 note.as_deref(),
                 now,
             )
             .map_err(|e| match e {
-                DataError::Conflict(_) => conflict("slot_taken", "这个时间已经被预约了 (the slot is taken)"),
+                DataError::Conflict(_) => {
+                    Error::from(Rejection::conflict("slot_taken", "这个时间已经被预约了 (the slot is taken)"))
+                }
                 e => e.into(),
             })?;
-        db.booking(id)?.ok_or_else(ApiError::internal)
+        let b = db.booking(id)?.ok_or_else(|| DataError::NotFound(format!("booking {id}")))?;
+        Ok(BookingView::from(&b))
     })
-    .await?;
-    Ok((StatusCode::CREATED, Json(booking_json(&booking))).into_response())
+    .await
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    date: Option<String>,
-}
-
-async fn list(
-    State(state): State<AppState>,
-    Authed(p): Authed,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let viewer = Viewer::of(&p)?;
+/// The bookings the viewer sees: the village its next 15 days, a window its day, the town (or
+/// the county) the day.
+pub async fn list(db: &Db, viewer: &Viewer, day: Option<u64>) -> Result<Vec<BookingView>, Error> {
     let today = day_of(crate::now_ms());
-    let day = match q.date.as_deref() {
-        Some(d) if !d.trim().is_empty() => {
-            parse_day(d).ok_or_else(|| ApiError::bad_request("日期格式应为 YYYY-MM-DD"))?
-        }
-        _ => today,
-    };
+    let day = day.unwrap_or(today);
     let (scope, from, to) = match viewer {
         Viewer::Kiosk { village_id, .. } => {
-            (BookingScope::Village(village_id), day_start(today), day_start(today + 15))
+            (BookingScope::Village(*village_id), day_start(today), day_start(today + 15))
         }
-        Viewer::Approver { window_id: Some(w), .. } => (BookingScope::Window(w), day_start(day), day_start(day + 1)),
+        Viewer::Approver { window_id: Some(w), .. } => (BookingScope::Window(*w), day_start(day), day_start(day + 1)),
         Viewer::Approver { town_id, .. } | Viewer::Chief { town_id, .. } => {
-            (BookingScope::Town(town_id), day_start(day), day_start(day + 1))
+            (BookingScope::Town(*town_id), day_start(day), day_start(day + 1))
         }
         Viewer::Supervisor { .. } => (BookingScope::County, day_start(day), day_start(day + 1)),
     };
-    let db = state.db.clone();
-    let rows = blocking(move || Ok(db.bookings_in_scope(scope, from, to, false)?)).await?;
-    Ok(Json(Value::Array(rows.iter().map(booking_json).collect())))
+    let rows = db.run(move |db| db.bookings_in_scope(scope, from, to, false)).await?;
+    Ok(rows.iter().map(BookingView::from).collect())
 }
 
-async fn cancel(State(state): State<AppState>, Authed(p): Authed, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let Viewer::Kiosk { village_id, .. } = Viewer::of(&p)? else {
-        return Err(ApiError::forbidden("bookings are cancelled by the village room"));
-    };
-    let db = state.db.clone();
-    blocking(move || {
+/// Cancel a booking of the kiosk's village whose slot has not started.
+pub async fn cancel(db: &Db, village_id: i64, id: i64) -> Result<(), Error> {
+    db.run(move |db| {
         db.cancel_booking(id, village_id, crate::now_ms()).map_err(|e| match e {
-            DataError::Conflict(_) => {
-                conflict("conflict", "预约已开始、已使用或已取消 (the booking can no longer be cancelled)")
-            }
+            DataError::Conflict(_) => Error::from(Rejection::conflict(
+                "conflict",
+                "预约已开始、已使用或已取消 (the booking can no longer be cancelled)",
+            )),
             e => e.into(),
         })
     })
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 #[cfg(test)]

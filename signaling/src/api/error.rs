@@ -1,0 +1,94 @@
+//! The HTTP edge's error: a status code and a stable `code`, `{"error": {"code", "message"}}`.
+//! It never puts internal details in the response (those go to the log).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::db::DataError;
+use crate::error::{Error, RejectKind, Rejection};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "请先登录 (missing, unknown or expired token)")
+    }
+    pub fn forbidden(what: &str) -> Self {
+        Rejection::forbidden(what).into()
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Rejection::invalid(message).into()
+    }
+    pub fn not_found(what: &str) -> Self {
+        Rejection::not_found(what).into()
+    }
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "服务器内部错误,请稍后再试 (internal error)")
+    }
+}
+
+fn status_of(kind: RejectKind) -> StatusCode {
+    match kind {
+        RejectKind::Invalid => StatusCode::BAD_REQUEST,
+        RejectKind::Forbidden => StatusCode::FORBIDDEN,
+        RejectKind::NotFound => StatusCode::NOT_FOUND,
+        RejectKind::Conflict => StatusCode::CONFLICT,
+        RejectKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RejectKind::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        RejectKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        RejectKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        ApiError::new(status_of(r.kind), r.code, r.message)
+    }
+}
+
+impl From<DataError> for ApiError {
+    fn from(e: DataError) -> Self {
+        if e.is_unauthorized() {
+            return ApiError::unauthorized();
+        }
+        if e.is_not_found() {
+            return ApiError::not_found("record");
+        }
+        tracing::error!(error = %e, "data error at the HTTP edge");
+        ApiError::internal()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Rejected(r) => r.into(),
+            Error::Data(d) => d.into(),
+            e => {
+                tracing::error!(error = %e, "error at the HTTP edge");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<crate::case::Refusal> for ApiError {
+    fn from(r: crate::case::Refusal) -> Self {
+        Rejection::from(r).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,212 @@
+//! `/api/cases/{case_no}/papers…`, `/uploads…`, `/rescan`: resumable uploads, papers served
+//! decrypted on the fly, re-scan requests. The work is `service::papers`; this file reads
+//! bodies within their bounds and writes the answers.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::extract::{CaseViewer, JsonBody, text};
+use super::push::{announce_paper, deliver};
+use crate::case::{PaperKind, Viewer};
+use crate::service::cases;
+use crate::service::papers::{CHUNK_MAX, ChunkCheck, ChunkOutcome, StartUpload, UploadState, too_large};
+use crate::state::AppState;
+
+/// `Content-Disposition: inline` with the name percent-encoded (RFC 5987): no header tricks.
+fn content_disposition(name: &str) -> HeaderValue {
+    let mut enc = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
+            enc.push(b as char);
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!("inline; filename*=UTF-8''{enc}")).unwrap_or(HeaderValue::from_static("inline"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StartBody {
+    name: String,
+    size: u64,
+    #[serde(default)]
+    checklist_item: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+pub(super) async fn start(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    Path(case_no): Path<String>,
+    JsonBody(b): JsonBody<StartBody>,
+) -> Result<Response, ApiError> {
+    let kind = match b.kind.as_deref() {
+        None => PaperKind::Scan,
+        Some(k) => PaperKind::parse(k).ok_or_else(|| ApiError::bad_request("kind 应为 scan 或 result"))?,
+    };
+    let case = cases::load(&state.db, &viewer, case_no).await?;
+    let started = state
+        .papers
+        .start(&viewer, &case, StartUpload { name: b.name, size: b.size, checklist_item: b.checklist_item, kind })
+        .await?;
+    Ok((StatusCode::CREATED, Json(started)).into_response())
+}
+
+/// An upload's state: 201 with the paper once complete (the answer to its last chunk).
+fn upload_answer(u: UploadState) -> Response {
+    let status = if u.complete { StatusCode::CREATED } else { StatusCode::OK };
+    (status, Json(u)).into_response()
+}
+
+pub(super) async fn status(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    Path((case_no, upload_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let case = cases::load(&state.db, &viewer, case_no).await?;
+    let u = state.papers.upload_of(&case, upload_id).await?;
+    Ok(Json(state.papers.state(&case.case_no, &u).await?).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct OffsetQuery {
+    offset: Option<u64>,
+}
+
+fn offset_mismatch(offset: u64) -> Response {
+    let v = serde_json::json!({
+        "error": {"code": "offset_mismatch", "message": "上传位置不对,请从服务器记录的位置继续 (resume at the given offset)"},
+        "offset": offset,
+    });
+    (StatusCode::CONFLICT, Json(v)).into_response()
+}
+
+pub(super) async fn put_chunk(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    Path((case_no, upload_id)): Path<(String, String)>,
+    Query(q): Query<OffsetQuery>,
+    headers: HeaderMap,
+    request_body: Body,
+) -> Result<Response, ApiError> {
+    let offset = q.offset.ok_or_else(|| ApiError::bad_request("缺少 offset 参数 (offset is required)"))?;
+    let content_length = match headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("Content-Length 不正确"))?,
+        ),
+    };
+    let case = cases::load(&state.db, &viewer, case_no).await?;
+    let papers = &state.papers;
+    let u = papers.upload_of(&case, upload_id).await?;
+    let limit = match papers.check_put(&viewer, &case, &u, offset, content_length).await? {
+        // A retry of the last chunk whose answer was lost: it is done.
+        Err(done) => return Ok(upload_answer(done)),
+        Ok(ChunkCheck::Accept { limit }) => limit,
+        Ok(ChunkCheck::OffsetMismatch { offset }) => return Ok(offset_mismatch(offset)),
+        Ok(ChunkCheck::TooLarge) => return Err(too_large(format!("这一块太大 (at most {CHUNK_MAX} bytes)")).into()),
+    };
+    let _busy = papers.lock_upload(&u)?;
+    let receiving = papers.receiving().await?;
+    let bytes = match axum::body::to_bytes(request_body, limit).await {
+        Ok(b) => b.to_vec(),
+        Err(_) if content_length.is_some() => {
+            return Err(ApiError::bad_request("上传中断 (the body was broken off; resume with GET)"));
+        }
+        Err(_) => return Err(too_large("这一块太大 (chunk over the limit)").into()),
+    };
+    let outcome = papers.put_chunk(&viewer, &case, &u, offset, bytes).await;
+    drop(receiving);
+    match outcome? {
+        ChunkOutcome::OffsetMismatch { offset } => Ok(offset_mismatch(offset)),
+        ChunkOutcome::Stored(s) => {
+            if let Some(p) = &s.paper
+                && p.kind == PaperKind::Scan
+            {
+                announce_paper(&state, case.id, &case.case_no, p).await;
+            }
+            Ok(upload_answer(*s))
+        }
+    }
+}
+
+pub(super) async fn abandon(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    Path((case_no, upload_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let case = cases::load(&state.db, &viewer, case_no).await?;
+    let u = state.papers.upload_of(&case, upload_id).await?;
+    state.papers.abandon(&viewer, &case, &u).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn serve(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    Path((case_no, paper_id)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let case = cases::load(&state.db, &viewer, case_no).await?;
+    let (paper, plain) = state.papers.open(&viewer, &case, paper_id).await?;
+    let content_type =
+        HeaderValue::from_str(&paper.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_DISPOSITION, content_disposition(&paper.name)),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+        ],
+        plain,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RescanBody {
+    #[serde(default)]
+    paper_id: Option<i64>,
+    note: String,
+}
+
+pub(super) async fn rescan(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    Path(case_no): Path<String>,
+    JsonBody(b): JsonBody<RescanBody>,
+) -> Result<StatusCode, ApiError> {
+    if !matches!(viewer, Viewer::Approver { .. } | Viewer::Chief { .. }) {
+        return Err(ApiError::forbidden("re-scans are asked for by the window"));
+    }
+    let note = text(&b.note, 500, "note")?;
+    let case = cases::load(&state.db, &viewer, case_no).await?;
+    let notices = cases::request_rescan(&state.db, &viewer, &case, b.paper_id, note).await?;
+    deliver(&state, notices).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_disposition_is_encoded() {
+        let v = content_disposition("身份证\r\nSet-Cookie: x.pdf");
+        let s = v.to_str().unwrap();
+        assert!(s.starts_with("inline; filename*=UTF-8''"));
+        assert!(!s.contains('\r') && !s.contains('\n'));
+        assert_eq!(s.matches(' ').count(), 1); // only the one after "inline;"
+        assert!(s.contains("%0D%0A"));
+    }
+}

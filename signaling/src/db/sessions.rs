@@ -1,0 +1,87 @@
+//! Sessions and device tokens, for `auth`: lookups by token hash, session rows, expiry.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{DataError, Db, role_col, row_ms, sql_ms};
+use crate::identity::Principal;
+
+impl Db {
+    /// For `auth`: the kiosk whose token hashes to `token_hash`.
+    pub fn kiosk_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>, DataError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT k.id, k.village_id, v.town_id, k.name FROM kiosks k
+                 JOIN villages v ON v.id = k.village_id WHERE k.token_hash = ?1",
+                [token_hash],
+                |r| {
+                    Ok(Principal::Kiosk {
+                        kiosk_id: r.get(0)?,
+                        village_id: r.get(1)?,
+                        town_id: r.get(2)?,
+                        name: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// For `auth`: the session with this token hash, its principal and expiry time.
+    pub fn session_by_token_hash(&self, token_hash: &str) -> Result<Option<(Principal, u64)>, DataError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT u.id, u.role, u.town_id, u.window_id, u.display_name, s.expires_at_ms
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
+                [token_hash],
+                |r| {
+                    Ok((
+                        Principal::Staff {
+                            user_id: r.get(0)?,
+                            role: role_col(r.get(1)?)?,
+                            town_id: r.get(2)?,
+                            window_id: r.get(3)?,
+                            name: r.get(4)?,
+                        },
+                        row_ms(r.get(5)?),
+                    ))
+                },
+            )
+            .optional()?)
+    }
+
+    /// For `auth`: id and password hash of a username.
+    pub fn password_hash_of(&self, username: &str) -> Result<Option<(i64, String)>, DataError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT id, password_hash FROM users WHERE username = ?1", [username], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    /// For `auth`: stores a new session.
+    pub fn insert_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<(), DataError> {
+        self.conn().execute(
+            "INSERT INTO sessions (token_hash, user_id, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![token_hash, user_id, sql_ms(now_ms), sql_ms(expires_at_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// For `auth`: removes a session; `true` if there was one.
+    pub fn delete_session(&self, token_hash: &str) -> Result<bool, DataError> {
+        Ok(self.conn().execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])? > 0)
+    }
+
+    /// Removes every session expired at `now_ms`; returns how many. Call now and then.
+    pub fn delete_expired_sessions(&self, now_ms: u64) -> Result<usize, DataError> {
+        Ok(self.conn().execute("DELETE FROM sessions WHERE expires_at_ms <= ?1", [sql_ms(now_ms)])?)
+    }
+}

@@ -1,0 +1,140 @@
+//! Token buckets: a socket's message rate, and per-address limits (the public progress
+//! lookup). Time is passed in, so the logic is tested without a clock.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// `rate` tokens per second, holding at most `burst`.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`.
+    pub fn new(rate_per_sec: f64, burst: u32, now: Instant) -> TokenBucket {
+        TokenBucket { tokens: f64::from(burst), rate: rate_per_sec, burst: f64::from(burst), last: now }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now.max(self.last);
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+    }
+
+    /// Take one token if there is one.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Would the bucket be full at `now` (nothing to remember about it)?
+    fn is_full(&self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + dt * self.rate >= self.burst
+    }
+}
+
+/// One bucket per key (client address), remembering at most `max_keys`: past that, the keys
+/// whose buckets are full again are forgotten, and if none are, the least recently used half.
+pub struct KeyedLimiter<K> {
+    rate: f64,
+    burst: u32,
+    max_keys: usize,
+    buckets: Mutex<HashMap<K, TokenBucket>>,
+}
+
+impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
+    pub fn new(rate_per_sec: f64, burst: u32, max_keys: usize) -> KeyedLimiter<K> {
+        KeyedLimiter { rate: rate_per_sec, burst, max_keys: max_keys.max(1), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Take one token from `key`'s bucket.
+    pub fn allow(&self, key: &K, now: Instant) -> bool {
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.max_keys && !map.contains_key(key) {
+            map.retain(|_, b| !b.is_full(now));
+            if map.len() >= self.max_keys {
+                let mut times: Vec<Instant> = map.values().map(|b| b.last).collect();
+                times.sort();
+                let cut = times[times.len() / 2];
+                map.retain(|_, b| b.last > cut);
+            }
+        }
+        map.entry(key.clone()).or_insert_with(|| TokenBucket::new(self.rate, self.burst, now)).allow(now)
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn bucket_bursts_then_refills() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(2.0, 3, t0);
+        assert!(b.allow(t0) && b.allow(t0) && b.allow(t0));
+        assert!(!b.allow(t0));
+        assert!(b.allow(t0 + Duration::from_millis(500)));
+        assert!(!b.allow(t0 + Duration::from_millis(500)));
+        // Never more than the burst, however long it waited.
+        let later = t0 + Duration::from_secs(3600);
+        assert!(b.allow(later) && b.allow(later) && b.allow(later));
+        assert!(!b.allow(later));
+        // A clock that goes back does not mint tokens.
+        assert!(!b.allow(t0));
+    }
+
+    #[test]
+    fn per_address_limits() {
+        // Five lookups in a burst, one more every six seconds.
+        let l: KeyedLimiter<IpAddr> = KeyedLimiter::new(1.0 / 6.0, 5, 10_000);
+        let ip: IpAddr = "192.0.2.77".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(l.allow(&ip, t0));
+        }
+        assert!(!l.allow(&ip, t0));
+        assert!(l.allow(&ip, t0 + Duration::from_secs(7)));
+        assert!(!l.allow(&ip, t0 + Duration::from_secs(7)));
+        // Another address is not affected.
+        assert!(l.allow(&"192.0.2.78".parse().unwrap(), t0));
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let l: KeyedLimiter<u32> = KeyedLimiter::new(1.0, 2, 100);
+        let t0 = Instant::now();
+        for k in 0..1000u32 {
+            l.allow(&k, t0 + Duration::from_millis(u64::from(k)));
+            assert!(l.len() <= 100);
+        }
+        // A key that is still limited survives the forgetting while it is recent.
+        let hot = 5000u32;
+        let t = t0 + Duration::from_secs(2);
+        assert!(l.allow(&hot, t) && l.allow(&hot, t));
+        assert!(!l.allow(&hot, t));
+    }
+}
