@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, trace, warn};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -21,9 +21,10 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::codec::Codec;
 use crate::keyframe::is_keyframe_request;
 use crate::record::TrackKind;
-use crate::record::recorder::Tap;
+use crate::record::recorder::{KeyframeSource, Tap};
 
 /// Packets queued per output before the newest are dropped (~3 s of 30 fps video).
 const OUTPUT_QUEUE: usize = 256;
@@ -35,31 +36,6 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 pub(crate) struct Counters {
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
-}
-
-/// A codec as negotiated on one connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Codec {
-    pub payload_type: u8,
-    /// Lower-case MIME type, e.g. `video/vp8`.
-    pub mime: String,
-    pub fmtp: String,
-    pub clock_rate: u32,
-}
-
-impl Codec {
-    pub fn from_parameters(p: &RTCRtpCodecParameters) -> Codec {
-        Codec {
-            payload_type: p.payload_type,
-            mime: p.rtp_codec.mime_type.to_ascii_lowercase(),
-            fmtp: p.rtp_codec.sdp_fmtp_line.clone(),
-            clock_rate: p.rtp_codec.clock_rate,
-        }
-    }
-
-    fn is_repair(&self) -> bool {
-        self.mime.ends_with("/rtx") || self.mime.ends_with("fec") || self.mime.ends_with("/red")
-    }
 }
 
 /// Payload type to use on a receiving connection for packets of codec `src`: same MIME type and
@@ -198,7 +174,7 @@ impl Publisher {
         if let Some(t) = &tap
             && self.kind == RtpCodecKind::Video
         {
-            t.set_video_publisher(self);
+            t.set_keyframe_source(Arc::<Self>::downgrade(self));
         }
         *self.recorder.write().unwrap_or_else(|e| e.into_inner()) = tap;
     }
@@ -227,6 +203,13 @@ impl Publisher {
                 }
             }
         }
+    }
+}
+
+/// The recorder's keyframe requests, rate-limited like a receiver's.
+impl KeyframeSource for Publisher {
+    fn keyframe_wanted(&self) {
+        self.request_keyframe(false);
     }
 }
 

@@ -1,4 +1,5 @@
-//! One participant's peer connection ("leg"): how it is built and what it reports.
+//! One participant's peer connection ("leg"): how it is built and what it reports (through
+//! [`LegEvents`], which the SFU implements).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
@@ -18,7 +19,18 @@ use webrtc::peer_connection::{
 };
 
 use crate::keyframe::with_keyframe_requests;
-use crate::sfu::SfuInner;
+
+/// What a leg reports to its owner (the SFU). Called from the connection's event handler.
+#[async_trait::async_trait]
+pub(crate) trait LegEvents: Send + Sync {
+    /// The connection state of leg `leg_id` changed. Called on the connection's driver: no
+    /// waiting here.
+    fn state_changed(self: Arc<Self>, leg_id: u64, room: &str, participant: &str, state: RTCPeerConnectionState);
+
+    /// A remote track started on leg `leg_id`. Runs in a task of its own for the life of the
+    /// track.
+    async fn track_started(self: Arc<Self>, leg_id: u64, room: &str, participant: &str, track: Arc<dyn TrackRemote>);
+}
 
 /// Codecs the server forwards, in order of preference (VP8 first).
 fn register_codecs(media_engine: &mut MediaEngine) -> Result<(), webrtc::error::Error> {
@@ -91,10 +103,10 @@ pub(crate) async fn build_peer_connection(
     Ok(Arc::new(pc))
 }
 
-/// Event handler of one leg. Holds the SFU weakly: the SFU owns the leg, which owns the
-/// connection, which owns this handler.
+/// Event handler of one leg. Holds its owner (the SFU) weakly: the SFU owns the leg, which
+/// owns the connection, which owns this handler.
 pub(crate) struct LegHandler {
-    pub sfu: Weak<SfuInner>,
+    pub owner: Weak<dyn LegEvents>,
     pub leg_id: u64,
     pub room: String,
     pub participant: String,
@@ -111,17 +123,17 @@ impl PeerConnectionEventHandler for LegHandler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if let Some(sfu) = self.sfu.upgrade() {
-            sfu.on_leg_state(self.leg_id, &self.room, &self.participant, state);
+        if let Some(owner) = self.owner.upgrade() {
+            owner.state_changed(self.leg_id, &self.room, &self.participant, state);
         }
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        if let Some(sfu) = self.sfu.upgrade() {
+        if let Some(owner) = self.owner.upgrade() {
             // Runs for the life of the track: off the driver.
             let (leg_id, room, participant) = (self.leg_id, self.room.clone(), self.participant.clone());
             tokio::spawn(async move {
-                sfu.on_leg_track(leg_id, &room, &participant, track).await;
+                owner.track_started(leg_id, &room, &participant, track).await;
             });
         }
     }

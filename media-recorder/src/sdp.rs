@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use rtc::peer_connection::sdp::RTCSessionDescription;
 
-use crate::MediaError;
+use crate::error::MediaError;
 
 /// Largest offer accepted (a browser offer with a dozen m-lines is ~15 KiB).
 pub(crate) const MAX_OFFER_LEN: usize = 256 * 1024;

@@ -18,12 +18,15 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
-use crate::forward::{Codec, Counters, Output, Publisher, run_reader};
-use crate::leg::{LegHandler, build_peer_connection};
+use crate::codec::Codec;
+use crate::config::MediaConfig;
+use crate::error::MediaError;
+use crate::event::{MediaEvent, MediaStats};
+use crate::forward::{Counters, Output, Publisher, run_reader};
+use crate::leg::{LegEvents, LegHandler, build_peer_connection};
 use crate::record::recorder::Tap;
 use crate::record::{RecordingConfig, RecordingSink};
 use crate::sdp::{OfferShape, announce_candidates, parse_offer};
-use crate::{MediaConfig, MediaError, MediaEvent, MediaStats};
 
 const EVENT_QUEUE: usize = 1024;
 /// Longest wait for host candidates after `set_local_description` (normally a few ms).
@@ -39,7 +42,7 @@ pub struct Sfu {
     inner: Arc<SfuInner>,
 }
 
-pub(crate) struct SfuInner {
+struct SfuInner {
     cfg: MediaConfig,
     events: mpsc::Sender<MediaEvent>,
     state: Mutex<State>,
@@ -589,7 +592,7 @@ impl SfuInner {
         let id = self.next_id();
         let (gathered_tx, gathered_rx) = watch::channel(0u64);
         let handler = Arc::new(LegHandler {
-            sfu: Arc::downgrade(self),
+            owner: Arc::<Self>::downgrade(self),
             leg_id: id,
             room: room.to_owned(),
             participant: participant.to_owned(),
@@ -957,15 +960,12 @@ impl SfuInner {
             }
         });
     }
+}
 
+#[async_trait::async_trait]
+impl LegEvents for SfuInner {
     /// Connection state of a leg changed (called on the connection's driver: no waiting here).
-    pub(crate) fn on_leg_state(
-        self: &Arc<Self>,
-        leg_id: u64,
-        room: &str,
-        participant: &str,
-        state: RTCPeerConnectionState,
-    ) {
+    fn state_changed(self: Arc<Self>, leg_id: u64, room: &str, participant: &str, state: RTCPeerConnectionState) {
         let Some(leg) = self.current_leg(room, participant, leg_id) else {
             debug!(%room, %participant, leg = leg_id, %state, "state of a former connection");
             return;
@@ -1017,13 +1017,7 @@ impl SfuInner {
     }
 
     /// A remote track started on a leg: feed the participant's publisher with it.
-    pub(crate) async fn on_leg_track(
-        self: Arc<Self>,
-        leg_id: u64,
-        room: &str,
-        participant: &str,
-        track: Arc<dyn TrackRemote>,
-    ) {
+    async fn track_started(self: Arc<Self>, leg_id: u64, room: &str, participant: &str, track: Arc<dyn TrackRemote>) {
         let kind = track.kind().await;
         let k = match kind {
             RtpCodecKind::Audio => 0,

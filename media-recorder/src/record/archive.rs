@@ -7,9 +7,9 @@ use bytes::Bytes;
 use ffmpeg::{Rational, format, media};
 use ffmpeg_next as ffmpeg;
 
-use super::Container;
+use super::format::{CodecKind, Container, TrackKind};
+use super::manifest::sha256_hex;
 use super::mux::{MemFile, MuxError, TrackParams, init};
-use super::{CodecKind, TrackKind};
 
 /// A finished archive file: an in-memory file (never on disk) and what is known about it.
 #[derive(Debug)]
@@ -131,7 +131,7 @@ where
     octx.write_trailer()?;
     drop(octx);
     let bytes = out.read_all()?;
-    let sha256 = super::sha256_hex(&bytes);
+    let sha256 = sha256_hex(&bytes);
     let len = bytes.len() as u64;
     drop(bytes);
     Ok(ArchiveFile { file: out, container, len, sha256, duration_ms: end_ms })

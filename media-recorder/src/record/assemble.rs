@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::depack::{self, DepackError, Depacketizer, Frame};
-use super::{CodecKind, TrackKind};
+use super::format::{CodecKind, TrackKind};
 
 /// Bounds of the reordering buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use ffmpeg::{Rational, codec, format, media};
 use ffmpeg_next as ffmpeg;
 
 use super::depack::Frame;
-use super::{CodecKind, Container, TrackKind};
+use super::format::{CodecKind, Container, TrackKind};
 
 /// Errors of muxing and remuxing.
 #[derive(Debug, thiserror::Error)]

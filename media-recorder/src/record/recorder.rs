@@ -10,16 +10,16 @@ use rtc::rtp;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use super::archive::build_archive;
 use super::assemble::{Assembler, AssemblyEvent, DropReason, ReorderConfig, RtpIn};
 use super::depack::{CodecConfig, Frame};
+use super::format::{CodecKind, Container, TrackKind};
+use super::manifest::{ArchiveInfo, Manifest, RecordingStats, SegmentInfo, sha256_hex};
 use super::mux::{SegmentWriter, TrackParams, probe};
 use super::segmenter::{SegAction, SegFrame, SegmentClose, SegmentOpen, Segmenter, SegmenterConfig};
-use super::timeline::{GapReason, Timeline, TimelineConfig};
-use super::{
-    ArchiveInfo, ClosedSegment, CodecKind, Container, FinishedRecording, Manifest, RecordingSink, RecordingStats,
-    SegmentInfo, TrackKind, build_archive, sha256_hex,
-};
-use crate::forward::{Codec, Publisher};
+use super::sink::{ClosedSegment, FinishedRecording, RecordingSink};
+use super::timeline::{Gap, GapReason, Timeline, TimelineConfig};
+use crate::codec::Codec;
 
 /// How recordings are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -498,7 +498,7 @@ impl Recorder {
                 .timeline
                 .gaps()
                 .iter()
-                .map(|g| super::Gap { start_ms: g.start_ms - zero, end_ms: g.end_ms - zero, ..*g })
+                .map(|g| Gap { start_ms: g.start_ms - zero, end_ms: g.end_ms - zero, ..*g })
                 .collect(),
             archive: archive.as_ref().map(|a| ArchiveInfo {
                 container: a.container,
@@ -521,12 +521,18 @@ pub(crate) enum Input {
     SenderReport { kind: TrackKind, ssrc: u32, ntp: u64, rtp: u32, at: Instant },
 }
 
+/// Whom a recorder asks for a keyframe: the participant's video publisher.
+pub(crate) trait KeyframeSource: Send + Sync {
+    /// The recorder wants a keyframe (the source rate-limits).
+    fn keyframe_wanted(&self);
+}
+
 /// The tee's handle on one participant's recorder: shared by the participant's audio and video
 /// publishers. Dropping the last handle (or [`Tap::finish`]) ends the recording.
 pub(crate) struct Tap {
     tx: mpsc::Sender<Input>,
     dropped: Arc<AtomicU64>,
-    video: Arc<Mutex<Weak<Publisher>>>,
+    video: Arc<Mutex<Option<Weak<dyn KeyframeSource>>>>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
@@ -535,13 +541,13 @@ impl Tap {
     pub fn spawn(room: &str, participant: &str, sink: Arc<dyn RecordingSink>, cfg: RecordingConfig) -> Arc<Tap> {
         let (tx, rx) = mpsc::channel(cfg.queue_packets.max(16));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let video: Arc<Mutex<Weak<Publisher>>> = Arc::new(Mutex::new(Weak::new()));
+        let video: Arc<Mutex<Option<Weak<dyn KeyframeSource>>>> = Arc::new(Mutex::new(None));
         let dropped = Arc::new(AtomicU64::new(0));
         let kf_video = video.clone();
         let keyframe: Box<dyn Fn() + Send> = Box::new(move || {
-            let publisher = kf_video.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
-            if let Some(p) = publisher {
-                p.request_keyframe(false);
+            let source = kf_video.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(Weak::upgrade);
+            if let Some(s) = source {
+                s.keyframe_wanted();
             }
         });
         let recorder = Recorder::new(room, participant, sink, cfg, keyframe);
@@ -550,9 +556,9 @@ impl Tap {
         Arc::new(Tap { tx, dropped, video, stop: Mutex::new(Some(stop_tx)) })
     }
 
-    /// The publisher keyframe requests go to.
-    pub fn set_video_publisher(&self, p: &Arc<Publisher>) {
-        *self.video.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(p);
+    /// Where keyframe requests go (the video publisher).
+    pub fn set_keyframe_source(&self, source: Weak<dyn KeyframeSource>) {
+        *self.video.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
     }
 
     /// Tees one packet (never waits: drops and counts when the recorder is behind).

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use super::TrackKind;
+use super::format::TrackKind;
 
 /// Segment policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

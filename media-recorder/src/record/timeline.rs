@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::TrackKind;
+use super::format::TrackKind;
 
 /// Thresholds of the timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

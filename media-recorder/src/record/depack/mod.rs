@@ -15,7 +15,7 @@ pub use opus::OpusDepacketizer;
 pub use vp8::Vp8Depacketizer;
 pub use vp9::Vp9Depacketizer;
 
-use super::CodecKind;
+use super::format::CodecKind;
 
 /// Configuration a frame carries when it (re)defines the stream's decoder setup: a change
 /// between two keyframes means new codec parameters (a new segment).
