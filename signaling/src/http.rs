@@ -36,7 +36,22 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::cases::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// `cunneng_web::security_headers` (CSP, nosniff, ...) on every response; a header a handler
+/// set itself is kept.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let host = host.or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let mut resp = next.run(req).await;
+    for (name, value) in cunneng_web::security_headers(host.as_deref()) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            resp.headers_mut().entry(name).or_insert(value);
+        }
+    }
+    resp
 }
 
 async fn page(name: &'static str) -> Response {

@@ -12,6 +12,10 @@
 //! frame-src 'self' blob:` (plus `ws:`/`wss:` of the same host where browsers need it spelled
 //! out) does not break them. `blob:` is needed because papers are fetched with the bearer
 //! token and shown from blob: URLs (thumbnails, the viewer, PDFs in a frame, printing).
+//!
+//! [`security_headers`] gives that policy and the other headers every response of the server
+//! should carry; the server adds them to every response (`signaling/src/http.rs`) and the
+//! browser tests fail on any CSP violation.
 
 /// Names accepted by [`page`], in the order of the routes above.
 pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher", "progress"];
@@ -74,6 +78,63 @@ pub fn asset_paths() -> impl Iterator<Item = &'static str> {
     ASSETS.iter().map(|(name, _, _)| *name)
 }
 
+/// The Content-Security-Policy of every page, for a request to `host`: the policy described
+/// at the top of this crate, plus
+/// - `ws://HOST wss://HOST` in `connect-src`: CSP Level 3 lets `'self'` match the page's own
+///   host over ws:/wss:, older browsers (Safari before 15.4, old Chromium on village PCs) need
+///   it spelled out. Only the request's own host is added, never the bare schemes (which would
+///   allow any host); a `host` that is not a plain `name[:port]` / `[v6]:port` adds nothing;
+/// - `frame-ancestors 'none'`: no other site may frame the pages (clickjacking). Our own
+///   blob: frames (PDFs) are governed by `frame-src`, not by this;
+/// - `base-uri 'self'`, `form-action 'self'`: no `<base>` or form can point elsewhere;
+/// - `object-src 'none'`: no plugins (PDFs are shown by the browser in a frame, which
+///   `frame-src` covers).
+pub fn content_security_policy(host: Option<&str>) -> String {
+    let mut connect = String::from("'self'");
+    if let Some(host) = host.filter(|h| is_plain_host(h)) {
+        connect.push_str(&format!(" ws://{host} wss://{host}"));
+    }
+    format!(
+        "default-src 'self'; connect-src {connect}; img-src 'self' blob:; frame-src 'self' blob:; \
+         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// `name`, `name:port`, `1.2.3.4:port` or `[v6]:port`: nothing that could end a CSP source
+/// expression or directive.
+fn is_plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// The headers every response of the server should carry (pages, assets, API), for a request
+/// to `host` (its `Host` header or URI authority): (name, value), names in lower case.
+///
+/// - `content-security-policy`: [`content_security_policy`];
+/// - `x-content-type-options: nosniff`: no content sniffing (papers are served with their
+///   checked type, pages and scripts with theirs);
+/// - `referrer-policy: no-referrer`: nothing the pages do needs a Referer (the server reads
+///   none), and the progress page's address carries a case number (`/progress?case=...`),
+///   which must not leak to anywhere a link or a resource might lead; `same-origin` would
+///   only tell our own server what it already knows;
+/// - `x-frame-options: DENY`: `frame-ancestors 'none'` for browsers without CSP Level 2;
+/// - `permissions-policy`: camera and microphone for our own pages only (the kiosk, window
+///   and dispatcher pages need them; no frame gets them), and a few powerful features nobody
+///   uses switched off.
+pub fn security_headers(host: Option<&str>) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-security-policy", content_security_policy(host)),
+        ("x-content-type-options", "nosniff".into()),
+        ("referrer-policy", "no-referrer".into()),
+        ("x-frame-options", "DENY".into()),
+        (
+            "permissions-policy",
+            "camera=(self), microphone=(self), display-capture=(), geolocation=(), payment=(), usb=()".into(),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +180,43 @@ mod tests {
 
     fn text(path: &str) -> &'static str {
         std::str::from_utf8(asset(path).expect(path).0).expect("UTF-8")
+    }
+
+    #[test]
+    fn security_headers_are_the_documented_policy() {
+        let headers = security_headers(Some("127.0.0.1:8080"));
+        let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap();
+        let csp = get("content-security-policy");
+        let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+        for d in [
+            "default-src 'self'",
+            "connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080",
+            "img-src 'self' blob:",
+            "frame-src 'self' blob:",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(directives.contains(&d), "{d:?} missing from {csp}");
+        }
+        // Nothing that would let an injected script or style run, and no wildcard sockets.
+        for bad in ["unsafe-inline", "unsafe-eval", "*", " ws: ", " wss: ", "data:"] {
+            assert!(!csp.contains(bad), "{bad:?} in {csp}");
+        }
+        assert_eq!(get("x-content-type-options"), "nosniff");
+        assert_eq!(get("referrer-policy"), "no-referrer");
+        assert_eq!(get("x-frame-options"), "DENY");
+        assert!(get("permissions-policy").contains("camera=(self), microphone=(self)"));
+        for (name, value) in &headers {
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{name}");
+            assert!(value.bytes().all(|b| (b' '..=b'~').contains(&b)), "{name}: {value}");
+        }
+        // IPv6 and plain names are kept; anything that could break out of the policy is not.
+        assert!(content_security_policy(Some("[::1]:9000")).contains("ws://[::1]:9000 wss://[::1]:9000;"));
+        assert!(content_security_policy(Some("cunneng.example")).contains("wss://cunneng.example;"));
+        for bad in ["evil.example; script-src *", "a b", "x'y", "", "a/b", "a,b"] {
+            let csp = content_security_policy(Some(bad));
+            assert_eq!(csp, content_security_policy(None), "{bad:?}");
+        }
+        assert!(content_security_policy(None).contains("connect-src 'self';"));
     }
 
     #[test]
