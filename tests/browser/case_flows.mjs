@@ -333,6 +333,8 @@ await step('kiosk: progress lookup of the signed-off case', async () => {
   return (await kiosk.textContent(testId('progress-result'))).replace(/\s+/g, ' ').trim();
 });
 
+await step('every page came with its security headers and broke no CSP rule', () => h.checkSecurity());
+
 await step('no uncaught JavaScript errors on any page', async () => {
   if (h.pageErrors.length) throw new Error(h.pageErrors.join(' | '));
 });

@@ -1,6 +1,8 @@
 // Shared bookkeeping for the browser scripts: Chromium with a fake camera, numbered steps with a
 // time limit each, and on failure the step's name, every page's state, its last console lines
-// and a screenshot per page (exit 1).
+// and a screenshot per page (exit 1). It also watches the security headers: every document
+// must come with a Content-Security-Policy, and every CSP violation on any page or frame is
+// recorded (`checkSecurity()` fails on them).
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +23,23 @@ export const CHROMIUM_ARGS = [
 ];
 
 export const testId = (id) => `[data-testid="${id}"]`;
+
+/** Runs in every page and frame: CSP violations also go to the console, tagged. */
+function reportCspViolations() {
+  addEventListener('securitypolicyviolation', (e) => {
+    console.error(`CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || '(inline)'} in ${e.documentURI.replace(/#.*$/, '')} (${e.sourceFile || '?'}:${e.lineNumber})`);
+  });
+}
+
+const CSP_CONSOLE = /Content Security Policy|CSP violation|Refused to (load|execute|apply|frame|connect|create)/i;
+// Headers every same-origin document must carry (signaling/src/http.rs, cunneng_web::security_headers).
+const DOCUMENT_HEADERS = {
+  'content-security-policy': (v) => v.includes("default-src 'self'") && v.includes("frame-ancestors 'none'"),
+  'x-content-type-options': (v) => v === 'nosniff',
+  'x-frame-options': (v) => v.toUpperCase() === 'DENY',
+  'referrer-policy': (v) => v.length > 0,
+  'permissions-policy': (v) => v.includes('camera=(self)') && v.includes('microphone=(self)'),
+};
 
 /** Never print tokens or passwords from the fragment. */
 export function redact(url) {
@@ -81,6 +100,10 @@ export class Harness {
     this.pages = {};
     this.consoleLines = {};
     this.pageErrors = [];
+    this.cspViolations = [];
+    this.headerProblems = [];
+    this.documentsChecked = 0;
+    this.responsesChecked = 0;
     this.browser = null;
     this.currentStep = '(start)';
     this.stepNumber = 0;
@@ -103,6 +126,7 @@ export class Harness {
   /** A page in a context of its own (own localStorage, own fake camera), watched. */
   async newPage(name, options = {}) {
     const context = await this.browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 1280, height: 900 }, locale: 'zh-CN', ...options });
+    await context.addInitScript(reportCspViolations);
     const page = await context.newPage();
     this.watch(name, page);
     return page;
@@ -117,7 +141,9 @@ export class Harness {
       this.consoleLines[name].push(line);
       if (this.consoleLines[name].length > 200) this.consoleLines[name].shift();
       if (msg.type() === 'error' || msg.type() === 'warning') this.log(`  (${name} console) ${line}`);
+      if ((msg.type() === 'error' || msg.type() === 'warning') && CSP_CONSOLE.test(msg.text())) this.cspViolations.push(`${name}: ${msg.text()}`);
     });
+    page.on('response', (response) => this.checkHeaders(name, response).catch(() => {}));
     page.on('pageerror', (err) => {
       this.pageErrors.push(`${name}: ${err.message}`);
       this.log(`  (${name} page error) ${err.message}`);
@@ -127,8 +153,52 @@ export class Harness {
     });
   }
 
+  /** Every http(s) response: nosniff; every document: the whole set of security headers. */
+  async checkHeaders(name, response) {
+    const url = response.url();
+    if (!/^https?:/.test(url)) return;
+    const headers = await response.allHeaders();
+    const where = `${name}: ${response.request().method()} ${redact(url)} (${response.status()})`;
+    this.responsesChecked += 1;
+    if (headers['x-content-type-options'] !== 'nosniff') this.headerProblems.push(`${where} without X-Content-Type-Options: nosniff`);
+    if (response.request().resourceType() !== 'document') return;
+    this.documentsChecked += 1;
+    for (const [header, ok] of Object.entries(DOCUMENT_HEADERS)) {
+      const value = headers[header];
+      if (value === undefined || !ok(value)) this.headerProblems.push(`${where}: ${header} is ${value === undefined ? 'missing' : `"${value}"`}`);
+    }
+  }
+
+  /**
+   * Proves the CSP watch sees violations: an inline script added to `page` must be refused and
+   * recorded (the record is then dropped). Throws if it runs or goes unseen.
+   */
+  async cspWatchSelfTest(page) {
+    const before = this.cspViolations.length;
+    await page.evaluate(() => {
+      const script = document.createElement('script');
+      script.textContent = 'window.__inlineScriptRan = true;';
+      document.head.append(script);
+    });
+    await waitUntil(() => this.cspViolations.length, (n) => n > before, () => 'an inline script raised no CSP violation that the harness saw: it would miss real ones', 5_000);
+    // The browser's own "Refused to execute…" line may come a moment after the event's.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const seen = this.cspViolations.splice(before);
+    if (await page.evaluate(() => window.__inlineScriptRan === true)) throw new Error('an inline script ran: the page has no working CSP');
+    return `an inline script was refused and seen (${seen.length} reports)`;
+  }
+
+  /** Throws unless no CSP violation was seen and every document had its security headers. */
+  checkSecurity() {
+    const problems = [...this.cspViolations, ...this.headerProblems];
+    if (problems.length) throw new Error(problems.slice(0, 8).join(' | '));
+    if (this.documentsChecked === 0) throw new Error('no document response was seen: the header check checked nothing');
+    return `${this.documentsChecked} documents and ${this.responsesChecked} responses with the security headers, no CSP violation`;
+  }
+
   async fail(message) {
     console.error(`FAIL at step "${this.currentStep}": ${message}`);
+    for (const problem of [...this.cspViolations, ...this.headerProblems].slice(0, 20)) console.error(`  security: ${problem}`);
     for (const [name, page] of Object.entries(this.pages)) {
       if (page.isClosed() || page.url() === 'about:blank') continue;
       try {
@@ -198,15 +268,15 @@ export async function waitUntil(probe, done, describe, limitMs = STEP_TIMEOUT_MS
   }
 }
 
-/** Log a staff page in from its demo link and wait until its WebSocket is connected. */
-export async function loginStaff(page, url) {
+/** Log a staff page in from its demo link (landing on `path`) and wait until its WebSocket is connected. */
+export async function loginStaff(page, url, path = '/window') {
   await page.goto(url, { waitUntil: 'domcontentloaded' });
   const loginError = page.locator('#login-error:not([hidden])');
   const refused = loginError.waitFor({ state: 'visible' }).then(
     async () => `login refused: ${await loginError.textContent()}`,
     () => null,
   );
-  const outcome = await Promise.race([page.waitForURL((u) => u.pathname === '/window').then(() => null), refused]);
+  const outcome = await Promise.race([page.waitForURL((u) => u.pathname === path).then(() => null), refused]);
   if (outcome) throw new Error(outcome);
   await page.waitForSelector(`${testId('connection-status')}[data-state="connected"]`);
   const me = await page.evaluate(() => window.__cunneng?.me);

@@ -232,6 +232,23 @@ await step('window: 当场办结 with a result document (PDF)', async () => {
   return (await windowPage.textContent(testId('decision-state'))).trim();
 });
 
+await step('window: the result PDF opens in the viewer (a blob: frame the CSP allows)', async () => {
+  await windowPage.click(`${testId('result-item')} ${testId('material-open')}`);
+  const frame = windowPage.locator(`${testId('paper-viewer')}:visible ${testId('viewer-pdf')}`);
+  await frame.waitFor({ state: 'visible' });
+  const src = await frame.getAttribute('src');
+  if (!src?.startsWith('blob:')) throw new Error(`the PDF frame shows "${src}", not a blob: URL`);
+  await waitUntil(() => windowPage.frames().some((f) => f.url() === src), Boolean, () => `no frame navigated to ${src}`);
+  const type = await windowPage.frames().find((f) => f.url() === src).evaluate(() => document.contentType);
+  if (type !== 'application/pdf') throw new Error(`the frame holds ${type}, not the PDF`);
+  // For a look at it (--out-dir): the browser's PDF viewer inside our viewer.
+  await windowPage.waitForTimeout(1000);
+  await windowPage.screenshot({ path: join(outDir, 'window-result-pdf.png') });
+  await windowPage.click(testId('viewer-close'));
+  await windowPage.waitForSelector(testId('paper-viewer'), { state: 'hidden' });
+  return src.replace(/[0-9a-f-]{36}$/, '…');
+});
+
 await step('kiosk: the outcome banner says done, with the result; print the receipt', async () => {
   await kioskPage.waitForSelector(`${testId('outcome-banner')}[data-status="done"]:visible`);
   const banner = (await kioskPage.textContent(testId('outcome-banner'))).replace(/\s+/g, ' ').trim();
@@ -285,6 +302,8 @@ await step('public progress page: case number + last four phone digits → statu
   await page.context().close();
   return text;
 });
+
+await step('every page came with its security headers and broke no CSP rule', () => h.checkSecurity());
 
 await step('no uncaught JavaScript errors on either page', async () => {
   if (h.pageErrors.length) throw new Error(h.pageErrors.join(' | '));

@@ -9,11 +9,12 @@ use crate::client::{Pairing, get_json, login};
 use crate::server::{DemoLink, Server};
 
 /// The demo login links a browser test opens: the kiosk of a pairing, the approver at its
-/// matter's window, and a chief of the same town.
+/// matter's window, and a chief and a dispatcher of the same town.
 pub struct PageLinks {
     pub kiosk: String,
     pub window: String,
     pub chief: String,
+    pub dispatcher: String,
 }
 
 async fn me_of(server: &Server, link: &DemoLink) -> Result<serde_json::Value> {
@@ -38,17 +39,19 @@ pub async fn page_links(server: &Server, p: &Pairing) -> Result<PageLinks> {
             break;
         }
     }
-    let mut chief = None;
-    for link in server.links("chief") {
-        if me_of(server, link).await?["town"]["id"].as_i64() == Some(p.approver.town_id()) {
-            chief = Some(link.url.clone());
-            break;
+    let town_link = |role: &'static str| async move {
+        for link in server.links(role) {
+            if me_of(server, link).await?["town"]["id"].as_i64() == Some(p.approver.town_id()) {
+                return Ok(link.url.clone());
+            }
         }
-    }
+        bail!("no {role} link of the approver's town")
+    };
     Ok(PageLinks {
         kiosk,
         window: window.context("window link")?,
-        chief: chief.context("chief link of the approver's town")?,
+        chief: town_link("chief").await?,
+        dispatcher: town_link("dispatcher").await?,
     })
 }
 
@@ -62,13 +65,19 @@ pub async fn run_script(server: &Server, script: &str, args: &[(&str, &str)]) ->
     if !std::path::Path::new("/usr/bin/chromium").exists() {
         bail!("/usr/bin/chromium is missing: run ./scripts/test.sh (it installs Debian's chromium)");
     }
-    let out_dir = tempfile::tempdir()?;
+    // Screenshots and test papers: a temporary directory, or `BROWSER_OUT/<script>` to keep
+    // them (not a `CUNNENG_` variable: the server takes those as configuration).
+    let tmp = tempfile::tempdir()?;
+    let out_dir = match std::env::var_os("BROWSER_OUT") {
+        Some(keep) => PathBuf::from(keep).join(script.trim_end_matches(".mjs")),
+        None => tmp.path().to_path_buf(),
+    };
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(dir.join(script)).args(["--base", &server.base_url]);
     for (flag, value) in args {
         cmd.arg(flag).arg(value);
     }
-    let output = cmd.arg("--out-dir").arg(out_dir.path()).kill_on_drop(true).output().await.context("running node")?;
+    let output = cmd.arg("--out-dir").arg(&out_dir).kill_on_drop(true).output().await.context("running node")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}\n{stderr}");

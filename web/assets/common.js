@@ -93,15 +93,19 @@ export function formatEstimate(secs) {
   return `${Math.ceil(s / 60)} 分钟`;
 }
 
-/** A short, non-blocking notice at the bottom of the page (role=status). */
-export function notify(text, kind = 'info') {
+/**
+ * A short, non-blocking notice near the top of the page (role=status); it goes away after
+ * `holdMs` (8 s unless told) or when clicked.
+ */
+export function notify(text, kind = 'info', { holdMs = 8000 } = {}) {
   const box = $('#notice');
   if (!box) return;
   box.textContent = text;
   box.dataset.kind = kind;
   box.hidden = !text;
+  box.onclick = () => { box.hidden = true; };
   clearTimeout(notify.timer);
-  if (text) notify.timer = setTimeout(() => { box.hidden = true; }, 8000);
+  if (text) notify.timer = setTimeout(() => { box.hidden = true; }, holdMs);
 }
 
 /** A short ring tone made with WebAudio (no sound file); returns a stop function. */

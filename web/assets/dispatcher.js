@@ -5,7 +5,7 @@ import { CallView } from './callview.js';
 import {
   $, STAFF_TOKEN_KEY, el, forgetToken, goToLogin, nameOf, notify, showView, takeToken,
 } from './common.js';
-import { MediaSession, getLocalStream, stopStream } from './media.js';
+import { CallMedia } from './media.js';
 import { Signal } from './ws.js';
 
 const MEMBER_STATE_TEXT = {
@@ -13,6 +13,7 @@ const MEMBER_STATE_TEXT = {
   joined: '已加入',
   declined: '没有接',
   left: '已退出',
+  no_answer: '没有应答,邀请已过期',
   offline: '不在线',
 };
 const VILLAGE_REFRESH_MS = 15_000;
@@ -24,12 +25,8 @@ const state = {
   selected: new Set(),
   startReq: null,
   groupId: null,
-  room: null,
   members: [],
   left: new Set(),
-  session: null,
-  localStream: null,
-  localPromise: null,
   resumeTimer: null,
   // The stop button was pressed before group.start was confirmed.
   endWanted: false,
@@ -47,11 +44,13 @@ const callView = new CallView({
     $('#group-empty').hidden = callView.streams.size > 0;
   },
 });
+const media = new CallMedia({ signal: () => signal, callView, onProblem: (problem) => notify(problem, 'warning') });
 
 window.__cunneng = {
-  get pc() { return state.session?.pc ?? null; },
+  get pc() { return media.pc; },
   get me() { return state.me; },
   state,
+  media,
 };
 
 /** Caption of an incoming stream: the village, if group.state tells which label is whose. */
@@ -127,7 +126,7 @@ function startGroup() {
     .filter((v) => state.selected.has(v.id))
     .map((v) => ({ village: { id: v.id, name: v.name }, state: 'invited' }));
   renderMembers();
-  ensureLocalStream();
+  media.ensureLocal();
   showView('group');
 }
 
@@ -142,55 +141,19 @@ function renderMembers() {
       ),
     ),
   );
+  // Nobody joined and nobody is still being called: waiting would be in vain.
+  const waiting = state.members.some((m) => m.state === 'invited' || m.state === 'joined');
+  $('#group-empty').textContent = waiting || state.members.length === 0 ? '还没有村加入,请稍等…' : '没有村接听这次群呼。可以点"结束群呼",过一会儿再呼叫。';
   callView.refreshCaptions();
-}
-
-function ensureLocalStream() {
-  state.localPromise ??= getLocalStream().then(({ stream, problem }) => {
-    state.localStream = stream;
-    if (problem) notify(problem, 'warning');
-    return stream;
-  });
-  return state.localPromise;
-}
-
-async function startMedia(room) {
-  if (state.session?.room === room) return; // the session renews itself after a reconnect
-  state.session?.close();
-  state.session = null;
-  state.room = room;
-  callView.setMediaState('connecting');
-  const stream = await ensureLocalStream();
-  if (state.room !== room || state.session) return;
-  callView.setLocal(stream);
-  state.session = new MediaSession({
-    signal,
-    room,
-    iceServers: signal.welcome?.ice_servers ?? [],
-    localStream: stream,
-    onRemoteStreams: (streams) => callView.setRemote(streams),
-    onState: (s) => callView.setMediaState(s),
-  });
-  state.session.start();
 }
 
 /** Leave the group call locally (media, camera, state); the caller chooses the next screen. */
 function endGroup() {
-  state.session?.close();
-  state.session = null;
-  state.room = null;
+  media.stop();
   state.groupId = null;
   state.startReq = null;
   state.members = [];
   clearTimeout(state.resumeTimer);
-  callView.clear();
-  const pending = state.localPromise;
-  state.localPromise = null;
-  stopStream(state.localStream);
-  state.localStream = null;
-  pending?.then((stream) => {
-    if (state.localPromise === null) stopStream(stream);
-  });
 }
 
 function backToPick(message) {
@@ -265,7 +228,7 @@ function onGroupState(msg) {
   state.members = msg.members ?? [];
   renderMembers();
   showView('group');
-  startMedia(msg.room);
+  media.start(msg.room);
 }
 
 function onGroupEnded(msg) {
@@ -318,8 +281,5 @@ if (!token) {
   signal.on('group.ended', onGroupEnded);
   signal.on('error', onError);
   signal.connect();
-  addEventListener('pagehide', () => {
-    state.session?.close();
-    stopStream(state.localStream);
-  });
+  addEventListener('pagehide', () => media.stop());
 }

@@ -10,7 +10,7 @@ import {
 } from './common.js';
 import { CaseDesk } from './kioskcase.js';
 import { Booking, Inbox, Rating, Resume } from './kiosktools.js';
-import { MediaSession, getLocalStream, stopStream } from './media.js';
+import { CallMedia } from './media.js';
 import { setupProgressLookup } from './progressform.js';
 import { Signal } from './ws.js';
 
@@ -21,7 +21,12 @@ const ENDED_TEXT = {
   grace_expired: '网络断开太久,通话结束了。需要的话请重新呼叫。',
   no_window: '镇上暂时没有窗口能办理这个事项,请稍后再试,或打电话问问镇便民服务中心。',
   server: '服务器结束了这次通话。需要的话请重新呼叫。',
+  removed: '县里调整了窗口或事项的设置,这次通话结束了。需要的话请重新呼叫。',
 };
+const REQUEUED_TITLE = '镇窗口断线了,正在重新排队';
+const REQUEUED_TEXT = '接听您的工作人员那边断线了,您的呼叫已经回到队伍最前面。';
+const INVITE_EXPIRED_TEXT = '镇上的群呼邀请已过期,没有接通。需要的话请打电话问问镇里。';
+const INVITE_EXPIRED_HOLD_MS = 60_000;
 // After a reconnect the server re-announces a live queue entry or call at once; if it does
 // not within this time, the call ended while the network was down.
 const RESUME_LIMIT_MS = 5_000;
@@ -43,12 +48,9 @@ const state = {
   // Calls and groups this page has left: late messages about them are ignored.
   left: new Set(),
   transferredTo: '',
-  room: null,
+  // The approver dropped and the call went back to the head of the queue (call.requeued).
+  requeued: false,
   invite: null,
-  session: null,
-  localStream: null,
-  localProblem: '',
-  localPromise: null,
   pendingLeave: null,
   resumeTimer: null,
   endedTimer: null,
@@ -67,6 +69,14 @@ const callView = new CallView({
   preferPrefix: 'staff:',
   captionOf: (label) => (label.startsWith('kiosk:') ? '其他村' : '镇里'),
 });
+const media = new CallMedia({
+  signal: () => signal,
+  callView,
+  onProblem: (problem) => notify(problem, 'warning'),
+  onRemoteStreams: (streams) => {
+    if (streams.size) $('#peer-status').hidden = true;
+  },
+});
 
 function unauthorizedLater() {
   unauthorized();
@@ -79,11 +89,12 @@ const resume = new Resume({ token, onUnauthorized: unauthorizedLater, onResume: 
 const progress = setupProgressLookup($('#progress-form'), $('#progress-result'));
 
 window.__cunneng = {
-  get pc() { return state.session?.pc ?? null; },
+  get pc() { return media.pc; },
   get me() { return state.me; },
   get case() { return desk.case; },
   state,
   desk,
+  media,
 };
 
 // ---- matters: load, search, select ---------------------------------------------------------
@@ -232,62 +243,6 @@ async function loadMatters() {
   }
 }
 
-// ---- local camera --------------------------------------------------------------------------
-
-function ensureLocalStream() {
-  state.localPromise ??= getLocalStream().then(({ stream, problem }) => {
-    state.localStream = stream;
-    state.localProblem = problem;
-    if (problem) notify(problem, 'warning');
-    return stream;
-  });
-  return state.localPromise;
-}
-
-function releaseLocalStream() {
-  const pending = state.localPromise;
-  state.localPromise = null;
-  stopStream(state.localStream);
-  state.localStream = null;
-  // A camera request still under way: stop what it brings too.
-  pending?.then((stream) => {
-    if (state.localPromise === null) stopStream(stream);
-  });
-}
-
-// ---- media ---------------------------------------------------------------------------------
-
-async function startMedia(room) {
-  if (state.session?.room === room) return; // the session renews itself after a reconnect
-  state.session?.close();
-  state.session = null;
-  state.room = room;
-  callView.setMediaState('connecting');
-  const stream = await ensureLocalStream();
-  if (state.room !== room || state.session) return;
-  callView.setLocal(stream);
-  state.session = new MediaSession({
-    signal,
-    room,
-    iceServers: signal.welcome?.ice_servers ?? [],
-    localStream: stream,
-    onRemoteStreams: (streams) => {
-      callView.setRemote(streams);
-      if (streams.size) $('#peer-status').hidden = true;
-    },
-    onState: (s) => callView.setMediaState(s),
-  });
-  state.session.start();
-}
-
-function stopMedia() {
-  state.session?.close();
-  state.session = null;
-  state.room = null;
-  callView.clear();
-  releaseLocalStream();
-}
-
 // ---- screens -------------------------------------------------------------------------------
 
 function showPick() {
@@ -306,10 +261,11 @@ function finishCase() {
 }
 
 function showEnded(title, message) {
-  stopMedia();
+  media.stop();
   state.callId = null;
   state.groupId = null;
   state.transferredTo = '';
+  state.requeued = false;
   state.requestReq = null;
   clearTimeout(state.resumeTimer);
   $('#ended-title').textContent = title;
@@ -330,6 +286,8 @@ function showEnded(title, message) {
 }
 
 function showWaiting({ title = '正在排队', position = null, detail = '', where = '' } = {}) {
+  // Coming from another screen (the call's papers may have been scrolled): start at the top.
+  if (document.body.dataset.state !== 'waiting') scrollTo(0, 0);
   $('#waiting-title').textContent = title;
   const node = $('#queue-position');
   if (position === null) {
@@ -356,7 +314,7 @@ function showCall({ title, peer, matter }) {
 }
 
 function showSetup(title, message, { retry = false } = {}) {
-  stopMedia();
+  media.stop();
   $('#setup-title').textContent = title;
   $('#setup-message').textContent = message;
   $('#setup-retry').hidden = !retry;
@@ -387,6 +345,7 @@ function requestCall() {
   const matter = state.selected;
   if (!matter) return;
   state.cancelWanted = false;
+  state.requeued = false;
   const request = { type: 'call.request', matter_id: matter.id };
   // A case opened ahead (villager entered, papers scanned, or resumed by number) goes along.
   if (desk.caseNo) request.case_no = desk.caseNo;
@@ -395,7 +354,7 @@ function requestCall() {
     notify('网络中断了,请等右上角显示"已连接"后再呼叫', 'error');
     return;
   }
-  ensureLocalStream();
+  media.ensureLocal();
   showWaiting({ title: '正在呼叫镇窗口', where: `事项:${matter.plain_name || matter.name}` });
   $('#cancel-button').focus();
 }
@@ -405,7 +364,7 @@ function cancelCall() {
     // The request is still on its way: cancel as soon as it is queued.
     state.cancelWanted = true;
     state.requestReq = null;
-    releaseLocalStream();
+    media.releaseLocal();
     showPick();
     return;
   }
@@ -440,7 +399,7 @@ function acceptInvite() {
   if (state.callId !== null) hangUpQuietly();
   state.groupId = invite.group_id;
   state.groupFrom = invite.from;
-  ensureLocalStream();
+  media.ensureLocal();
   showCall({ title: '正在加入群呼', peer: fromText(invite.from), matter: '' });
   callView.setMediaState('connecting');
 }
@@ -448,10 +407,10 @@ function acceptInvite() {
 function hangUpQuietly() {
   const callId = state.callId;
   state.left.add(`call:${callId}`);
-  const type = state.room ? 'call.hangup' : 'call.cancel';
+  const type = media.room ? 'call.hangup' : 'call.cancel';
   signal.send({ type, call_id: callId });
   state.callId = null;
-  stopMedia();
+  media.stop();
 }
 
 function declineInvite() {
@@ -527,9 +486,9 @@ function onQueuePosition(msg) {
   const matter = state.selected ? `事项:${state.selected.plain_name || state.selected.name}` : '';
   const windowName = nameOf(msg.window);
   showWaiting({
-    title: state.transferredTo ? `已转到「${state.transferredTo}」` : '正在排队',
+    title: state.transferredTo ? `已转到「${state.transferredTo}」` : state.requeued ? REQUEUED_TITLE : '正在排队',
     position,
-    detail: `正在排队,${ahead}${estimate ? `,预计等待 ${estimate}` : ''}`,
+    detail: `${state.requeued ? REQUEUED_TEXT : ''}正在排队,${ahead}${estimate ? `,预计等待 ${estimate}` : ''}`,
     where: [matter, windowName ? `排在「${windowName}」` : ''].filter(Boolean).join(' · '),
   });
 }
@@ -546,6 +505,7 @@ function onCallStarted(msg) {
   state.callId = msg.call_id;
   state.requestReq = null;
   state.transferredTo = '';
+  state.requeued = false;
   state.answered = true;
   desk.attachCall(msg.case_no ?? null);
   const peer = msg.peer ?? {};
@@ -554,19 +514,27 @@ function onCallStarted(msg) {
     peer: [nameOf(peer.window), nameOf(peer)].filter(Boolean).join(' '),
     matter: nameOf(msg.matter) ? `事项:${nameOf(msg.matter)}` : '',
   });
-  startMedia(msg.room);
+  media.start(msg.room);
 }
 
 function onCallTransferred(msg) {
   if (msg.call_id !== state.callId) return;
   confirmResumed();
   // The call goes back into a queue: the media of the old leg ends, the camera stays on.
-  state.session?.close();
-  state.session = null;
-  state.room = null;
-  callView.setRemote(new Map());
+  media.leaveRoom();
   state.transferredTo = nameOf(msg.window);
+  state.requeued = false;
   showWaiting({ title: `已转到「${state.transferredTo}」`, detail: '请稍等,马上就有人接听' });
+}
+
+function onCallRequeued(msg) {
+  if (msg.call_id !== state.callId) return;
+  confirmResumed();
+  // The approver dropped: the call is back at the head of its queue (a queue.position
+  // follows); the room is gone, the camera stays on for whoever answers next.
+  media.leaveRoom();
+  state.requeued = true;
+  showWaiting({ title: REQUEUED_TITLE, detail: REQUEUED_TEXT });
 }
 
 function onPeerReconnecting(msg) {
@@ -576,11 +544,16 @@ function onPeerReconnecting(msg) {
   status.hidden = false;
 }
 
+function onPeerReconnected(msg) {
+  if (msg.call_id !== state.callId) return;
+  $('#peer-status').hidden = true;
+}
+
 function onCallEnded(msg) {
   if (msg.call_id !== state.callId) return;
   if (msg.reason === 'cancelled') {
     state.callId = null;
-    stopMedia();
+    media.stop();
     notify(ENDED_TEXT.cancelled);
     showPick();
     return;
@@ -591,6 +564,8 @@ function onCallEnded(msg) {
 function onGroupInvite(msg) {
   if (state.groupId === msg.group_id || state.left.has(`group:${msg.group_id}`)) return;
   state.invite = msg;
+  // A new invitation: an older notice (e.g. that the last one lapsed) no longer applies.
+  notify('');
   $('#incoming-from').textContent = `${fromText(msg.from)} 邀请您加入群呼`;
   $('#incoming-call').hidden = false;
   $('#accept-call-button').focus();
@@ -598,12 +573,20 @@ function onGroupInvite(msg) {
   state.stopRing = startRinging();
 }
 
+function onGroupInviteExpired(msg) {
+  if (state.invite?.group_id !== msg.group_id) return;
+  // Nobody answered in time: stop ringing, close the prompt, and say so for a while (the
+  // clerk may have been away from the screen).
+  hideInvite();
+  notify(INVITE_EXPIRED_TEXT, 'warning', { holdMs: INVITE_EXPIRED_HOLD_MS });
+}
+
 function onGroupJoined(msg) {
   if (state.left.has(`group:${msg.group_id}`)) return;
   confirmResumed();
   state.groupId = msg.group_id;
   showCall({ title: '群呼中', peer: fromText(state.groupFrom), matter: '' });
-  startMedia(msg.room);
+  media.start(msg.room);
 }
 
 function onGroupEnded(msg) {
@@ -615,7 +598,7 @@ function onGroupEnded(msg) {
 function onError(msg) {
   if (msg.req !== undefined && msg.req === state.requestReq) {
     state.requestReq = null;
-    releaseLocalStream();
+    media.releaseLocal();
     showEnded('没有呼叫成功', messageForCode(msg.code, msg.message));
     return;
   }
@@ -678,9 +661,12 @@ if (!token) {
   signal.on('queue.position', onQueuePosition);
   signal.on('call.started', onCallStarted);
   signal.on('call.transferred', onCallTransferred);
+  signal.on('call.requeued', onCallRequeued);
   signal.on('call.peer_reconnecting', onPeerReconnecting);
+  signal.on('call.peer_reconnected', onPeerReconnected);
   signal.on('call.ended', onCallEnded);
   signal.on('group.invite', onGroupInvite);
+  signal.on('group.invite_expired', onGroupInviteExpired);
   signal.on('group.joined', onGroupJoined);
   signal.on('group.ended', onGroupEnded);
   signal.on('error', onError);
@@ -688,10 +674,7 @@ if (!token) {
   signal.on('outcome', onOutcome);
   signal.on('inbox.item', (msg) => inbox.onItem(msg.item));
   signal.connect();
-  addEventListener('pagehide', () => {
-    state.session?.close();
-    stopStream(state.localStream);
-  });
+  addEventListener('pagehide', () => media.stop());
   // A scan still on its way would be lost with the page: ask first.
   addEventListener('beforeunload', (event) => {
     if (desk.uploading) {

@@ -344,3 +344,105 @@ export class MediaSession {
     this.dropPeerConnection();
   }
 }
+
+/**
+ * The media of one page: its own camera and microphone (asked for once, kept between rooms,
+ * released at the end) and the MediaSession of the room it is in, shown in a CallView. The
+ * kiosk, window and dispatcher pages each have one.
+ *
+ *   const media = new CallMedia({ signal: () => signal, callView, onProblem: (text) => notify(text, 'warning') });
+ *   media.ensureLocal();   // on the click that starts a call: camera and sound allowed at once
+ *   media.start(room);     // answered / joined
+ *   media.leaveRoom();     // transferred, requeued: the room closes, the camera stays on
+ *   media.stop();          // hang-up: room, view and camera
+ */
+export class CallMedia {
+  /**
+   * @param {object} o
+   * @param {() => import('./ws.js').Signal} o.signal   the page's Signal (asked for when a room starts)
+   * @param {import('./callview.js').CallView} o.callView
+   * @param {(problem: string) => void} [o.onProblem]  plain words about a missing camera or microphone
+   * @param {(streams: Map<string, MediaStream>) => void} [o.onRemoteStreams] after the view showed them
+   */
+  constructor({ signal, callView, onProblem, onRemoteStreams }) {
+    this.signal = signal;
+    this.callView = callView;
+    this.onProblem = onProblem ?? (() => {});
+    this.onRemoteStreams = onRemoteStreams ?? (() => {});
+    this.session = null;
+    this.room = null;
+    this.localStream = null;
+    this.localProblem = '';
+    this.localPromise = null;
+  }
+
+  /** The current RTCPeerConnection, or null. */
+  get pc() {
+    return this.session?.pc ?? null;
+  }
+
+  /** Camera and microphone (once; later calls get the same promise). Resolves to the stream or null. */
+  ensureLocal() {
+    this.localPromise ??= getLocalStream().then(({ stream, problem }) => {
+      this.localStream = stream;
+      this.localProblem = problem;
+      if (problem) this.onProblem(problem);
+      return stream;
+    });
+    return this.localPromise;
+  }
+
+  /** Turn the camera and microphone off (also one still being asked for). */
+  releaseLocal() {
+    const pending = this.localPromise;
+    this.localPromise = null;
+    stopStream(this.localStream);
+    this.localStream = null;
+    // A camera request still under way: stop what it brings too.
+    pending?.then((stream) => {
+      if (this.localPromise === null) stopStream(stream);
+    });
+  }
+
+  /** Join `room` ("call:ID", "group:ID") with the camera; nothing if already in it. */
+  async start(room) {
+    if (this.session?.room === room) return; // the session renews itself after a reconnect
+    this.session?.close();
+    this.session = null;
+    this.room = room;
+    this.callView.setMediaState('connecting');
+    const stream = await this.ensureLocal();
+    if (this.room !== room || this.session) return;
+    this.callView.setLocal(stream);
+    const signal = this.signal();
+    this.session = new MediaSession({
+      signal,
+      room,
+      iceServers: signal.welcome?.ice_servers ?? [],
+      localStream: stream,
+      onRemoteStreams: (streams) => {
+        this.callView.setRemote(streams);
+        this.onRemoteStreams(streams);
+      },
+      onState: (s) => this.callView.setMediaState(s),
+    });
+    this.session.start();
+  }
+
+  /** Leave the room (its connection closes, nobody is shown), keeping the camera on. */
+  leaveRoom() {
+    this.session?.close();
+    this.session = null;
+    this.room = null;
+    this.callView.setRemote(new Map());
+  }
+
+  /** Leave the room, clear the view and turn the camera off. */
+  stop() {
+    this.session?.close();
+    this.session = null;
+    this.room = null;
+    this.callView.clear();
+    this.releaseLocal();
+  }
+}

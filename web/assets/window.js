@@ -6,7 +6,7 @@ import { CallView } from './callview.js';
 import {
   $, STAFF_TOKEN_KEY, el, forgetToken, formatWaited, goToLogin, nameOf, notify, showView, startRinging, takeToken,
 } from './common.js';
-import { MediaSession, getLocalStream, stopStream } from './media.js';
+import { CallMedia } from './media.js';
 import { CaseBoard } from './windowcase.js';
 import { Signal } from './ws.js';
 
@@ -21,11 +21,15 @@ const ENDED_TEXT = {
   peer_gone: '村里那边断开了,通话结束。',
   grace_expired: '村里那边长时间没有连上,通话结束。',
   server: '服务器结束了这次通话。',
+  no_window: '镇上没有窗口能接这个来电了,通话结束。',
+  removed: '县里调整了窗口或事项的设置,这次通话结束了。',
 };
 const RING_STOPPED_TEXT = {
   answered_elsewhere: '这个来电已被同事接了。',
   cancelled: '对方取消了呼叫。',
   timeout: '来电没有接听,已回到排队。',
+  kiosk_offline: '村里那边断线了,来电先停止响铃。',
+  not_served: '这个来电已不归您的窗口接待。',
 };
 const RESUME_LIMIT_MS = 5_000;
 const TRANSFER_LIMIT_MS = 5_000;
@@ -37,14 +41,10 @@ const state = {
   ring: null,
   stopRing: null,
   callId: null,
-  room: null,
   callStartedAt: 0,
   left: new Set(),
   answerReqs: new Map(),
   transfer: null,
-  session: null,
-  localStream: null,
-  localPromise: null,
   windows: null,
   resumeTimer: null,
 };
@@ -59,15 +59,24 @@ const callView = new CallView({
   preferPrefix: 'kiosk:',
   captionOf: (label) => (label.startsWith('staff:') ? '同事' : '村里'),
 });
+const media = new CallMedia({
+  signal: () => signal,
+  callView,
+  onProblem: (problem) => notify(problem, 'warning'),
+  onRemoteStreams: (streams) => {
+    if (streams.size && !state.transfer) $('#peer-status').hidden = true;
+  },
+});
 
 const board = new CaseBoard({ token, me: () => state.me, onUnauthorized: () => unauthorized(), showView });
 
 window.__cunneng = {
-  get pc() { return state.session?.pc ?? null; },
+  get pc() { return media.pc; },
   get me() { return state.me; },
   get case() { return board.case; },
   state,
   board,
+  media,
 };
 
 // ---- presence ------------------------------------------------------------------------------
@@ -151,63 +160,18 @@ function answer(callId) {
     for (const button of document.querySelectorAll('[data-testid="answer-button"]')) button.disabled = false;
   }, 3000);
   // Start the camera now (a click lets the browser allow sound and camera at once).
-  ensureLocalStream();
+  media.ensureLocal();
 }
 
-// ---- local camera and media ----------------------------------------------------------------
-
-function ensureLocalStream() {
-  state.localPromise ??= getLocalStream().then(({ stream, problem }) => {
-    state.localStream = stream;
-    if (problem) notify(problem, 'warning');
-    return stream;
-  });
-  return state.localPromise;
-}
-
-function releaseLocalStream() {
-  const pending = state.localPromise;
-  state.localPromise = null;
-  stopStream(state.localStream);
-  state.localStream = null;
-  pending?.then((stream) => {
-    if (state.localPromise === null) stopStream(stream);
-  });
-}
-
-async function startMedia(room) {
-  if (state.session?.room === room) return; // the session renews itself after a reconnect
-  state.session?.close();
-  state.session = null;
-  state.room = room;
-  callView.setMediaState('connecting');
-  const stream = await ensureLocalStream();
-  if (state.room !== room || state.session) return;
-  callView.setLocal(stream);
-  state.session = new MediaSession({
-    signal,
-    room,
-    iceServers: signal.welcome?.ice_servers ?? [],
-    localStream: stream,
-    onRemoteStreams: (streams) => {
-      callView.setRemote(streams);
-      if (streams.size) $('#peer-status').hidden = true;
-    },
-    onState: (s) => callView.setMediaState(s),
-  });
-  state.session.start();
-}
+// ---- the call ------------------------------------------------------------------------------
 
 function endCall(message, { transferred = false } = {}) {
-  state.session?.close();
-  state.session = null;
-  state.room = null;
+  media.stop();
   state.callId = null;
   state.callStartedAt = 0;
   state.transfer = null;
   clearTimeout(state.resumeTimer);
-  callView.clear();
-  releaseLocalStream();
+  state.resumeTimer = null;
   closeTransferDialog();
   board.endCall({ transferred });
   showView('desk');
@@ -323,12 +287,18 @@ function onWelcome(msg) {
 function onPresence(msg) {
   state.presence = msg.presence;
   renderPresence();
+  if (msg.forced) notify('刚才的来电没有接听,系统已把您设为"离开"。要接待来电,请点"空闲"。', 'warning', { holdMs: 30_000 });
 }
 
 function onQueueSnapshot(msg) {
   state.queue = { items: msg.items ?? [], receivedAt: Date.now() };
   // A ringing call is a waiting one: gone from the queue, it no longer rings.
   if (state.ring && !state.queue.items.some((item) => item.call_id === state.ring.call_id)) hideRing();
+  // Back after a network drop: our call went back to the head of the queue meanwhile
+  // (the server requeues the call of an approver who drops).
+  if (state.resumeTimer && state.queue.items.some((item) => item.call_id === state.callId)) {
+    endCall('刚才网络断了,这个来电已经回到排队的第一位。请点"接听"重新接通。');
+  }
   renderQueue();
 }
 
@@ -346,6 +316,7 @@ function onRingStopped(msg) {
 function onCallStarted(msg) {
   if (state.left.has(msg.call_id)) return;
   clearTimeout(state.resumeTimer);
+  state.resumeTimer = null;
   if (state.ring?.call_id === msg.call_id) hideRing();
   const peer = msg.peer ?? {};
   if (state.callId !== msg.call_id) state.callStartedAt = Date.now();
@@ -355,15 +326,20 @@ function onCallStarted(msg) {
   $('#peer-status').hidden = true;
   showView('call');
   tickWaited();
-  startMedia(msg.room);
+  media.start(msg.room);
   board.startCall(msg.case_no ?? null);
 }
 
 function onPeerReconnecting(msg) {
-  if (msg.call_id !== state.callId) return;
+  if (msg.call_id !== state.callId || state.transfer) return;
   const status = $('#peer-status');
   status.textContent = '村里那边网络断了,正在等对方重新连上…';
   status.hidden = false;
+}
+
+function onPeerReconnected(msg) {
+  if (msg.call_id !== state.callId || state.transfer) return;
+  $('#peer-status').hidden = true;
 }
 
 function onCallEnded(msg) {
@@ -382,7 +358,7 @@ function onError(msg) {
   if (msg.req !== undefined && state.answerReqs.has(msg.req)) {
     state.answerReqs.delete(msg.req);
     for (const button of document.querySelectorAll('[data-testid="answer-button"]')) button.disabled = false;
-    if (state.callId === null) releaseLocalStream();
+    if (state.callId === null) media.releaseLocal();
     notify(msg.code === 'conflict' ? '这个来电已被同事接了。' : messageForCode(msg.code, msg.message), 'error');
     return;
   }
@@ -438,6 +414,7 @@ if (!token) {
   signal.on('call.ring_stopped', onRingStopped);
   signal.on('call.started', onCallStarted);
   signal.on('call.peer_reconnecting', onPeerReconnecting);
+  signal.on('call.peer_reconnected', onPeerReconnected);
   signal.on('call.ended', onCallEnded);
   signal.on('error', onError);
   signal.on('paper.added', (msg) => board.onPaperAdded(msg));
@@ -450,8 +427,5 @@ if (!token) {
     board.refreshDesk();
   });
   signal.connect();
-  addEventListener('pagehide', () => {
-    state.session?.close();
-    stopStream(state.localStream);
-  });
+  addEventListener('pagehide', () => media.stop());
 }

@@ -12,6 +12,10 @@
 //! frame-src 'self' blob:` (plus `ws:`/`wss:` of the same host where browsers need it spelled
 //! out) does not break them. `blob:` is needed because papers are fetched with the bearer
 //! token and shown from blob: URLs (thumbnails, the viewer, PDFs in a frame, printing).
+//!
+//! [`security_headers`] gives that policy and the other headers every response of the server
+//! should carry; the server adds them to every response (`signaling/src/api/pages.rs`) and the
+//! browser tests fail on any CSP violation.
 
 /// Names accepted by [`page`], in the order of the routes above.
 pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher", "progress"];
@@ -74,6 +78,63 @@ pub fn asset_paths() -> impl Iterator<Item = &'static str> {
     ASSETS.iter().map(|(name, _, _)| *name)
 }
 
+/// The Content-Security-Policy of every page, for a request to `host`: the policy described
+/// at the top of this crate, plus
+/// - `ws://HOST wss://HOST` in `connect-src`: CSP Level 3 lets `'self'` match the page's own
+///   host over ws:/wss:, older browsers (Safari before 15.4, old Chromium on village PCs) need
+///   it spelled out. Only the request's own host is added, never the bare schemes (which would
+///   allow any host); a `host` that is not a plain `name[:port]` / `[v6]:port` adds nothing;
+/// - `frame-ancestors 'none'`: no other site may frame the pages (clickjacking). Our own
+///   blob: frames (PDFs) are governed by `frame-src`, not by this;
+/// - `base-uri 'self'`, `form-action 'self'`: no `<base>` or form can point elsewhere;
+/// - `object-src 'none'`: no plugins (PDFs are shown by the browser in a frame, which
+///   `frame-src` covers).
+pub fn content_security_policy(host: Option<&str>) -> String {
+    let mut connect = String::from("'self'");
+    if let Some(host) = host.filter(|h| is_plain_host(h)) {
+        connect.push_str(&format!(" ws://{host} wss://{host}"));
+    }
+    format!(
+        "default-src 'self'; connect-src {connect}; img-src 'self' blob:; frame-src 'self' blob:; \
+         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// `name`, `name:port`, `1.2.3.4:port` or `[v6]:port`: nothing that could end a CSP source
+/// expression or directive.
+fn is_plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// The headers every response of the server should carry (pages, assets, API), for a request
+/// to `host` (its `Host` header or URI authority): (name, value), names in lower case.
+///
+/// - `content-security-policy`: [`content_security_policy`];
+/// - `x-content-type-options: nosniff`: no content sniffing (papers are served with their
+///   checked type, pages and scripts with theirs);
+/// - `referrer-policy: no-referrer`: nothing the pages do needs a Referer (the server reads
+///   none), and the progress page's address carries a case number (`/progress?case=...`),
+///   which must not leak to anywhere a link or a resource might lead; `same-origin` would
+///   only tell our own server what it already knows;
+/// - `x-frame-options: DENY`: `frame-ancestors 'none'` for browsers without CSP Level 2;
+/// - `permissions-policy`: camera and microphone for our own pages only (the kiosk, window
+///   and dispatcher pages need them; no frame gets them), and a few powerful features nobody
+///   uses switched off.
+pub fn security_headers(host: Option<&str>) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-security-policy", content_security_policy(host)),
+        ("x-content-type-options", "nosniff".into()),
+        ("referrer-policy", "no-referrer".into()),
+        ("x-frame-options", "DENY".into()),
+        (
+            "permissions-policy",
+            "camera=(self), microphone=(self), display-capture=(), geolocation=(), payment=(), usb=()".into(),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +180,249 @@ mod tests {
 
     fn text(path: &str) -> &'static str {
         std::str::from_utf8(asset(path).expect(path).0).expect("UTF-8")
+    }
+
+    #[test]
+    fn security_headers_are_the_documented_policy() {
+        let headers = security_headers(Some("127.0.0.1:8080"));
+        let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap();
+        let csp = get("content-security-policy");
+        let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+        for d in [
+            "default-src 'self'",
+            "connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080",
+            "img-src 'self' blob:",
+            "frame-src 'self' blob:",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(directives.contains(&d), "{d:?} missing from {csp}");
+        }
+        // Nothing that would let an injected script or style run, and no wildcard sockets.
+        for bad in ["unsafe-inline", "unsafe-eval", "*", " ws: ", " wss: ", "data:"] {
+            assert!(!csp.contains(bad), "{bad:?} in {csp}");
+        }
+        assert_eq!(get("x-content-type-options"), "nosniff");
+        assert_eq!(get("referrer-policy"), "no-referrer");
+        assert_eq!(get("x-frame-options"), "DENY");
+        assert!(get("permissions-policy").contains("camera=(self), microphone=(self)"));
+        for (name, value) in &headers {
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{name}");
+            assert!(value.bytes().all(|b| (b' '..=b'~').contains(&b)), "{name}: {value}");
+        }
+        // IPv6 and plain names are kept; anything that could break out of the policy is not.
+        assert!(content_security_policy(Some("[::1]:9000")).contains("ws://[::1]:9000 wss://[::1]:9000;"));
+        assert!(content_security_policy(Some("cunneng.example")).contains("wss://cunneng.example;"));
+        for bad in ["evil.example; script-src *", "a b", "x'y", "", "a/b", "a,b"] {
+            let csp = content_security_policy(Some(bad));
+            assert_eq!(csp, content_security_policy(None), "{bad:?}");
+        }
+        assert!(content_security_policy(None).contains("connect-src 'self';"));
+    }
+
+    // ---- pages cannot drift from the protocol ----------------------------------------------
+
+    const PROTOCOL: &str = include_str!("../../docs/protocol.md");
+    const CASES_API: &str = include_str!("../../docs/cases-api.md");
+
+    /// The cells of each body row of the first markdown table under the heading (of any
+    /// level) that starts with `heading`. `\|` inside a cell is not a separator.
+    fn table_rows<'a>(doc: &'a str, heading: &str) -> Vec<Vec<&'a str>> {
+        let is_heading = |l: &str| l.starts_with('#') && l.trim_start_matches('#').trim_start().starts_with(heading);
+        let mut lines = doc.lines().skip_while(|l| !is_heading(l));
+        let wanted = heading;
+        assert!(lines.next().is_some(), "no heading {wanted:?} in the document");
+        let table = lines
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            // The header row and the |---| row.
+            .skip(2);
+        let mut rows = Vec::new();
+        for line in table {
+            let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+            let mut cells = Vec::new();
+            let mut start = 0;
+            let bytes = inner.as_bytes();
+            for i in 0..bytes.len() {
+                if bytes[i] == b'|' && (i == 0 || bytes[i - 1] != b'\\') {
+                    cells.push(inner[start..i].trim());
+                    start = i + 1;
+                }
+            }
+            cells.push(inner[start..].trim());
+            rows.push(cells);
+        }
+        assert!(!rows.is_empty(), "the table under {wanted:?} has no rows");
+        rows
+    }
+
+    /// The text of the first `code` span of a cell.
+    fn first_code(cell: &str) -> Option<&str> {
+        let (_, rest) = cell.split_once('`')?;
+        Some(rest.split_once('`')?.0)
+    }
+
+    /// Message types of a "Server → ..." table (the first column of each row).
+    fn server_types(heading: &str) -> BTreeSet<&'static str> {
+        table_rows(PROTOCOL, heading)
+            .iter()
+            .map(|cells| first_code(cells[0]).unwrap_or_else(|| panic!("{heading}: a row without a type: {cells:?}")))
+            .collect()
+    }
+
+    /// Server messages of the media table: its rows written "server `type`" (the others are
+    /// sent by the client).
+    fn media_server_types() -> BTreeSet<&'static str> {
+        table_rows(PROTOCOL, "Anyone in a call (media)")
+            .iter()
+            .filter(|cells| cells[0].starts_with("server "))
+            .filter_map(|cells| first_code(cells[0]))
+            .collect()
+    }
+
+    /// The JavaScript modules a page loads: its `<script src="/static/...">` and every module
+    /// those import, transitively.
+    fn page_modules(name: &str) -> BTreeSet<&'static str> {
+        let html = page(name).unwrap();
+        let mut todo: Vec<&str> = attribute_values(html, "src")
+            .into_iter()
+            .filter_map(|v| v.strip_prefix("/static/"))
+            .filter(|p| p.ends_with(".js"))
+            .collect();
+        assert!(!todo.is_empty(), "page {name} loads no script");
+        let mut seen = BTreeSet::new();
+        while let Some(module) = todo.pop() {
+            let module = asset_paths().find(|p| *p == module).unwrap_or_else(|| panic!("{name}: missing {module}"));
+            if seen.insert(module) {
+                todo.extend(imports(text(module)).into_iter().map(|s| s.trim_start_matches("./")));
+            }
+        }
+        seen
+    }
+
+    /// JavaScript without its comments (`/* ... */` and whole `// ...` lines), so that a
+    /// handler that is commented out does not count.
+    fn without_comments(js: &str) -> String {
+        let mut out = String::with_capacity(js.len());
+        let mut rest = js;
+        while let Some(at) = rest.find("/*") {
+            out.push_str(&rest[..at]);
+            rest = rest[at..].split_once("*/").map_or("", |(_, after)| after);
+        }
+        out.push_str(rest);
+        out.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Types a module registers a handler for: `x.on('type', ...)` (the `Signal.on` of
+    /// ws.js; nothing else in the pages has an `on` method).
+    fn registered_types(js: &str) -> BTreeSet<String> {
+        let js = without_comments(js);
+        let mut out = BTreeSet::new();
+        let mut rest = js.as_str();
+        while let Some(at) = rest.find(".on(") {
+            rest = &rest[at + 4..];
+            let arg = rest.trim_start();
+            let Some(quote) = arg.chars().next().filter(|c| matches!(c, '\'' | '"' | '`')) else { continue };
+            if let Some((ty, _)) = arg[1..].split_once(quote) {
+                out.insert(ty.to_string());
+            }
+        }
+        out
+    }
+
+    /// Server messages each page receives, from the tables of docs/protocol.md.
+    fn received_by_page() -> Vec<(&'static str, BTreeSet<&'static str>)> {
+        let media = media_server_types();
+        [("kiosk", "Server → kiosk"), ("window", "Server → approver"), ("dispatcher", "Server → dispatcher")]
+            .into_iter()
+            .map(|(page_name, heading)| (page_name, server_types(heading).union(&media).copied().collect()))
+            .collect()
+    }
+
+    /// Handled by ws.js itself for every page, or the client's own pseudo-messages.
+    const GENERIC: &[&str] = &["welcome", "replaced", "error", "ok", "pong", "ws.closed", "*"];
+
+    #[test]
+    fn protocol_tables_parse() {
+        // If the document's layout changes, the test below must not silently check nothing.
+        let kiosk = server_types("Server → kiosk");
+        for ty in ["queue.position", "call.started", "call.requeued", "group.invite", "group.invite_expired", "outcome"]
+        {
+            assert!(kiosk.contains(ty), "kiosk table lacks {ty}: {kiosk:?}");
+        }
+        assert!(!kiosk.contains("call.request"), "a client message in a server table");
+        let approver = server_types("Server → approver");
+        for ty in
+            ["presence", "queue.snapshot", "call.ring", "call.peer_reconnected", "paper.added", "signoff.requested"]
+        {
+            assert!(approver.contains(ty), "approver table lacks {ty}: {approver:?}");
+        }
+        assert_eq!(server_types("Server → dispatcher"), BTreeSet::from(["group.state", "group.ended"]));
+        assert_eq!(media_server_types(), BTreeSet::from(["media.answer", "media.renegotiate"]));
+        assert_eq!(
+            registered_types("s.on('a', f); s.on( \"b\", g);\n// s.on('c', h);\n/* s.on('d') */ x.on(`e`)"),
+            ["a", "b", "e"].into_iter().map(String::from).collect()
+        );
+        assert!(page_modules("kiosk").contains("media.js") && page_modules("kiosk").contains("ws.js"));
+    }
+
+    /// cases-api.md documents the case pushes with a `to` column; protocol.md's per-page tables
+    /// (the one source the page test reads) must list each for the same receivers.
+    #[test]
+    fn case_pushes_are_in_the_page_tables_of_their_receivers() {
+        let kiosk = server_types("Server → kiosk");
+        let approver = server_types("Server → approver");
+        let mut wrong = Vec::new();
+        let rows = table_rows(CASES_API, "WebSocket additions (server → client)");
+        assert!(rows.len() >= 6, "{rows:?}");
+        for cells in rows {
+            let ty = first_code(cells[0]).expect("type");
+            let to = cells[1];
+            let mut tables = Vec::new();
+            if to.contains("kiosk") {
+                tables.push(("kiosk", &kiosk));
+            }
+            if to.contains("approver") || to.contains("chief") {
+                tables.push(("approver", &approver));
+            }
+            assert!(!tables.is_empty(), "cases-api.md: {ty} goes to {to:?}: which page is that?");
+            for (name, table) in tables {
+                if !table.contains(ty) {
+                    wrong.push(format!("{ty} (to {to}) is not in protocol.md's \"Server → {name}\" table"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "docs disagree:\n  {}", wrong.join("\n  "));
+    }
+
+    /// Every server message docs/protocol.md lists for a page has a handler in that page's
+    /// modules, and a page handles no message type that its table does not list (a typo, or a
+    /// message the server never sends it).
+    #[test]
+    fn every_page_handles_every_message_it_receives() {
+        let mut missing = Vec::new();
+        let mut unknown = Vec::new();
+        for (page_name, receives) in received_by_page() {
+            let modules = page_modules(page_name);
+            let handled: BTreeSet<String> = modules.iter().flat_map(|m| registered_types(text(m))).collect();
+            let lacking: Vec<&str> = receives.iter().filter(|ty| !handled.contains(**ty)).copied().collect();
+            if !lacking.is_empty() {
+                missing.push(format!("{page_name}: {}", lacking.join(", ")));
+            }
+            let extra: Vec<&str> = handled
+                .iter()
+                .map(String::as_str)
+                .filter(|ty| !receives.contains(ty) && !GENERIC.contains(ty))
+                .collect();
+            if !extra.is_empty() {
+                unknown.push(format!("{page_name}: {}", extra.join(", ")));
+            }
+        }
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "pages out of step with docs/protocol.md.\nno handler (signal.on) for a message the page receives:\n  {}\nhandlers for types its table does not list:\n  {}",
+            if missing.is_empty() { "(none)".to_string() } else { missing.join("\n  ") },
+            if unknown.is_empty() { "(none)".to_string() } else { unknown.join("\n  ") },
+        );
     }
 
     #[test]

@@ -77,5 +77,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/bookings/{id}", delete(bookings::cancel))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(pages::security_headers))
         .with_state(state)
 }
