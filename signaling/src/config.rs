@@ -54,6 +54,23 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub storage: StorageConfig,
+    pub audit: AuditConfig,
+}
+
+/// The audit record's background work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How often the head of the hash chain is signed (and at shutdown).
+    pub checkpoint_every_secs: u64,
+    /// How often final cases are sealed with their signed manifest.
+    pub seal_every_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { checkpoint_every_secs: 5, seal_every_secs: 30 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -169,6 +186,8 @@ pub struct LimitsConfig {
     pub progress_refill_secs: u32,
     /// Client addresses the progress rate limit remembers at most.
     pub progress_max_clients: usize,
+    /// Case exports (decrypting a whole case into one file) running at once.
+    pub exports_at_once: usize,
 }
 
 impl Default for LimitsConfig {
@@ -186,6 +205,7 @@ impl Default for LimitsConfig {
             progress_burst: 5,
             progress_refill_secs: 6,
             progress_max_clients: 10_000,
+            exports_at_once: 2,
         }
     }
 }
@@ -308,6 +328,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             storage: StorageConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -417,6 +438,8 @@ impl Config {
             ("queue.group_invite_timeout_secs", q.group_invite_timeout_secs),
             ("queue.max_waiting_per_queue", u64::from(q.max_waiting_per_queue)),
             ("auth.session_ttl_hours", self.auth.session_ttl_hours),
+            ("audit.checkpoint_every_secs", self.audit.checkpoint_every_secs),
+            ("audit.seal_every_secs", self.audit.seal_every_secs),
         ] {
             if v == 0 {
                 return bad(key, "must be > 0");
@@ -436,6 +459,7 @@ impl Config {
             ("limits.progress_burst", l.progress_burst as usize),
             ("limits.progress_refill_secs", l.progress_refill_secs as usize),
             ("limits.progress_max_clients", l.progress_max_clients),
+            ("limits.exports_at_once", l.exports_at_once),
         ] {
             if v == 0 {
                 return bad(key, "must be > 0");
@@ -461,6 +485,16 @@ impl Config {
 
     pub fn kek_file(&self) -> PathBuf {
         self.storage.kek_file.clone().unwrap_or_else(|| self.data_dir.join("keys").join("kek.toml"))
+    }
+
+    /// The audit record's Ed25519 signing key: beside the key-encryption keys.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.kek_file().with_file_name("audit-ed25519.key")
+    }
+
+    /// Where the signed checkpoints of the audit chain are logged, beside the database.
+    pub fn audit_checkpoint_log(&self) -> PathBuf {
+        self.data_dir.join("audit").join("checkpoints.log")
     }
 
     pub fn db_path(&self) -> PathBuf {

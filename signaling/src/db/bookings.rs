@@ -181,4 +181,13 @@ impl Db {
         )?;
         Ok(())
     }
+
+    /// The bookings used by calls of a case.
+    pub fn bookings_of_case(&self, case_id: i64) -> Result<Vec<BookingRow>, DataError> {
+        let sql = format!("{BOOKING_SELECT} WHERE b.case_id = ?1 ORDER BY b.start_ms");
+        let conn = self.conn();
+        let mut st = conn.prepare(&sql)?;
+        let rows = st.query_map([case_id], booking_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
 }
