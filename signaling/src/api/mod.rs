@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/window", get(|| pages::page("window")))
         .route("/dispatcher", get(|| pages::page("dispatcher")))
         .route("/progress", get(|| pages::page("progress")))
+        .route("/static/words.js", get(pages::words))
         .route("/static/{*path}", get(pages::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(pages::metrics))

@@ -4,17 +4,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::region::NamedRef;
 use super::{DataError, Db, bad_text, fk_not_found, row_ms, sql_ms};
-use crate::case::lifecycle::text_enum;
-
-text_enum! {
-    /// Where a booking stands.
-    pub enum BookingStatus {
-        Booked = "booked",
-        /// A call was made on it (its case is linked).
-        Called = "called",
-        Cancelled = "cancelled",
-    }
-}
+pub use crate::case::BookingStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookingRow {
