@@ -311,6 +311,19 @@ impl Db {
         Ok(())
     }
 
+    /// When retention destroyed the object `key`, if it did.
+    pub fn object_destroyed_at(&self, key: &str) -> Result<Option<u64>, DataError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT destroyed_at_ms FROM destructions WHERE object_key = ?1 ORDER BY id DESC LIMIT 1",
+                [key],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(row_ms))
+    }
+
     /// The objects of a case destroyed by retention: (key, destroyed at).
     pub fn destroyed_objects_of_case(&self, case_id: i64) -> Result<Vec<(String, u64)>, DataError> {
         let conn = self.conn();
