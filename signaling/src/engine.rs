@@ -82,6 +82,7 @@ enum Cmd {
     OnlineVillages { reply: oneshot::Sender<HashSet<i64>> },
     Notify { party: Party, msg: ServerMsg },
     CaseParties { case: i64, reply: oneshot::Sender<Option<CaseParties>> },
+    ReloadTopology { reply: oneshot::Sender<Result<(), String>> },
 }
 
 /// Who is in the live (or waiting) call of a case right now.
@@ -164,6 +165,16 @@ impl EngineHandle {
     /// Push a message to a party if it is connected (papers arriving, outcomes, requests).
     pub async fn notify(&self, party: Party, msg: ServerMsg) {
         let _ = self.tx.send(Cmd::Notify { party, msg }).await;
+    }
+
+    /// The region changed in the database: give the running queue the new topology (calls
+    /// keep their places; see `Queue::set_topology`). `Err` says why nothing changed.
+    pub async fn reload_topology(&self) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd::ReloadTopology { reply }).await.is_err() {
+            return Err("the server is stopping".into());
+        }
+        rx.await.unwrap_or_else(|_| Err("the server is stopping".into()))
     }
 
     /// The kiosk and approver of the call that carries `case`, if one is waiting or live.
@@ -484,6 +495,10 @@ impl Engine {
             Cmd::OnlineVillages { reply } => {
                 let _ = reply.send(self.conns.values().filter_map(|c| c.village).collect());
             }
+            Cmd::ReloadTopology { reply } => {
+                let result = self.reload_topology(now).await;
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -525,6 +540,25 @@ impl Engine {
             self.notify(party, notice, now).await;
         }
         self.apply(others, now).await;
+    }
+
+    /// Load the region from the database and hand it to the queue; on an error nothing
+    /// changes. The change is persisted before anyone is told (held like any other change the
+    /// queue makes by itself).
+    async fn reload_topology(&mut self, now: Millis) -> Result<(), String> {
+        let topology = self.db.run(|db| db.topology()).await.map_err(|e| e.to_string())?;
+        let before = self.queue.clone();
+        let actions = self.queue.set_topology(now, &to_queue_topology(&topology)).map_err(|e| e.to_string())?;
+        if self.persist().await.is_err() {
+            self.queue = before;
+            return Err("the queue could not be saved; nothing changed".into());
+        }
+        self.names = names_of(&topology);
+        self.queue_staff = topology.approvers.iter().chain(&topology.dispatchers).map(|s| s.user_id).collect();
+        self.release_held().await;
+        self.apply(actions, now).await;
+        tracing::info!("topology reloaded");
+        Ok(())
     }
 
     /// Is the party one the queue knows (a kiosk, an approver or a dispatcher)?
