@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::objects::Vault;
 use crate::ratelimit::KeyedLimiter;
 use crate::service::papers::{Papers, UPLOAD_IDLE};
+use crate::service::playback::Playback;
 
 /// How often abandoned paper uploads are looked for.
 const UPLOAD_CLEANUP_EVERY: Duration = Duration::from_secs(600);
@@ -45,6 +46,8 @@ pub struct Inner {
     pub connections: Arc<Semaphore>,
     /// Papers of cases, with their memory bounds (`limits.papers_*`).
     pub papers: Arc<Papers>,
+    /// Recording playback, with its bounds (`limits.media_streams`, `media_stream_idle_secs`).
+    pub playback: Arc<Playback>,
     /// Public progress lookups per client address (`limits.progress_*`).
     pub progress_limit: KeyedLimiter<IpAddr>,
     /// Every background job; stopped by [`AppState::shutdown`].
@@ -74,6 +77,7 @@ impl AppState {
             crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings, &jobs).await?;
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         let papers = Arc::new(Papers::new(db.clone(), vault.clone(), &config.limits));
+        let playback = Arc::new(Playback::new(db.clone(), vault.clone(), &config.limits));
         let l = &config.limits;
         let progress_limit =
             KeyedLimiter::new(1.0 / f64::from(l.progress_refill_secs), l.progress_burst, l.progress_max_clients);
@@ -100,6 +104,7 @@ impl AppState {
             spool,
             connections,
             papers,
+            playback,
             progress_limit,
             jobs,
         })))
@@ -137,6 +142,12 @@ impl AppState {
             spool: self.spool.as_ref().map(|s| s.metrics()),
             jobs: self.jobs.statuses(),
         })
+    }
+
+    /// The HTTP server stops taking requests: end the responses that could last (recording
+    /// media streams), so that the open requests finish.
+    pub fn stop_serving(&self) {
+        self.playback.stop();
     }
 
     /// Stop every background job (the engine persists the queue and stops the media plane;
