@@ -139,6 +139,7 @@ impl AppState {
             forwarded_packets: media.forwarded_packets,
             forwarded_bytes: media.forwarded_bytes,
             rejected: self.metrics.rejected(),
+            media_streams: (self.playback.streams_open(), self.config.limits.media_streams),
             spool: self.spool.as_ref().map(|s| s.metrics()),
             jobs: self.jobs.statuses(),
         })

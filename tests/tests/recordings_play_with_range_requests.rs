@@ -335,7 +335,9 @@ async fn archive_and_segments_answer_ranges_with_exactly_the_decrypted_bytes() -
 
 #[tokio::test]
 async fn a_small_range_of_a_large_object_reads_little_and_serving_it_all_holds_little() -> Result<()> {
-    let server = Server::start_demo().await?;
+    // One stream at a time, ended after 2 s without progress (for the bounds, at the end).
+    let limits = [("CUNNENG_LIMITS__MEDIA_STREAMS", "1"), ("CUNNENG_LIMITS__MEDIA_STREAM_IDLE_SECS", "2")];
+    let server = Server::start_with_env(&["--demo"], &limits).await?;
     let p = pairing(&server, 0).await?;
     let (case_no, recs) = recorded_call(&server, &p.approver, &p).await?;
     // The archive of one participant becomes a 64 MiB object sealed with the server's key
@@ -370,6 +372,25 @@ async fn a_small_range_of_a_large_object_reads_little_and_serving_it_all_holds_l
     assert!(all >= sealed.len() as u64, "the measure counts the object's reads ({all} bytes)");
     // Chunk by chunk: nothing like the object's 64 MiB is ever held.
     assert!(rise < 16 * 1024, "the resident set rose by {rise} kB");
+
+    // A client that stops reading holds the one stream: another is refused (503, Retry-After)
+    // until the stalled one has been idle for 2 s and ended; its response was cut short.
+    let metric = |text: &str| text.lines().find_map(|l| l.strip_prefix("cunneng_media_streams ")).map(str::to_owned);
+    let metrics = || async { http().get(format!("{}/metrics", server.base_url)).send().await?.text().await };
+    let stalled = http().get(format!("{}{path}", server.base_url)).bearer_auth(&p.approver.token).send().await?;
+    assert_eq!(stalled.status(), 200);
+    assert_eq!(metric(&metrics().await?).as_deref(), Some("1"));
+    let a = get(&server, &path, &p.approver.token, &[("range", "bytes=0-9")]).await?;
+    assert_eq!((a.status, a.json()["error"]["code"].as_str()), (503, Some("streams_busy")));
+    assert_eq!(a.header("retry-after"), "2");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(metric(&metrics().await?).as_deref(), Some("0"), "the idle stream ended");
+    let a = get(&server, &path, &p.approver.token, &[("range", "bytes=0-9")]).await?;
+    assert_eq!((a.status, &a.body[..]), (206, &plain[..10]));
+    let cut = stalled.bytes().await.map(|b| b.len());
+    assert!(!matches!(cut, Ok(n) if n == plain.len()), "a stream ended idle never looks whole: {cut:?}");
+    let lines = wait_played(&server, 4).await?;
+    assert!(lines.iter().any(|l| l.contains("complete=false")), "{lines:#?}");
     Ok(())
 }
 
