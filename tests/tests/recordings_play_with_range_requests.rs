@@ -330,6 +330,31 @@ async fn archive_and_segments_answer_ranges_with_exactly_the_decrypted_bytes() -
     assert_eq!(lines.len(), served, "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains(&format!("user_id={}", supervisor.id())) && l.contains("range_start=5")));
     assert!(lines.iter().all(|l| l.contains(&format!("recording_id={id}")) && !l.contains(&token)));
+
+    // A segment gone from the store: 404 media_missing, not an internal error.
+    std::fs::remove_file(server.data_dir().join("objects").join(rec["segments"][1].as_str().unwrap()))?;
+    let a = get(&server, &format!("{base}/segments/1"), &token, &[]).await?;
+    assert_eq!((a.status, a.json()["error"]["code"].as_str()), (404, Some("media_missing")));
+
+    // One byte of the archive's fourth chunk changed on disk: ranges before it are still
+    // served exactly; a response that reaches it breaks off, never whole.
+    let file = server.data_dir().join("objects").join(rec["archive_key"].as_str().unwrap());
+    let mut sealed = std::fs::read(&file)?;
+    let (_, header_len) = cunneng_storage::Header::parse(&sealed)?;
+    sealed[header_len + 16 + 3 * (65536 + 25) + 9 + 100] ^= 0x01;
+    std::fs::write(&file, &sealed)?;
+    assert_partial(&server, &archive_path, &token, "bytes=0-99", &archive, 0..100).await;
+    for range in [None, Some("bytes=196700-196800")] {
+        let mut req = http().get(format!("{}{archive_path}", server.base_url)).bearer_auth(&token);
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let resp = req.send().await?;
+        assert!(matches!(resp.status().as_u16(), 200 | 206), "{range:?}: {}", resp.status());
+        let body = resp.bytes().await;
+        assert!(body.is_err(), "{range:?}: a response through the damaged chunk looked whole");
+    }
+    assert!(server.log().contains("a recording being played cannot be read"));
     Ok(())
 }
 
@@ -391,6 +416,14 @@ async fn a_small_range_of_a_large_object_reads_little_and_serving_it_all_holds_l
     assert!(!matches!(cut, Ok(n) if n == plain.len()), "a stream ended idle never looks whole: {cut:?}");
     let lines = wait_played(&server, 4).await?;
     assert!(lines.iter().any(|l| l.contains("complete=false")), "{lines:#?}");
+
+    // A stalled stream does not keep the server from stopping.
+    let _stalled = http().get(format!("{}{path}", server.base_url)).bearer_auth(&p.approver.token).send().await?;
+    let mut server = server;
+    let t0 = std::time::Instant::now();
+    let status = server.stop().await?;
+    assert!(status.success(), "{status:?}");
+    eprintln!("stopped in {:?} with a stalled media stream open", t0.elapsed());
     Ok(())
 }
 
@@ -451,7 +484,7 @@ async fn media_is_served_from_the_spool_while_the_store_is_down_and_from_garage_
                 if a.status != 206 {
                     bail!("{path} {range} while the store is down: {} {}", a.status, String::from_utf8_lossy(&a.body));
                 }
-                from_spool.push((path.clone(), range, a.body));
+                from_spool.push((path.clone(), range, a.header("etag").to_string(), a.body));
             }
         }
     }
@@ -481,10 +514,11 @@ async fn media_is_served_from_the_spool_while_the_store_is_down_and_from_garage_
         for key in [rec["archive_key"].as_str().unwrap(), rec["segments"][n - 1].as_str().unwrap()] {
             let plain = decrypted(&server, &env, key, out.path())?;
             for range in ranges {
-                let (path, r, spooled) = &from_spool[i];
+                let (path, r, etag, spooled) = &from_spool[i];
                 assert_eq!(*r, range);
                 let a = get(&server, path, &token, &[("range", range)]).await?;
                 assert_eq!(a.status, 206);
+                assert_eq!(a.header("etag"), etag, "the same object, the same ETag");
                 assert!(a.body == *spooled, "{path} {range}: the bucket and the spool serve the same bytes");
                 let total: usize = a.header("content-range").rsplit('/').next().unwrap().parse()?;
                 assert_eq!(total, plain.len());

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cunneng_media_recorder::record::{Container, Manifest};
-use cunneng_storage::{ObjectClass, RangeReader, RangedObject};
+use cunneng_storage::{ObjectClass, RangeReader, RangedObject, StorageError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -106,9 +106,11 @@ impl Playback {
     }
 
     /// Open `part` of recording `recording_id` of `case` (a case the caller may see): 404 for a
-    /// recording of another case or none, for a missing segment, and (`no_archive`) for the
-    /// archive of a recording that has none (incomplete: its segments still play); 503
-    /// (`streams_busy`) when `limits.media_streams` streams are being served.
+    /// recording of another case or none, for a missing segment, (`no_archive`) for the archive
+    /// of a recording that has none (incomplete: its segments still play), and
+    /// (`media_missing`) for an object gone from the store; 503 (`streams_busy`) when
+    /// `limits.media_streams` streams are being served, (`store_unavailable`) when the store
+    /// does not answer and the object is not in the spool.
     pub async fn open(&self, case: &CaseRecord, recording_id: i64, part: MediaPart) -> Result<OpenMedia, Error> {
         let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
             Rejection::new(
@@ -145,7 +147,27 @@ impl Playback {
             Some((manifest_key, Some(key))) => (manifest_key, key),
         };
         let content_type = self.media_type(manifest_key.as_deref(), part, &key).await;
-        let object = self.vault.open_range(ObjectClass::MEDIA, &key).await?;
+        let object = match self.vault.open_range(ObjectClass::MEDIA, &key).await {
+            Err(Error::Storage(StorageError::NotFound(_))) => {
+                tracing::warn!(key, recording_id, "a recording's media is not in the store");
+                return Err(Rejection::new(
+                    RejectKind::NotFound,
+                    "media_missing",
+                    "录像文件不在存储中 (the recording's media is not in the store: destroyed or lost)",
+                )
+                .into());
+            }
+            Err(Error::Storage(e @ StorageError::Unavailable { .. })) => {
+                tracing::warn!(key, recording_id, error = %e, "a recording's media cannot be fetched");
+                return Err(Rejection::new(
+                    RejectKind::Unavailable,
+                    "store_unavailable",
+                    "存储暂时不可用,请稍后再试 (the object store does not answer; try again later)",
+                )
+                .into());
+            }
+            other => other?,
+        };
         Ok(OpenMedia { case_id, recording_id, part, content_type, object, permit })
     }
 
