@@ -54,6 +54,23 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub storage: StorageConfig,
+    pub audit: AuditConfig,
+}
+
+/// The audit record's background work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How often the head of the hash chain is signed (and at shutdown).
+    pub checkpoint_every_secs: u64,
+    /// How often final cases are sealed with their signed manifest.
+    pub seal_every_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { checkpoint_every_secs: 5, seal_every_secs: 30 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -175,6 +192,8 @@ pub struct LimitsConfig {
     /// A media stream whose client has not taken its next piece for this long is ended (the
     /// browser asks again with a Range when it wants more), so a paused player holds no slot.
     pub media_stream_idle_secs: u64,
+    /// Case exports (decrypting a whole case into one file) running at once.
+    pub exports_at_once: usize,
 }
 
 impl Default for LimitsConfig {
@@ -194,6 +213,7 @@ impl Default for LimitsConfig {
             progress_max_clients: 10_000,
             media_streams: 32,
             media_stream_idle_secs: 60,
+            exports_at_once: 2,
         }
     }
 }
@@ -316,6 +336,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             storage: StorageConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -425,6 +446,8 @@ impl Config {
             ("queue.group_invite_timeout_secs", q.group_invite_timeout_secs),
             ("queue.max_waiting_per_queue", u64::from(q.max_waiting_per_queue)),
             ("auth.session_ttl_hours", self.auth.session_ttl_hours),
+            ("audit.checkpoint_every_secs", self.audit.checkpoint_every_secs),
+            ("audit.seal_every_secs", self.audit.seal_every_secs),
         ] {
             if v == 0 {
                 return bad(key, "must be > 0");
@@ -446,6 +469,7 @@ impl Config {
             ("limits.progress_max_clients", l.progress_max_clients),
             ("limits.media_streams", l.media_streams),
             ("limits.media_stream_idle_secs", l.media_stream_idle_secs as usize),
+            ("limits.exports_at_once", l.exports_at_once),
         ] {
             if v == 0 {
                 return bad(key, "must be > 0");
@@ -474,6 +498,16 @@ impl Config {
 
     pub fn kek_file(&self) -> PathBuf {
         self.storage.kek_file.clone().unwrap_or_else(|| self.data_dir.join("keys").join("kek.toml"))
+    }
+
+    /// The audit record's Ed25519 signing key: beside the key-encryption keys.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.kek_file().with_file_name("audit-ed25519.key")
+    }
+
+    /// Where the signed checkpoints of the audit chain are logged, beside the database.
+    pub fn audit_checkpoint_log(&self) -> PathBuf {
+        self.data_dir.join("audit").join("checkpoints.log")
     }
 
     pub fn db_path(&self) -> PathBuf {

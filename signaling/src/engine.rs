@@ -27,8 +27,8 @@ use crate::identity::{Principal, Role};
 use crate::jobs::{JobContext, Jobs, Phase};
 use crate::metrics::QueueGauge;
 use crate::queue::{
-    self, Action, BackReason, CallEndReason, GroupEndReason, Input, KioskId, MatterId, MemberStatus, Millis, Notice,
-    Party, Presence, Queue, QueueKey, RingStopReason, Room, StaffId, VillageId, WindowId,
+    self, Action, BackReason, GroupEndReason, Input, KioskId, MatterId, Millis, Notice, Party, Presence, Queue,
+    QueueKey, Room, StaffId, VillageId, WindowId,
 };
 use crate::service::bookings::{BOOKED_PRIORITY, booking_for_request, booking_used};
 use crate::service::calls::{call_accepted, call_refused, case_for_request};
@@ -859,17 +859,9 @@ impl Engine {
                 village: self.names.village(village),
                 matter: self.names.matter(matter),
             },
-            Notice::RingStopped { call, reason } => ServerMsg::CallRingStopped {
-                call_id: call.0,
-                reason: match reason {
-                    RingStopReason::AnsweredElsewhere => "answered_elsewhere",
-                    RingStopReason::Cancelled => "cancelled",
-                    RingStopReason::Timeout => "timeout",
-                    RingStopReason::KioskOffline => "kiosk_offline",
-                    RingStopReason::PresenceChanged => "presence_changed",
-                    RingStopReason::NotServed => "not_served",
-                },
-            },
+            Notice::RingStopped { call, reason } => {
+                ServerMsg::CallRingStopped { call_id: call.0, reason: reason.as_str() }
+            }
             Notice::CallStarted { call, room, kiosk, village, staff, window, matter, case } => {
                 let peer = match to {
                     Party::Kiosk(_) => PeerWire::Approver {
@@ -928,15 +920,7 @@ impl Engine {
                 }
             }
             Notice::CallEnded { call, case, reason, .. } => {
-                let reason = match reason {
-                    CallEndReason::HangUp => "hangup",
-                    CallEndReason::Cancelled => "cancelled",
-                    CallEndReason::PeerGone => "peer_gone",
-                    CallEndReason::GraceExpired => "grace_expired",
-                    CallEndReason::Transferred => "transferred",
-                    CallEndReason::NoWindow => "no_window",
-                    CallEndReason::Removed => "removed",
-                };
+                let reason = reason.as_str();
                 if matches!(to, Party::Kiosk(_))
                     && let Some(c) = case
                 {
@@ -969,14 +953,7 @@ impl Engine {
                     .map(|m| GroupMemberWire {
                         village: self.names.village(m.village),
                         label: label(Party::Kiosk(m.kiosk)),
-                        state: match m.status {
-                            MemberStatus::Invited => "invited",
-                            MemberStatus::Joined => "joined",
-                            MemberStatus::Declined => "declined",
-                            MemberStatus::Left => "left",
-                            MemberStatus::NoAnswer => "no_answer",
-                            MemberStatus::Offline => "offline",
-                        },
+                        state: m.status.as_str(),
                     })
                     .collect(),
             },

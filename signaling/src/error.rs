@@ -41,6 +41,8 @@ pub enum RejectKind {
     Conflict,
     /// Over a size limit (413).
     TooLarge,
+    /// It existed and is gone for good, e.g. destroyed by retention (410).
+    Gone,
     /// A paper that is not PDF, JPEG or PNG (415).
     UnsupportedType,
     /// Over a rate or count limit (429).

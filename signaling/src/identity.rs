@@ -35,7 +35,7 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
-    /// Supervisor and admin act county-wide and have no town.
+    /// Supervisor and admin act county-wide (a supervisor may be limited to one town).
     pub fn is_county_wide(self) -> bool {
         matches!(self, Role::Supervisor | Role::Admin)
     }
@@ -46,8 +46,9 @@ impl Role {
 pub enum Principal {
     /// A village service-room device.
     Kiosk { kiosk_id: i64, village_id: i64, town_id: i64, name: String },
-    /// A staff member with a live session. `town_id` is `None` for county-wide roles,
-    /// `window_id` is set for approvers (and chiefs tied to a window).
+    /// A staff member with a live session. `town_id` is `None` for county-wide roles (admins,
+    /// county supervisors; a supervisor may be limited to a town), `window_id` is set for
+    /// approvers (and chiefs tied to a window).
     Staff { user_id: i64, role: Role, town_id: Option<i64>, window_id: Option<i64>, name: String },
 }
 
@@ -78,7 +79,15 @@ impl Principal {
 
     /// Supervisor and admin: county-wide, no town.
     pub fn is_county_wide(&self) -> bool {
-        matches!(self, Principal::Staff { role, .. } if role.is_county_wide())
+        matches!(self, Principal::Staff { role, town_id: None, .. } if role.is_county_wide())
+    }
+
+    /// The kiosk id or the user id.
+    pub fn user_id(&self) -> i64 {
+        match self {
+            Principal::Kiosk { kiosk_id, .. } => *kiosk_id,
+            Principal::Staff { user_id, .. } => *user_id,
+        }
     }
 
     pub fn name(&self) -> &str {

@@ -357,8 +357,11 @@ fn check_file(f: &RegionFile) -> Result<(), DataError> {
                     Role::Dispatcher if has_window => {
                         p.push(format!("{item}: a dispatcher works for the whole town: remove `window`"))
                     }
-                    Role::Supervisor | Role::Admin if has_town || has_window => {
-                        p.push(format!("{item}: a {} is county-wide: remove `town` and `window`", role.as_str()))
+                    Role::Admin if has_town || has_window => {
+                        p.push(format!("{item}: an admin is county-wide: remove `town` and `window`"))
+                    }
+                    Role::Supervisor if has_window => {
+                        p.push(format!("{item}: a supervisor reviews a town or the county: remove `window`"))
                     }
                     _ => {}
                 }
@@ -692,7 +695,7 @@ fn fragment_escape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::auth;
-    use crate::identity::Principal;
+    use crate::identity::{Principal, Role};
 
     fn demo_db() -> Db {
         let db = Db::open_in_memory().unwrap();
@@ -943,6 +946,23 @@ password = "another-demo"
         assert_eq!(db.counts().unwrap(), before, "something was written");
         assert_eq!(db.county().unwrap(), county, "county was written");
         e.to_string()
+    }
+
+    #[test]
+    fn a_supervisor_may_be_limited_to_a_town() {
+        let db = Db::open_in_memory().unwrap();
+        import_str(&db, SMALL).unwrap();
+        let town_sup = "[[accounts]]\nusername = \"ts\"\ndisplay_name = \"镇督查\"\nrole = \"supervisor\"\n\
+                        town = \"甲镇\"\npassword = \"long-enough-pw\"\n";
+        import_str(&db, town_sup).unwrap();
+        let p = crate::auth::login(&db, "ts", "long-enough-pw", 0, 1).unwrap().principal;
+        assert!(matches!(p, Principal::Staff { role: Role::Supervisor, town_id: Some(_), .. }));
+        assert!(!p.is_county_wide());
+        let e = refused(&db, &town_sup.replace("town = \"甲镇\"", "town = \"甲镇\"\nwindow = \"民政窗口\""));
+        assert!(e.contains("a supervisor reviews a town or the county: remove `window`"), "{e}");
+        let admin = town_sup.replace("supervisor", "admin").replace("\"ts\"", "\"ad\"");
+        let e = refused(&db, &admin);
+        assert!(e.contains("an admin is county-wide"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the REST API and the WebSocket protocol. See ARCHITECTURE.md for the map.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod case;
 pub mod clients;

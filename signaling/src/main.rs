@@ -62,6 +62,11 @@ enum Command {
     },
     /// Check the integrity of every object in the store.
     Verify,
+    /// The tamper-evident audit record (可查可追溯).
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Retention: destroy what has expired (the server also sweeps every 6 hours).
     Retention {
         #[command(subcommand)]
@@ -78,6 +83,29 @@ enum RetentionAction {
         #[arg(long)]
         as_of_ms: Option<u64>,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check the whole hash chain, its signed checkpoints and the timeline against it; exit 1
+    /// and name the first bad entry if anything was changed, removed, reordered or cut off.
+    Verify,
+    /// Check a case's signed manifest against the database and the stored objects.
+    VerifyCase {
+        /// The case number.
+        case_no: String,
+    },
+    /// Check an exported case bundle offline (no data dir needed).
+    VerifyBundle {
+        /// The exported `.tar` file.
+        file: PathBuf,
+        /// The public key you trust (hex, from `cunneng audit public-key` of that server);
+        /// without it the key inside the bundle is used and its id printed.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Print the public half of the audit signing key (hex), for verifying exports elsewhere.
+    PublicKey,
 }
 
 #[derive(Subcommand)]
@@ -162,8 +190,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Decrypt { object, out } => {
             let msg = runtime.block_on(async {
+                // On the server's data dir, the decryption is an access of the audit record,
+                // written before any plaintext is.
+                if config.db_path().exists() {
+                    let db = cunneng_signaling::db::Db::open(&config.db_path())?;
+                    cunneng_signaling::tools::record_decrypt(&db, &object)
+                        .context("the decryption could not be recorded in the audit record; nothing was decrypted")?;
+                }
                 let store = cunneng_signaling::objects::open_store(&config).await?;
-                cunneng_signaling::tools::decrypt(&config, store, &object, &out).await
+                Ok::<_, anyhow::Error>(cunneng_signaling::tools::decrypt(&config, store, &object, &out).await?)
             })?;
             println!("{msg}");
         }
@@ -181,6 +216,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             println!("retention sweep: {summary}");
         }
+        Command::Audit { action } => {
+            let code = runtime.block_on(audit(&config, action))?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+        }
         Command::Verify => {
             let verdicts = runtime.block_on(async {
                 let store = cunneng_signaling::objects::open_store(&config).await?;
@@ -197,6 +238,73 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `cunneng audit ...`: prints what it found; returns the exit code (1: something is wrong).
+async fn audit(config: &cunneng_signaling::config::Config, action: AuditAction) -> anyhow::Result<i32> {
+    use cunneng_signaling::audit::PublicKey;
+    use cunneng_signaling::service::audit as service;
+    if let AuditAction::VerifyBundle { file, key } = &action {
+        let trusted = match key {
+            Some(k) => Some(PublicKey::from_hex(k).context("--key is not an Ed25519 public key in hex")?),
+            None => None,
+        };
+        let report = cunneng_signaling::service::export::verify_bundle(file, trusted.as_ref())?;
+        for p in &report.problems {
+            eprintln!("BAD {p}");
+        }
+        println!(
+            "bundle of case {}: {} files checked against the manifest signed by key {}: {}",
+            report.case_no,
+            report.files_checked,
+            report.key_id,
+            if report.problems.is_empty() { "good" } else { "DAMAGED" }
+        );
+        return Ok(if report.problems.is_empty() { 0 } else { 1 });
+    }
+    let key = cunneng_signaling::objects::load_or_create_audit_key(&config.audit_key_file(), false)?.public();
+    if let AuditAction::PublicKey = action {
+        println!("{}", key.to_hex());
+        eprintln!("key id {}", key.key_id());
+        return Ok(0);
+    }
+    let db = cunneng_signaling::db::Db::open(&config.db_path())?;
+    match action {
+        AuditAction::Verify => {
+            let r = service::verify_chain(&db, &key, &config.audit_checkpoint_log()).await?;
+            let mut bad = false;
+            if let Some(p) = &r.problem {
+                eprintln!("BAD entry {}: {p}", p.seq());
+                bad = true;
+            }
+            if !r.unchained_events.is_empty() {
+                eprintln!(
+                    "BAD timeline events that differ from their audit entries (changed or added later): {:?}",
+                    r.unchained_events
+                );
+                bad = true;
+            }
+            println!(
+                "audit record: {} entries, {} checkpoints checked: {}",
+                r.entries,
+                r.checkpoints,
+                if bad { "TAMPERED" } else { "good" }
+            );
+            Ok(i32::from(bad))
+        }
+        AuditAction::VerifyCase { case_no } => {
+            let store = cunneng_signaling::objects::open_store(config).await?;
+            let ring = std::sync::Arc::new(cunneng_storage::KeyRing::load(&config.kek_file())?);
+            let vault = cunneng_signaling::objects::Vault::new(store, ring);
+            let problems = service::verify_case(&db, &vault, &key, &case_no).await?;
+            for p in &problems {
+                eprintln!("BAD {p}");
+            }
+            println!("case {case_no}: {}", if problems.is_empty() { "the sealed manifest holds" } else { "TAMPERED" });
+            Ok(i32::from(!problems.is_empty()))
+        }
+        AuditAction::VerifyBundle { .. } | AuditAction::PublicKey => unreachable!("handled above"),
+    }
 }
 
 fn init_tracing(config: &cunneng_signaling::config::Config) {

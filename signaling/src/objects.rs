@@ -35,6 +35,34 @@ pub fn load_or_create_keys(path: &Path) -> Result<KeyRing, Error> {
     Ok(ring)
 }
 
+/// Load the audit signing key; on the very first start (no file yet) generate one (mode 0600).
+/// Without `create`, a missing file is an error that says what to restore.
+pub fn load_or_create_audit_key(path: &Path, create: bool) -> Result<crate::audit::AuditKey, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => crate::audit::AuditKey::from_secret_hex(&text)
+            .ok_or_else(|| Error::Tool(format!("{} does not hold an audit signing key", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            use std::io::Write as _;
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            if let Some(dir) = path.parent() {
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            }
+            let key = crate::audit::AuditKey::generate();
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+            f.write_all(format!("{}\n", key.secret_hex()).as_bytes())?;
+            f.sync_all()?;
+            tracing::warn!(path = %path.display(), key_id = %key.key_id(), "generated the audit signing key; back it up with the key file");
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Tool(format!(
+            "the audit signing key {} is missing although the audit record was signed with it: restore it from \
+             the backup of the key files (the record cannot be verified or continued without it)",
+            path.display()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The store the server writes to, and the spool in front of it (S3 only).
 pub struct Objects {
     pub store: Arc<dyn ObjectStore>,

@@ -187,16 +187,22 @@ async fn worker(db: Db, vault: Vault, mut jobs: mpsc::UnboundedReceiver<Job>, ct
                     let complete =
                         archive_key.is_some() && all_segments && finished.manifest.stats.failed_segments == 0;
                     let mk = manifest_key.clone();
+                    let archive = finished.manifest.archive.clone();
+                    let timeline_start_ms = finished.manifest.started_at_unix_ms;
+                    let gaps = serde_json::to_value(&finished.manifest.gaps).unwrap_or_default();
                     db.run(move |db| {
                         db.catalog_object(&mk, "manifest", info.case_id, size, crate::now_ms())?;
-                        db.finish_recording(
-                            rec,
+                        let end = crate::db::RecordingEnd {
                             complete,
-                            archive_key.as_deref(),
-                            Some(&mk),
-                            note.as_deref(),
-                            crate::now_ms(),
-                        )
+                            archive_key: archive_key.as_deref(),
+                            archive_sha256: archive.as_ref().map(|a| a.sha256.as_str()),
+                            archive_bytes: archive.as_ref().map(|a| a.bytes),
+                            manifest_key: Some(&mk),
+                            timeline_start_ms: Some(timeline_start_ms),
+                            gaps,
+                            note: note.as_deref(),
+                        };
+                        db.finish_recording(rec, &end, crate::now_ms())
                     })
                     .await?;
                     Ok::<(), Error>(())

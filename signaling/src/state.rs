@@ -19,6 +19,7 @@ use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::objects::Vault;
 use crate::ratelimit::KeyedLimiter;
+use crate::service::audit::Audit;
 use crate::service::papers::{Papers, UPLOAD_IDLE};
 use crate::service::playback::Playback;
 
@@ -50,6 +51,10 @@ pub struct Inner {
     pub playback: Arc<Playback>,
     /// Public progress lookups per client address (`limits.progress_*`).
     pub progress_limit: KeyedLimiter<IpAddr>,
+    /// The tamper-evident audit record: accesses, checkpoints, sealed case manifests.
+    pub audit: Arc<Audit>,
+    /// Case exports running at once (`limits.exports_at_once`).
+    pub exports: Arc<Semaphore>,
     /// Every background job; stopped by [`AppState::shutdown`].
     pub jobs: Jobs,
 }
@@ -70,6 +75,10 @@ impl AppState {
         let (sfu, media_events) = cunneng_media_recorder::Sfu::new(crate::engine::media_config(&config));
         let metrics = Arc::new(Metrics::default());
         let keys = Arc::new(crate::objects::load_or_create_keys(&config.kek_file())?);
+        // A signed record needs its key: only a record never signed may get a new one.
+        let signed = db.run(|db| db.last_audit_checkpoint_seq()).await? > 0;
+        let audit_key = crate::objects::load_or_create_audit_key(&config.audit_key_file(), !signed)?;
+        let audit = Audit::new(db.clone(), audit_key, config.audit_checkpoint_log());
         let crate::objects::Objects { store, spool } = crate::objects::open(&config).await?;
         let vault = Vault::new(store, keys);
         let recordings = crate::recording::Recordings::start(db.clone(), vault.clone(), &jobs).await?;
@@ -93,6 +102,29 @@ impl AppState {
             async move { Ok(d.run(|db| db.delete_expired_sessions(crate::now_ms())).await.map(drop)?) }
         });
         crate::retention::start_sweeps(&config, db.clone(), vault.store().clone(), &jobs)?;
+        let a = audit.clone();
+        jobs.every("case-seal", Duration::from_secs(config.audit.seal_every_secs), move || {
+            let a = a.clone();
+            async move { a.seal_due().await.map(drop) }
+        });
+        let a = audit.clone();
+        let checkpoint_every = Duration::from_secs(config.audit.checkpoint_every_secs);
+        // Stops last, after a final checkpoint, so that the record is signed up to its end.
+        jobs.spawn("audit-checkpoint", crate::jobs::Phase::Drain, move |ctx| async move {
+            let mut ticks = tokio::time::interval(checkpoint_every);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        if let Err(e) = a.checkpoint().await {
+                            ctx.report_error(&e);
+                        }
+                    }
+                    _ = ctx.stopped() => break,
+                }
+            }
+            a.checkpoint().await.map(drop)
+        });
+        let exports = Arc::new(Semaphore::new(config.limits.exports_at_once));
 
         Ok(AppState(Arc::new(Inner {
             config,
@@ -106,6 +138,8 @@ impl AppState {
             papers,
             playback,
             progress_limit,
+            audit,
+            exports,
             jobs,
         })))
     }

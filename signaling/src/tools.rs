@@ -62,6 +62,31 @@ pub async fn keys_rewrap(config: &Config, store: &dyn ObjectStore) -> Result<Str
     Ok(format!("rewrapped {rewrapped} objects under key {}; {current} were already under it", active.id()))
 }
 
+/// Record `cunneng decrypt` of `what` in the audit record: who ran it (the operating-system
+/// user) and which object (a file is named by its file name only).
+pub fn record_decrypt(db: &crate::db::Db, what: &str) -> Result<(), Error> {
+    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
+    let object = if Path::new(what).is_file() {
+        format!("file {}", Path::new(what).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+    } else {
+        what.to_string()
+    };
+    let access = crate::db::NewAccess {
+        at_ms: crate::now_ms(),
+        case_id: None,
+        actor: crate::case::EventActor {
+            kind: crate::case::ActorKind::System,
+            id: None,
+            name: format!("cunneng decrypt (operator {user})"),
+        },
+        action: crate::audit::AccessAction::ObjectDecrypted,
+        detail: serde_json::json!({"object": object}),
+        address: None,
+    };
+    db.record_access(&access)?;
+    Ok(())
+}
+
 /// `cunneng decrypt OBJECT-OR-KEY --out FILE`: a file path of an encrypted object, or a key in
 /// the configured store.
 pub async fn decrypt(config: &Config, store: Arc<dyn ObjectStore>, what: &str, out: &Path) -> Result<String, Error> {

@@ -67,6 +67,11 @@ impl Api {
         answer(self.req(reqwest::Method::DELETE, path).send().await?).await
     }
 
+    /// DELETE with a JSON body (e.g. lifting a legal hold with its reason).
+    pub async fn delete_with(&self, path: &str, body: Value) -> Result<Answer> {
+        answer(self.req(reqwest::Method::DELETE, path).json(&body).send().await?).await
+    }
+
     /// PUT raw bytes with a content type.
     pub async fn put_bytes(&self, path: &str, bytes: Vec<u8>, content_type: &str) -> Result<Answer> {
         answer(self.req(reqwest::Method::PUT, path).header("content-type", content_type).body(bytes).send().await?)

@@ -1,7 +1,8 @@
 //! Every page, static asset and API answer of the real server carries the security headers of
 //! `cunneng_web::security_headers` (CSP with the request's own host for ws:/wss:, nosniff,
 //! no-referrer, DENY framing, camera and microphone for the site itself only), and a header a
-//! handler sets itself (a paper's nosniff) is not doubled.
+//! handler sets itself (a paper's nosniff) is not doubled. The pages' words module
+//! (`/static/words.js`) is served, as a script, by the server itself.
 
 use cunneng_tests::client::http;
 use cunneng_tests::server::Server;
@@ -19,6 +20,7 @@ async fn pages_assets_and_api_carry_the_security_headers() -> anyhow::Result<()>
         "/dispatcher",
         "/progress",
         "/static/kiosk.js",
+        "/static/words.js",
         "/static/app.css",
         "/api/me",
         "/healthz",
@@ -40,6 +42,15 @@ async fn pages_assets_and_api_carry_the_security_headers() -> anyhow::Result<()>
         assert_eq!(one("x-frame-options"), "DENY", "{path}");
         assert!(one("permissions-policy").contains("camera=(self), microphone=(self)"), "{path}");
     }
+    // The words module is rendered by the server, as a script, from case::words.
+    let resp = client.get(format!("{}/static/words.js", server.base_url)).send().await?;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], cunneng_web::SCRIPT_CONTENT_TYPE);
+    let words = resp.text().await?;
+    assert!(
+        words.contains("export const STATUS = Object.freeze({") && words.contains("\"missing\": \"需补充材料\""),
+        "{words}"
+    );
     // A Host header that could break out of the policy adds nothing to it.
     let resp =
         client.get(format!("{}/kiosk", server.base_url)).header("host", "evil.example;script-src *").send().await?;

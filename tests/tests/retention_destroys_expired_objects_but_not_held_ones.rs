@@ -83,8 +83,11 @@ async fn retention_destroys_expired_objects_but_not_held_ones() -> Result<()> {
     let log = std::fs::read_to_string(server.data_dir().join("destructions.log"))?;
     assert!(log.contains("papers/") && log.lines().count() == 1, "{log}");
     let (_, case) = kiosk.get(&format!("/api/cases/{free}")).await?;
-    let (st, _, _) = kiosk.get_bytes(case["papers"][0]["url"].as_str().unwrap()).await?;
-    assert!(st == 404 || st == 410 || st == 500, "a destroyed paper is gone: {st}");
+    let (st, _, body) = kiosk.get_bytes(case["papers"][0]["url"].as_str().unwrap()).await?;
+    // 已销毁, with the date: never an internal error.
+    let err: serde_json::Value = serde_json::from_slice(&body)?;
+    assert_eq!((st, err["error"]["code"].as_str()), (410, Some("destroyed")), "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().starts_with("已销毁"), "{err}");
 
     // Lifting the hold lets the next sweep destroy it.
     assert_eq!(supervisor.delete(&format!("/api/cases/{held}/legal-hold")).await?.0, 204);

@@ -6,16 +6,9 @@ import {
   $, STAFF_TOKEN_KEY, el, forgetToken, goToLogin, nameOf, notify, showView, takeToken,
 } from './common.js';
 import { CallMedia } from './media.js';
+import { GROUP_MEMBER } from './words.js';
 import { Signal } from './ws.js';
 
-const MEMBER_STATE_TEXT = {
-  invited: '正在呼叫…',
-  joined: '已加入',
-  declined: '没有接',
-  left: '已退出',
-  no_answer: '没有应答,邀请已过期',
-  offline: '不在线',
-};
 const VILLAGE_REFRESH_MS = 15_000;
 const RESUME_LIMIT_MS = 5_000;
 
@@ -137,7 +130,7 @@ function renderMembers() {
         'li',
         { class: `member ${m.state}`, testid: 'group-member', 'data-village-id': m.village?.id, 'data-member-state': m.state },
         el('span', { class: 'member-name' }, nameOf(m.village)),
-        el('span', { class: 'member-state' }, MEMBER_STATE_TEXT[m.state] ?? m.state),
+        el('span', { class: 'member-state' }, GROUP_MEMBER[m.state] ?? m.state),
       ),
     ),
   );

@@ -12,17 +12,9 @@ import { CaseDesk } from './kioskcase.js';
 import { Booking, Inbox, Rating, Resume } from './kiosktools.js';
 import { CallMedia } from './media.js';
 import { setupProgressLookup } from './progressform.js';
+import { CALL_ENDED_VILLAGE } from './words.js';
 import { Signal } from './ws.js';
 
-const ENDED_TEXT = {
-  hangup: '通话已结束。',
-  cancelled: '已经取消排队。',
-  peer_gone: '镇窗口那边断开了,通话结束。需要的话请重新呼叫。',
-  grace_expired: '网络断开太久,通话结束了。需要的话请重新呼叫。',
-  no_window: '镇上暂时没有窗口能办理这个事项,请稍后再试,或打电话问问镇便民服务中心。',
-  server: '服务器结束了这次通话。需要的话请重新呼叫。',
-  removed: '县里调整了窗口或事项的设置,这次通话结束了。需要的话请重新呼叫。',
-};
 const REQUEUED_TITLE = '镇窗口断线了,正在重新排队';
 const REQUEUED_TEXT = '接听您的工作人员那边断线了,您的呼叫已经回到队伍最前面。';
 const INVITE_EXPIRED_TEXT = '镇上的群呼邀请已过期,没有接通。需要的话请打电话问问镇里。';
@@ -383,7 +375,7 @@ function hangUp() {
     const callId = state.callId;
     state.left.add(`call:${callId}`);
     if (signal.send({ type: 'call.hangup', call_id: callId }) === null) state.pendingLeave = { type: 'call.hangup', call_id: callId };
-    showEnded('通话已结束', ENDED_TEXT.hangup);
+    showEnded('通话已结束', CALL_ENDED_VILLAGE.hangup);
   }
 }
 
@@ -554,11 +546,11 @@ function onCallEnded(msg) {
   if (msg.reason === 'cancelled') {
     state.callId = null;
     media.stop();
-    notify(ENDED_TEXT.cancelled);
+    notify(CALL_ENDED_VILLAGE.cancelled);
     showPick();
     return;
   }
-  showEnded(msg.reason === 'hangup' ? '通话已结束' : '通话结束了', ENDED_TEXT[msg.reason] ?? ENDED_TEXT.hangup);
+  showEnded(msg.reason === 'hangup' ? '通话已结束' : '通话结束了', CALL_ENDED_VILLAGE[msg.reason] ?? CALL_ENDED_VILLAGE.hangup);
 }
 
 function onGroupInvite(msg) {

@@ -5,27 +5,14 @@ import { api } from './api.js';
 import { StillCamera, stillName } from './camera.js';
 import { $, el, fill, nameOf, notify } from './common.js';
 import { ACCEPT, PaperStore, PaperViewer, checklistRows, clock, formatSize, isImage, thumbnail } from './papers.js';
-import { OUTCOME_TITLE, printPdf, printSheet } from './print.js';
+import { printPdf, printSheet } from './print.js';
 import { PaperUpload, uploadStatusText } from './upload.js';
+import { CLERK_NOTE, PRINT_LABEL, STATUS } from './words.js';
 
 const OTHER = ''; // the "其他材料" choice: a paper that answers no checklist item
 const CASE_RETRY_MS = [2_000, 4_000, 8_000, 15_000];
 const TYPE_BY_EXTENSION = { pdf: 'application/pdf', jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png' };
 
-const BANNER_TEXT = {
-  done: '镇窗口已经办好了。结果文书传回来了,请打印给办事人。',
-  missing: '还缺材料。请打印补充材料清单给办事人,带齐以后再来,用案件编号继续办。',
-  refused: '这件事不能在这里办理,原因已经当面说清楚了。',
-  later: '材料已经受理。镇上办好后,结果会送到村里的收件箱,到时打印给办事人。',
-  reviewing: '镇窗口已经审查,正在等窗口负责人审核。审核后结果会送到村里的收件箱。',
-};
-const PRINT_LABEL = {
-  done: '打印回执',
-  missing: '打印补充材料清单',
-  refused: '打印回执(写明原因)',
-  later: '打印回执',
-  reviewing: '打印回执',
-};
 
 /** ISO 7064 MOD 11-2 check of an 18-character ID number (or 15 old digits). */
 export function idNumberLooksRight(raw) {
@@ -682,12 +669,12 @@ export class CaseDesk {
         )
       : null;
     fill(banner, 
-      el('p', { class: 'banner-title' }, OUTCOME_TITLE[status] ?? o.status_text ?? ''),
-      el('p', { class: 'banner-text' }, BANNER_TEXT[status] ?? ''),
+      el('p', { class: 'banner-title' }, STATUS[status] ?? o.status_text ?? ''),
+      el('p', { class: 'banner-text' }, CLERK_NOTE[status] ?? ''),
       o.missing_items?.length ? el('ol', { class: 'banner-missing', testid: 'missing-list' }, ...o.missing_items.map((m) => el('li', {}, m))) : null,
       o.note ? el('p', { class: 'banner-note' }, status === 'refused' ? `原因:${o.note}` : `说明:${o.note}`) : null,
       resultBlock,
-      el('button', { type: 'button', class: 'primary huge', testid: 'print-button', onclick: () => this.print() }, PRINT_LABEL[status] ?? '打印回执'),
+      el('button', { type: 'button', class: 'primary huge', testid: 'print-button', onclick: () => this.print() }, PRINT_LABEL[status] ?? PRINT_LABEL.done),
     );
   }
 

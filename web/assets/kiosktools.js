@@ -3,7 +3,8 @@
 import { api } from './api.js';
 import { $, el, fill, nameOf, notify } from './common.js';
 import { PaperStore, isImage } from './papers.js';
-import { OUTCOME_TITLE, printPdf, printSheet } from './print.js';
+import { printPdf, printSheet } from './print.js';
+import { BOOKING_STATUS, PRINT_LABEL, STATUS } from './words.js';
 
 const CHINA = 'Asia/Shanghai';
 const dayFormat = new Intl.DateTimeFormat('en-CA', { timeZone: CHINA, year: 'numeric', month: '2-digit', day: '2-digit' });
@@ -11,7 +12,6 @@ const dayLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, month: 'lon
 const weekdayLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, weekday: 'short' });
 const timeLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, hour: '2-digit', minute: '2-digit', hour12: false });
 const whenLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, month: 'long', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
-const BOOKING_STATUS = { booked: '已预约', called: '已呼叫', cancelled: '已取消' };
 
 // ---- 好差评 -----------------------------------------------------------------------------------
 
@@ -128,7 +128,7 @@ export class Inbox {
     fill($('#inbox-list'), 
       ...this.items.map((item) => {
         const unread = !item.read_at_ms;
-        const title = OUTCOME_TITLE[item.status] ?? item.status_text;
+        const title = STATUS[item.status] ?? item.status_text;
         return el(
           'li',
           { class: `inbox-item card${unread ? ' unread' : ''}`, testid: 'inbox-item', 'data-case-no': item.case_no, 'data-status': item.status, 'data-read': String(!unread) },
@@ -139,7 +139,7 @@ export class Inbox {
           el(
             'div',
             { class: 'inbox-buttons' },
-            el('button', { type: 'button', class: 'primary big', testid: 'inbox-print', onclick: () => this.print(item) }, '打印回执'),
+            el('button', { type: 'button', class: 'primary big', testid: 'inbox-print', onclick: () => this.print(item) }, PRINT_LABEL[item.status] ?? PRINT_LABEL.done),
             item.result && !isImage(item.result.content_type)
               ? el('button', { type: 'button', class: 'success big', testid: 'inbox-print-result', onclick: () => this.printResult(item) }, '打印结果文书')
               : null,

@@ -3,15 +3,7 @@
 // has one hidden <section id="print-sheet">; app.css shows only it when printing.
 import { $, el, fill } from './common.js';
 import { qrSvg } from './qr.js';
-
-export const OUTCOME_TITLE = {
-  done: '已办结',
-  missing: '还缺材料(现场开单)',
-  refused: '不能办理(当面说清)',
-  later: '已受理,请放心回家',
-  reviewing: '审核中',
-  open: '已受理,正在办理',
-};
+import { STATUS } from './words.js';
 
 function row(label, value) {
   if (!value) return null;
@@ -28,7 +20,7 @@ function dateText(ms) {
  */
 export function fillSheet(r) {
   const sheet = $('#print-sheet');
-  const title = OUTCOME_TITLE[r.status] ?? r.statusText ?? '';
+  const title = STATUS[r.status] ?? r.statusText ?? '';
   let qr = null;
   if (r.progressUrl) {
     try {

@@ -209,7 +209,7 @@ export class PaperUpload {
         needSync = true;
       }
     }
-    const cancelled = new UploadRefused('已取消', { code: 'cancelled' });
+    const cancelled = new UploadRefused('上传已取消', { code: 'cancelled' });
     this.set({ state: 'cancelled', error: cancelled });
     throw cancelled;
   }
@@ -291,7 +291,7 @@ export function uploadStatusText(up) {
     case 'refused':
       return `没有传上去:${up.error?.message ?? ''}`;
     case 'cancelled':
-      return '已取消';
+      return '上传已取消';
     default:
       return '';
   }

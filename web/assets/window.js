@@ -8,28 +8,13 @@ import {
 } from './common.js';
 import { CallMedia } from './media.js';
 import { CaseBoard } from './windowcase.js';
+import { CALL_ENDED_TOWN, RING_STOPPED } from './words.js';
 import { Signal } from './ws.js';
 
 const PRESENCE_HINT = {
   available: '您现在是"空闲":有来电会响铃。',
   busy: '您现在是"忙碌":不会响铃,排队的来电仍然可以点"接听"。',
   away: '您现在是"离开":不会响铃。要开始接待,请点上方的"空闲"。',
-};
-const ENDED_TEXT = {
-  hangup: '通话已结束。',
-  cancelled: '对方取消了。',
-  peer_gone: '村里那边断开了,通话结束。',
-  grace_expired: '村里那边长时间没有连上,通话结束。',
-  server: '服务器结束了这次通话。',
-  no_window: '镇上没有窗口能接这个来电了,通话结束。',
-  removed: '县里调整了窗口或事项的设置,这次通话结束了。',
-};
-const RING_STOPPED_TEXT = {
-  answered_elsewhere: '这个来电已被同事接了。',
-  cancelled: '对方取消了呼叫。',
-  timeout: '来电没有接听,已回到排队。',
-  kiosk_offline: '村里那边断线了,来电先停止响铃。',
-  not_served: '这个来电已不归您的窗口接待。',
 };
 const RESUME_LIMIT_MS = 5_000;
 const TRANSFER_LIMIT_MS = 5_000;
@@ -183,7 +168,7 @@ function hangUp() {
   if (callId === null) return;
   state.left.add(callId);
   if (signal.send({ type: 'call.hangup', call_id: callId }) === null) state.pendingHangup = callId;
-  endCall(ENDED_TEXT.hangup);
+  endCall(CALL_ENDED_TOWN.hangup);
 }
 
 // ---- transfer ------------------------------------------------------------------------------
@@ -310,7 +295,8 @@ function onRing(msg) {
 function onRingStopped(msg) {
   if (state.ring?.call_id !== msg.call_id) return;
   hideRing();
-  if (RING_STOPPED_TEXT[msg.reason]) notify(RING_STOPPED_TEXT[msg.reason]);
+  // The approver who changed presence knows why; every other reason is told.
+  if (msg.reason !== 'presence_changed' && RING_STOPPED[msg.reason]) notify(RING_STOPPED[msg.reason]);
 }
 
 function onCallStarted(msg) {
@@ -351,7 +337,7 @@ function onCallEnded(msg) {
     endCall(`已转给「${transfer.name}」。`, { transferred: true });
     return;
   }
-  endCall(ENDED_TEXT[msg.reason] ?? ENDED_TEXT.hangup);
+  endCall(CALL_ENDED_TOWN[msg.reason] ?? CALL_ENDED_TOWN.hangup);
 }
 
 function onError(msg) {
@@ -359,7 +345,7 @@ function onError(msg) {
     state.answerReqs.delete(msg.req);
     for (const button of document.querySelectorAll('[data-testid="answer-button"]')) button.disabled = false;
     if (state.callId === null) media.releaseLocal();
-    notify(msg.code === 'conflict' ? '这个来电已被同事接了。' : messageForCode(msg.code, msg.message), 'error');
+    notify(msg.code === 'conflict' ? RING_STOPPED.answered_elsewhere : messageForCode(msg.code, msg.message), 'error');
     return;
   }
   if (msg.req !== undefined && state.transfer?.req === msg.req) {

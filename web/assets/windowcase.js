@@ -7,12 +7,12 @@ import { api } from './api.js';
 import { $, el, fill, nameOf, notify } from './common.js';
 import { ACCEPT, PaperStore, PaperViewer, checklistRows, clock, formatSize, isImage, thumbnail } from './papers.js';
 import { PaperUpload, uploadStatusText } from './upload.js';
+import { BOOKING_STATUS, DECISION_STATE, OUTCOME, SIGNOFF_DECISION } from './words.js';
 
 const CHINA = 'Asia/Shanghai';
 const timeLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, hour: '2-digit', minute: '2-digit', hour12: false });
 const whenLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
 
-export const OUTCOME_NAME = { done: '当场办结', missing: '现场开单', refused: '当面说清', later: '放心回家' };
 const OUTCOME_HELP = {
   done: '上传结果文书(证书、回执等),它会马上回传到村里打印。',
   missing: '勾上缺的材料,或者写上要补什么。村里会打印这张清单给办事人,案件留着等补材料。',
@@ -27,20 +27,29 @@ const DEFAULT_NOTE = {
   later: '材料齐全,已受理。镇上办好后把结果送回村里。',
   finish: '已办结,结果文书已送到村里。',
 };
-const BOOKING_STATUS = { booked: '已预约', called: '已呼叫', cancelled: '已取消' };
 const DESK_REFRESH_MS = 60_000;
 // The live case is read again now and then (the villager may be entered during the call).
 const LIVE_REFRESH_MS = 15_000;
 
+/** The window's line on the decision of case `c` (town view), from the words of case::words. */
 function decisionText(c) {
   const o = c?.outcome;
   if (!o) return '';
-  const name = OUTCOME_NAME[o.outcome] ?? o.outcome;
-  if (c.status === 'signoff') return `已审查:${name},等窗口负责人审核`;
-  if (c.status === 'returned') return `窗口负责人退回了:${o.signoff?.reason ?? ''}`;
-  if (c.status === 'missing') return `已开单:缺 ${o.missing_items?.length ?? 0} 样材料,等村里补`;
-  if (c.status === 'later') return '已受理(放心回家),办好后在工作台办结';
-  return `已决定:${name}`;
+  const state = DECISION_STATE[c.status] ?? c.status_text;
+  const name = OUTCOME[o.outcome] ?? o.outcome;
+  switch (c.status) {
+    case 'signoff':
+      return `${state}(一审:${name})`;
+    case 'returned':
+      return `${state}。理由:${o.signoff?.reason ?? ''}`;
+    case 'missing':
+      return `${state}(缺 ${o.missing_items?.length ?? 0} 样材料)`;
+    case 'open':
+      // A supplement call: the earlier decision was 现场开单; nothing is decided yet.
+      return o.outcome === 'missing' ? `${state}(上次${name},缺 ${o.missing_items?.length ?? 0} 样材料)` : state;
+    default:
+      return state;
+  }
 }
 
 export class CaseBoard {
@@ -348,7 +357,7 @@ export class CaseBoard {
     if (!c) return;
     this.dialog = { kind, caseNo: c.case_no, resultPaper: null, upload: null };
     $('#outcome-dialog').dataset.kind = kind;
-    $('#outcome-title').textContent = kind === 'finish' ? '办结:上传办好的结果' : `${OUTCOME_NAME[kind]}:${nameOf(c.matter)}`;
+    $('#outcome-title').textContent = kind === 'finish' ? '办结:上传办好的结果' : `${OUTCOME[kind]}:${nameOf(c.matter)}`;
     $('#outcome-help').textContent = OUTCOME_HELP[kind];
     $('#result-part').hidden = kind !== 'done' && kind !== 'finish';
     $('#missing-part').hidden = kind !== 'missing';
@@ -369,7 +378,7 @@ export class CaseBoard {
       $('#missing-other').value = '';
     }
     this.renderResultChoice();
-    $('#outcome-confirm').textContent = kind === 'finish' ? '上传并办结' : `确定:${OUTCOME_NAME[kind]}`;
+    $('#outcome-confirm').textContent = kind === 'finish' ? '上传并办结' : `确定:${OUTCOME[kind]}`;
     $('#outcome-confirm').disabled = false;
     this.openDialog('#outcome-dialog', kind === 'refused' ? '#outcome-note' : kind === 'done' || kind === 'finish' ? '#result-upload' : '#outcome-confirm');
   }
@@ -507,11 +516,11 @@ export class CaseBoard {
     if (o) {
       fill(decision, 
         el('h2', {}, c.status === 'signoff' ? '一审意见(窗口审查)' : '办理决定'),
-        el('p', { class: 'big-text' }, el('strong', {}, OUTCOME_NAME[o.outcome] ?? o.outcome), o.decided_by ? ` · ${nameOf(o.decided_by)} ${o.decided_at_ms ? whenLabel.format(new Date(o.decided_at_ms)) : ''}` : ''),
+        el('p', { class: 'big-text' }, el('strong', {}, OUTCOME[o.outcome] ?? o.outcome), o.decided_by ? ` · ${nameOf(o.decided_by)} ${o.decided_at_ms ? whenLabel.format(new Date(o.decided_at_ms)) : ''}` : ''),
         o.note ? el('p', {}, o.outcome === 'refused' ? `原因:${o.note}` : `说明:${o.note}`) : null,
         o.missing_items?.length ? el('ol', {}, ...o.missing_items.map((m) => el('li', {}, m))) : null,
         o.result ? el('p', {}, '结果文书:', el('button', { type: 'button', class: 'link-button', onclick: () => this.view(o.result, [o.result]) }, o.result.name)) : null,
-        o.signoff ? el('p', { class: o.signoff.decision === 'returned' ? 'warning' : 'hint' }, `${o.signoff.decision === 'returned' ? '退回' : '核准'}:${nameOf(o.signoff.by)}${o.signoff.reason ? `,理由:${o.signoff.reason}` : ''}`) : null,
+        o.signoff ? el('p', { class: o.signoff.decision === 'returned' ? 'warning' : 'hint' }, `${SIGNOFF_DECISION[o.signoff.decision] ?? o.signoff.decision}:${nameOf(o.signoff.by)}${o.signoff.reason ? `,理由:${o.signoff.reason}` : ''}`) : null,
       );
     }
     const chief = this.role === 'chief';
@@ -583,7 +592,7 @@ export class CaseBoard {
       get('/api/bookings'),
     ]);
     if (signoffs) {
-      this.renderList('#signoff', signoffs, { testid: 'signoff-item', action: '审核', detail: (s) => `一审:${OUTCOME_NAME[s.outcome?.outcome] ?? ''} · ${nameOf(s.outcome?.decided_by)}` });
+      this.renderList('#signoff', signoffs, { testid: 'signoff-item', action: '审核', detail: (s) => `一审:${OUTCOME[s.outcome?.outcome] ?? ''} · ${nameOf(s.outcome?.decided_by)}` });
     }
     $('#signoff-section').hidden = role !== 'chief';
     if (later) this.renderList('#later', later, { testid: 'later-case', action: '办结', detail: () => '放心回家,等办结' });

@@ -4,7 +4,8 @@
 //!
 //! Routes the server gives them: `/` → `page("index")`, `/login`, `/kiosk`, `/window`,
 //! `/dispatcher`, `/progress` → `page(name)` (as `text/html; charset=utf-8`), and
-//! `/static/{path}` → `asset(path)`. The pages reference their assets as `/static/...` and the
+//! `/static/{path}` → `asset(path)`, except the modules of [`SERVER_MODULES`], which the server
+//! renders itself (`/static/words.js`: every status and reason word the pages show). The pages reference their assets as `/static/...` and the
 //! JavaScript modules import each other relatively (`./api.js`), so everything under
 //! `/static/` is flat. No page uses inline script or inline style (sizes set from scripts go
 //! through the CSSOM), so a strict
@@ -49,6 +50,15 @@ const ASSETS: &[(&str, &[u8], &str)] = &[
     ("windowcase.js", include_bytes!("../assets/windowcase.js"), JS),
     ("ws.js", include_bytes!("../assets/ws.js"), JS),
 ];
+
+/// Modules the pages import that are not files of this crate: the server renders them
+/// (`/static/words.js`: the words of `signaling/src/case/words.rs`, statuses, outcomes, call-end
+/// reasons, ..., keyed by their wire values), so that the pages carry no copy of them.
+/// [`asset`] does not know them; the server routes them before `/static/{path}`.
+pub const SERVER_MODULES: &[&str] = &["words.js"];
+
+/// The content type of JavaScript modules (assets and [`SERVER_MODULES`]).
+pub const SCRIPT_CONTENT_TYPE: &str = JS;
 
 /// The content type of the HTML pages.
 pub const PAGE_CONTENT_TYPE: &str = HTML;
@@ -291,6 +301,9 @@ mod tests {
         assert!(!todo.is_empty(), "page {name} loads no script");
         let mut seen = BTreeSet::new();
         while let Some(module) = todo.pop() {
+            if SERVER_MODULES.contains(&module) {
+                continue; // rendered by the server: it registers no handlers
+            }
             let module = asset_paths().find(|p| *p == module).unwrap_or_else(|| panic!("{name}: missing {module}"));
             if seen.insert(module) {
                 todo.extend(imports(text(module)).into_iter().map(|s| s.trim_start_matches("./")));
@@ -461,9 +474,14 @@ mod tests {
             }
         }
         // Follow the module graph.
+        let mut server_modules_used = BTreeSet::new();
         while let Some(module) = modules.pop() {
             for spec in imports(text(module)) {
                 let path = spec.trim_start_matches("./");
+                if SERVER_MODULES.contains(&path) {
+                    server_modules_used.insert(path);
+                    continue;
+                }
                 assert!(asset(path).is_some(), "{module} imports missing {spec}");
                 if used.insert(path) {
                     modules.push(path);
@@ -473,6 +491,11 @@ mod tests {
         let all: BTreeSet<_> = asset_paths().collect();
         let unused: Vec<_> = all.difference(&used).collect();
         assert!(unused.is_empty(), "assets nothing references: {unused:?}");
+        // The server's modules are imported by some page and are not also files here.
+        for module in SERVER_MODULES {
+            assert!(server_modules_used.contains(module), "no page imports the server's {module}");
+            assert!(asset(module).is_none(), "{module} is rendered by the server: no file of that name");
+        }
     }
 
     #[test]

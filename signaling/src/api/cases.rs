@@ -2,8 +2,10 @@
 //! 一审一核 sign-off, the receipt, ratings and the recordings of a case. Each handler parses,
 //! calls `service::cases`, and delivers the notices it returns.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,8 +13,10 @@ use serde::Deserialize;
 use super::extract::{CaseViewer, JsonBody, optional_text, text};
 use super::push::deliver;
 use super::{ApiError, Authed};
+use crate::audit::AccessAction;
 use crate::case::villager::Villager;
 use crate::case::{Outcome, Rating, ShownStatus, SignoffDecision, Viewer};
+use crate::service::audit::Access;
 use crate::service::cases::{self as cases, DecisionInput};
 use crate::service::views::{CaseSummary, CaseView, RatingView, Receipt, SignoffItem};
 use crate::state::AppState;
@@ -99,9 +103,20 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(state): State<AppState>,
     CaseViewer(viewer): CaseViewer,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(case_no): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
     let case = load(&state, &viewer, case_no).await?;
+    if !viewer.is_village() {
+        // Who of the town or the county opened the case (once per viewer per ten minutes).
+        let access = Access {
+            action: AccessAction::CaseOpened,
+            case_id: Some(case.id),
+            detail: serde_json::json!({}),
+            address: super::review::address(&peer),
+        };
+        state.audit.access_once(&viewer.stamp(), access, crate::service::review::OPEN_WINDOW_MS).await?;
+    }
     Ok(Json(view(&state, &viewer, case.id).await?))
 }
 

@@ -42,6 +42,7 @@ fn status_of(kind: RejectKind) -> StatusCode {
         RejectKind::NotFound => StatusCode::NOT_FOUND,
         RejectKind::Conflict => StatusCode::CONFLICT,
         RejectKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RejectKind::Gone => StatusCode::GONE,
         RejectKind::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         RejectKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
         RejectKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -17,6 +17,7 @@ mod progress;
 mod push;
 mod range;
 mod region;
+mod review;
 mod session;
 mod ws;
 
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/window", get(|| pages::page("window")))
         .route("/dispatcher", get(|| pages::page("dispatcher")))
         .route("/progress", get(|| pages::page("progress")))
+        .route("/static/words.js", get(pages::words))
         .route("/static/{*path}", get(pages::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(pages::metrics))
@@ -80,6 +82,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/bookings", get(bookings::list).post(bookings::book))
         .route("/api/bookings/slots", get(bookings::slots))
         .route("/api/bookings/{id}", delete(bookings::cancel))
+        // The review (supervisors, chiefs).
+        .route("/review", get(|| pages::page("review")))
+        .route("/api/review/cases", get(review::search))
+        .route("/api/review/cases/{case_no}", get(review::case))
+        .route("/api/review/cases/{case_no}/export", get(review::export))
+        .route("/api/review/access", get(review::access))
+        .route("/api/review/public-key", get(review::public_key))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(pages::security_headers))

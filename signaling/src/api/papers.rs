@@ -2,9 +2,11 @@
 //! decrypted on the fly, re-scan requests. The work is `service::papers`; this file reads
 //! bodies within their bounds and writes the answers.
 
+use std::net::SocketAddr;
+
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,7 +14,9 @@ use serde::Deserialize;
 use super::ApiError;
 use super::extract::{CaseViewer, JsonBody, text};
 use super::push::{announce_paper, deliver};
+use crate::audit::AccessAction;
 use crate::case::{PaperKind, Viewer};
+use crate::service::audit::Access;
 use crate::service::cases;
 use crate::service::papers::{CHUNK_MAX, ChunkCheck, ChunkOutcome, StartUpload, UploadState, too_large};
 use crate::state::AppState;
@@ -154,10 +158,21 @@ pub(super) async fn abandon(
 pub(super) async fn serve(
     State(state): State<AppState>,
     CaseViewer(viewer): CaseViewer,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((case_no, paper_id)): Path<(String, i64)>,
 ) -> Result<Response, ApiError> {
     let case = cases::load(&state.db, &viewer, case_no).await?;
     let (paper, plain) = state.papers.open(&viewer, &case, paper_id).await?;
+    if !viewer.is_village() {
+        // Recorded before it is shown (one entry per viewer and paper per ten minutes).
+        let access = Access {
+            action: AccessAction::PaperViewed,
+            case_id: Some(case.id),
+            detail: serde_json::json!({"paper_id": paper.id}),
+            address: super::review::address(&peer),
+        };
+        state.audit.access_once(&viewer.stamp(), access, crate::service::review::OPEN_WINDOW_MS).await?;
+    }
     let content_type =
         HeaderValue::from_str(&paper.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
     Ok((

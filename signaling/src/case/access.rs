@@ -9,10 +9,29 @@ use crate::identity::{Principal, Role};
 /// Who is looking at cases. Dispatchers and administrators have no business with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Viewer {
-    Kiosk { kiosk_id: i64, village_id: i64, town_id: i64, name: String },
-    Approver { user_id: i64, town_id: i64, window_id: Option<i64>, name: String },
-    Chief { user_id: i64, town_id: i64, name: String },
-    Supervisor { user_id: i64, name: String },
+    Kiosk {
+        kiosk_id: i64,
+        village_id: i64,
+        town_id: i64,
+        name: String,
+    },
+    Approver {
+        user_id: i64,
+        town_id: i64,
+        window_id: Option<i64>,
+        name: String,
+    },
+    Chief {
+        user_id: i64,
+        town_id: i64,
+        name: String,
+    },
+    /// County-wide, or limited to one town.
+    Supervisor {
+        user_id: i64,
+        town: Option<i64>,
+        name: String,
+    },
 }
 
 impl Viewer {
@@ -31,8 +50,8 @@ impl Viewer {
             Principal::Staff { user_id, role: Role::Chief, town_id: Some(t), name, .. } => {
                 Some(Viewer::Chief { user_id: *user_id, town_id: *t, name: name.clone() })
             }
-            Principal::Staff { user_id, role: Role::Supervisor, name, .. } => {
-                Some(Viewer::Supervisor { user_id: *user_id, name: name.clone() })
+            Principal::Staff { user_id, role: Role::Supervisor, town_id, name, .. } => {
+                Some(Viewer::Supervisor { user_id: *user_id, town: *town_id, name: name.clone() })
             }
             Principal::Staff { role: Role::Approver | Role::Chief | Role::Dispatcher | Role::Admin, .. } => None,
         }
@@ -50,7 +69,8 @@ impl Viewer {
         match self {
             Viewer::Kiosk { village_id, .. } => *village_id == case.village_id,
             Viewer::Approver { town_id, .. } | Viewer::Chief { town_id, .. } => *town_id == case.town_id,
-            Viewer::Supervisor { .. } => true,
+            Viewer::Supervisor { town: Some(t), .. } => *t == case.town_id,
+            Viewer::Supervisor { town: None, .. } => true,
         }
     }
 
@@ -70,7 +90,7 @@ impl Viewer {
             Viewer::Kiosk { kiosk_id, name, .. } => EventActor::kiosk(*kiosk_id, name.clone()),
             Viewer::Approver { user_id, name, .. }
             | Viewer::Chief { user_id, name, .. }
-            | Viewer::Supervisor { user_id, name } => {
+            | Viewer::Supervisor { user_id, name, .. } => {
                 EventActor { kind: ActorKind::Staff, id: Some(*user_id), name: name.clone() }
             }
         }
@@ -80,7 +100,8 @@ impl Viewer {
         match self {
             Viewer::Kiosk { village_id, .. } => CaseScope::Village(*village_id),
             Viewer::Approver { town_id, .. } | Viewer::Chief { town_id, .. } => CaseScope::Town(*town_id),
-            Viewer::Supervisor { .. } => CaseScope::County,
+            Viewer::Supervisor { town: Some(t), .. } => CaseScope::Town(*t),
+            Viewer::Supervisor { town: None, .. } => CaseScope::County,
         }
     }
 }

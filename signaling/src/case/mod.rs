@@ -4,12 +4,14 @@
 //! object store, `api` and the engine call `service`.
 
 pub mod access;
+pub mod booking;
 pub mod lifecycle;
 pub mod record;
 pub mod villager;
 pub mod words;
 
 pub use access::{Viewer, plausible_case_no};
+pub use booking::BookingStatus;
 pub use lifecycle::{
     Actor, CallFacts, CaseEvent, CaseState, Command, Decision, Effect, EventKind, Outcome, PaperKind, Rating, Refusal,
     ResultPaper, Signoff, SignoffDecision, Status, Transition, apply,

@@ -4,17 +4,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::region::NamedRef;
 use super::{DataError, Db, bad_text, fk_not_found, row_ms, sql_ms};
-use crate::case::lifecycle::text_enum;
-
-text_enum! {
-    /// Where a booking stands.
-    pub enum BookingStatus {
-        Booked = "booked",
-        /// A call was made on it (its case is linked).
-        Called = "called",
-        Cancelled = "cancelled",
-    }
-}
+pub use crate::case::BookingStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookingRow {
@@ -180,5 +170,14 @@ impl Db {
             params![id, case_id],
         )?;
         Ok(())
+    }
+
+    /// The bookings used by calls of a case.
+    pub fn bookings_of_case(&self, case_id: i64) -> Result<Vec<BookingRow>, DataError> {
+        let sql = format!("{BOOKING_SELECT} WHERE b.case_id = ?1 ORDER BY b.start_ms");
+        let conn = self.conn();
+        let mut st = conn.prepare(&sql)?;
+        let rows = st.query_map([case_id], booking_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 }

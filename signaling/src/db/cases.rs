@@ -15,7 +15,7 @@ use crate::case::{
     CaseRecord, CaseScope, CaseState, Decision, EventActor, Outcome, Signoff, SignoffDecision, Status, Transition,
 };
 
-const CASE_SELECT: &str =
+pub(super) const CASE_SELECT: &str =
     "SELECT c.id, c.case_no, c.matter_id, m.name, m.plain_name, m.required_papers, m.needs_signoff,
         c.village_id, v.name, v.town_id, t.name, c.kiosk_id, c.status, c.created_at_ms, c.updated_at_ms,
         c.villager_name, c.villager_phone, c.id_number_masked, c.outcome, c.outcome_note, c.missing_items,
@@ -36,7 +36,7 @@ pub(super) fn status_col(s: String) -> rusqlite::Result<Status> {
     Status::parse(&s).ok_or_else(|| bad_text("case status", &s))
 }
 
-fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
+pub(super) fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRecord> {
     let created_at_ms = row_ms(r.get(13)?);
     let outcome: Option<String> = r.get(18)?;
     let decision = match outcome {
@@ -243,7 +243,7 @@ impl Db {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let sql = format!(
             "UPDATE cases SET villager_name = ?2, villager_phone = ?3, id_number_masked = ?4, id_number_sealed = ?5,
-                    updated_at_ms = ?6
+                    updated_at_ms = ?6, phone_last4 = substr(?3, -4), id_last4 = substr(?4, -4)
              WHERE id = ?1 AND status NOT IN ({})",
             final_statuses_sql()
         );

@@ -76,8 +76,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "cases", include_str!("migrations/0002_cases.sql")),
     (3, "recordings", include_str!("migrations/0003_recordings.sql")),
+    (4, "audit", include_str!("migrations/0004_audit.sql")),
 ];
 
+mod audit;
 mod bookings;
 mod calls;
 mod cases;
@@ -87,19 +89,22 @@ mod papers;
 mod queue_state;
 mod recordings;
 mod region;
+mod review;
 mod sessions;
 mod topology;
 mod upsert;
 
+pub use audit::{AccessRow, NewAccess};
 pub use bookings::{BookingRow, BookingScope, BookingStatus};
 pub use calls::{CallRow, CaseCall};
 pub use events::{EventRow, NewEvent};
 pub use inbox::{InboxRow, RatingRow};
 pub use papers::{PaperRow, UploadRow};
-pub use recordings::{CatalogRow, LegalHold, RecordingRow};
+pub use recordings::{CatalogRow, HoldHistoryRow, LegalHold, RecordingEnd, RecordingRow, SegmentRow};
 pub use region::{
     CountyRow, KioskRow, MatterRow, Me, NamedRef, TownRow, UserRow, VillageKind, VillageRow, WindowKind, WindowRow,
 };
+pub use review::{CaseFilter, CaseOrder, CasePage, RatingFilter, SignoffFilter};
 pub use topology::{TopoKiosk, TopoMatter, TopoStaff, TopoTown, TopoWindow, Topology};
 pub use upsert::{MatterFields, Tx, Upsert, UserFields};
 
@@ -165,8 +170,11 @@ impl Db {
 
     fn setup(mut conn: Connection) -> Result<Db, DataError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        // Migrations run with foreign keys off (a table rebuild needs it; the pragma is a
+        // no-op inside a transaction) and check them before each commit.
+        conn.execute_batch("PRAGMA foreign_keys = OFF;")?;
         migrate(&mut conn)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
         Ok(Db { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -250,6 +258,12 @@ fn migrate(conn: &mut Connection) -> Result<(), DataError> {
             .is_some();
         if !done {
             tx.execute_batch(sql)?;
+            let broken: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
+            if let Some(table) = broken {
+                return Err(DataError::Invalid(format!(
+                    "migration {version} {name} leaves a dangling reference in {table}"
+                )));
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
                 params![version, name, wall_ms()],

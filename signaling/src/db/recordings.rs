@@ -18,13 +18,45 @@ pub struct RecordingRow {
     pub archive_key: Option<String>,
     pub manifest_key: Option<String>,
     pub segments: u32,
+    /// The archive copy's plaintext SHA-256 and size.
+    pub archive_sha256: Option<String>,
+    pub archive_bytes: Option<u64>,
+    /// Wall clock (Unix ms) of the recording timeline's 0, once finished.
+    pub timeline_start_ms: Option<u64>,
+    /// Stretches without media (JSON of the recorder's gaps).
+    pub gaps: serde_json::Value,
+}
+
+/// One stored segment of a recording.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SegmentRow {
+    pub index: u32,
+    pub key: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub start_ms: i64,
+    pub duration_ms: i64,
+}
+
+/// What a finished recording stores besides its status.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingEnd<'a> {
+    pub complete: bool,
+    pub archive_key: Option<&'a str>,
+    pub archive_sha256: Option<&'a str>,
+    pub archive_bytes: Option<u64>,
+    pub manifest_key: Option<&'a str>,
+    pub timeline_start_ms: Option<u64>,
+    pub gaps: serde_json::Value,
+    pub note: Option<&'a str>,
 }
 
 /// The columns of [`RecordingRow`], in [`recording_row`]'s order.
 const RECORDING_COLUMNS: &str =
     "SELECT r.id, r.room, r.take, r.participant, r.case_id, r.status, r.started_at_ms, r.ended_at_ms,
             r.archive_key, r.manifest_key,
-            (SELECT COUNT(*) FROM recording_segments s WHERE s.recording_id = r.id)
+            (SELECT COUNT(*) FROM recording_segments s WHERE s.recording_id = r.id),
+            r.archive_sha256, r.archive_bytes, r.timeline_start_ms, r.gaps
      FROM recordings r";
 
 fn recording_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRow> {
@@ -40,6 +72,10 @@ fn recording_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRow> {
         archive_key: r.get(8)?,
         manifest_key: r.get(9)?,
         segments: r.get(10)?,
+        archive_sha256: r.get(11)?,
+        archive_bytes: r.get::<_, Option<i64>>(12)?.map(row_ms),
+        timeline_start_ms: r.get::<_, Option<i64>>(13)?.map(row_ms),
+        gaps: serde_json::from_str(&r.get::<_, String>(14)?).unwrap_or(serde_json::Value::Null),
     })
 }
 
@@ -87,28 +123,45 @@ impl Db {
     }
 
     /// The recording ended: `complete` with its archive and manifest, or `incomplete` with why.
-    pub fn finish_recording(
-        &self,
-        recording_id: i64,
-        complete: bool,
-        archive_key: Option<&str>,
-        manifest_key: Option<&str>,
-        note: Option<&str>,
-        now_ms: u64,
-    ) -> Result<(), DataError> {
+    pub fn finish_recording(&self, recording_id: i64, end: &RecordingEnd<'_>, now_ms: u64) -> Result<(), DataError> {
         self.conn().execute(
-            "UPDATE recordings SET status = ?2, archive_key = ?3, manifest_key = ?4, note = ?5, ended_at_ms = ?6
+            "UPDATE recordings SET status = ?2, archive_key = ?3, manifest_key = ?4, note = ?5, ended_at_ms = ?6,
+                    archive_sha256 = ?7, archive_bytes = ?8, timeline_start_ms = ?9, gaps = ?10
              WHERE id = ?1",
             params![
                 recording_id,
-                if complete { "complete" } else { "incomplete" },
-                archive_key,
-                manifest_key,
-                note,
-                sql_ms(now_ms)
+                if end.complete { "complete" } else { "incomplete" },
+                end.archive_key,
+                end.manifest_key,
+                end.note,
+                sql_ms(now_ms),
+                end.archive_sha256,
+                end.archive_bytes.map(sql_ms),
+                end.timeline_start_ms.map(sql_ms),
+                end.gaps.to_string(),
             ],
         )?;
         Ok(())
+    }
+
+    /// The segments of a recording, in order.
+    pub fn recording_segments(&self, recording_id: i64) -> Result<Vec<SegmentRow>, DataError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT idx, object_key, sha256, bytes, start_ms, duration_ms FROM recording_segments
+             WHERE recording_id = ?1 ORDER BY idx",
+        )?;
+        let rows = st.query_map([recording_id], |r| {
+            Ok(SegmentRow {
+                index: r.get(0)?,
+                key: r.get(1)?,
+                sha256: r.get(2)?,
+                bytes: row_ms(r.get(3)?),
+                start_ms: r.get(4)?,
+                duration_ms: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// At start-up: recordings still marked `recording` were cut off by a crash.
@@ -195,6 +248,17 @@ pub struct CatalogRow {
     pub in_hold_area: bool,
 }
 
+/// One placing or lifting of a hold.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HoldHistoryRow {
+    /// `placed` or `lifted`.
+    pub action: String,
+    pub by: i64,
+    pub by_name: String,
+    pub at_ms: u64,
+    pub reason: String,
+}
+
 /// A legal hold on a case.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LegalHold {
@@ -271,22 +335,80 @@ impl Db {
         Ok(())
     }
 
+    /// When retention destroyed the object `key`, if it did.
+    pub fn object_destroyed_at(&self, key: &str) -> Result<Option<u64>, DataError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT destroyed_at_ms FROM destructions WHERE object_key = ?1 ORDER BY id DESC LIMIT 1",
+                [key],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(row_ms))
+    }
+
+    /// The objects of a case destroyed by retention: (key, destroyed at).
+    pub fn destroyed_objects_of_case(&self, case_id: i64) -> Result<Vec<(String, u64)>, DataError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT object_key, destroyed_at_ms FROM destructions WHERE case_id = ?1")?;
+        let rows = st.query_map([case_id], |r| Ok((r.get(0)?, row_ms(r.get(1)?))))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     pub fn destructions_count(&self) -> Result<u64, DataError> {
         Ok(self.conn().query_row("SELECT COUNT(*) FROM destructions", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
+    /// Place (or re-state) a hold; the history keeps every placing.
     pub fn place_legal_hold(&self, case_id: i64, by: i64, reason: &str, now_ms: u64) -> Result<(), DataError> {
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
             "INSERT INTO legal_holds (case_id, placed_by, placed_at_ms, reason) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (case_id) DO UPDATE SET reason = excluded.reason",
             params![case_id, by, sql_ms(now_ms), reason],
         )?;
+        tx.execute(
+            "INSERT INTO legal_hold_history (case_id, action, by_user, at_ms, reason) VALUES (?1, 'placed', ?2, ?3, ?4)",
+            params![case_id, by, sql_ms(now_ms), reason],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
-    /// Lift a hold; false if there was none.
-    pub fn lift_legal_hold(&self, case_id: i64) -> Result<bool, DataError> {
-        Ok(self.conn().execute("DELETE FROM legal_holds WHERE case_id = ?1", [case_id])? > 0)
+    /// Lift a hold, with why; false if there was none. The history keeps the lifting.
+    pub fn lift_legal_hold(&self, case_id: i64, by: i64, reason: &str, now_ms: u64) -> Result<bool, DataError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.execute("DELETE FROM legal_holds WHERE case_id = ?1", [case_id])? == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO legal_hold_history (case_id, action, by_user, at_ms, reason) VALUES (?1, 'lifted', ?2, ?3, ?4)",
+            params![case_id, by, sql_ms(now_ms), reason],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Every placing and lifting of holds on a case, oldest first.
+    pub fn legal_hold_history(&self, case_id: i64) -> Result<Vec<HoldHistoryRow>, DataError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT h.action, h.by_user, u.display_name, h.at_ms, h.reason FROM legal_hold_history h
+             LEFT JOIN users u ON u.id = h.by_user WHERE h.case_id = ?1 ORDER BY h.id",
+        )?;
+        let rows = st.query_map([case_id], |r| {
+            Ok(HoldHistoryRow {
+                action: r.get(0)?,
+                by: r.get(1)?,
+                by_name: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                at_ms: row_ms(r.get(3)?),
+                reason: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     pub fn legal_hold(&self, case_id: i64) -> Result<Option<LegalHold>, DataError> {

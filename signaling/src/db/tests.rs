@@ -106,6 +106,61 @@ fn migrations_are_idempotent_on_disk() {
 }
 
 #[test]
+fn an_older_database_with_data_is_migrated_and_keeps_its_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        // A database of the previous release: migrations 1 to 3, with a town, a supervisor
+        // and a session of an approver.
+        let mut c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL); PRAGMA foreign_keys = ON;").unwrap();
+        for &(v, name, sql) in &MIGRATIONS[..3] {
+            let tx = c.transaction().unwrap();
+            tx.execute_batch(sql).unwrap();
+            tx.execute("INSERT INTO schema_migrations VALUES (?1, ?2, 0)", params![v, name]).unwrap();
+            tx.commit().unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO towns (id, name, any_window) VALUES (1, '甲镇', 0);
+             INSERT INTO windows (id, town_id, name, kind) VALUES (1, 1, '民政窗口', 'civil_affairs');
+             INSERT INTO users (id, username, display_name, role, town_id, window_id, password_hash)
+                 VALUES (1, 'a', '某人', 'approver', 1, 1, 'x'), (2, 's', '督查', 'supervisor', NULL, NULL, 'x');
+             INSERT INTO sessions (token_hash, user_id, created_at_ms, expires_at_ms) VALUES ('h', 1, 0, 100);",
+        )
+        .unwrap();
+    }
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_versions().unwrap(), MIGRATIONS.iter().map(|m| m.0).collect::<Vec<_>>());
+    assert!(db.session_by_token_hash("h").unwrap().is_some());
+    assert_eq!(db.user(2).unwrap().unwrap().role, Role::Supervisor);
+    // A supervisor may now be limited to a town; an admin still may not.
+    db.write(|tx| {
+        tx.upsert_user(&UserFields {
+            username: "ts",
+            display_name: "镇督查",
+            role: Role::Supervisor,
+            town_id: Some(1),
+            window_id: None,
+            password_hash: "x",
+        })
+    })
+    .unwrap();
+    let admin_in_town = db.write(|tx| {
+        tx.upsert_user(&UserFields {
+            username: "ad",
+            display_name: "管理员",
+            role: Role::Admin,
+            town_id: Some(1),
+            window_id: None,
+            password_hash: "x",
+        })
+    });
+    assert!(admin_in_town.is_err());
+    // Foreign keys are on again: a session of no user is refused.
+    assert!(db.insert_session("h2", 999, 0, 1).is_err());
+}
+
+#[test]
 fn newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.db");

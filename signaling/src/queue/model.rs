@@ -408,6 +408,30 @@ pub enum RingStopReason {
     NotServed,
 }
 
+impl RingStopReason {
+    /// Every reason (the pages' words cover each: `case::words`).
+    pub const ALL: &'static [RingStopReason] = &[
+        RingStopReason::AnsweredElsewhere,
+        RingStopReason::Cancelled,
+        RingStopReason::Timeout,
+        RingStopReason::KioskOffline,
+        RingStopReason::PresenceChanged,
+        RingStopReason::NotServed,
+    ];
+
+    /// The reason on the wire (`call.ring_stopped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RingStopReason::AnsweredElsewhere => "answered_elsewhere",
+            RingStopReason::Cancelled => "cancelled",
+            RingStopReason::Timeout => "timeout",
+            RingStopReason::KioskOffline => "kiosk_offline",
+            RingStopReason::PresenceChanged => "presence_changed",
+            RingStopReason::NotServed => "not_served",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BackReason {
@@ -434,6 +458,32 @@ pub enum CallEndReason {
     NoWindow,
     /// The kiosk was removed from the topology.
     Removed,
+}
+
+impl CallEndReason {
+    /// Every reason (the pages' words cover each: `case::words`).
+    pub const ALL: &'static [CallEndReason] = &[
+        CallEndReason::HangUp,
+        CallEndReason::Cancelled,
+        CallEndReason::PeerGone,
+        CallEndReason::GraceExpired,
+        CallEndReason::Transferred,
+        CallEndReason::NoWindow,
+        CallEndReason::Removed,
+    ];
+
+    /// The reason on the wire (`call.ended`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEndReason::HangUp => "hangup",
+            CallEndReason::Cancelled => "cancelled",
+            CallEndReason::PeerGone => "peer_gone",
+            CallEndReason::GraceExpired => "grace_expired",
+            CallEndReason::Transferred => "transferred",
+            CallEndReason::NoWindow => "no_window",
+            CallEndReason::Removed => "removed",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -466,6 +516,30 @@ pub enum MemberStatus {
     NoAnswer,
     /// Invited or joined, but the kiosk is disconnected right now.
     Offline,
+}
+
+impl MemberStatus {
+    /// Every state (the pages' words cover each: `case::words`).
+    pub const ALL: &'static [MemberStatus] = &[
+        MemberStatus::Invited,
+        MemberStatus::Joined,
+        MemberStatus::Declined,
+        MemberStatus::Left,
+        MemberStatus::NoAnswer,
+        MemberStatus::Offline,
+    ];
+
+    /// The state on the wire (`group.state` members).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Invited => "invited",
+            MemberStatus::Joined => "joined",
+            MemberStatus::Declined => "declined",
+            MemberStatus::Left => "left",
+            MemberStatus::NoAnswer => "no_answer",
+            MemberStatus::Offline => "offline",
+        }
+    }
 }
 
 /// One waiting call as approvers see it (`queue.snapshot` items).

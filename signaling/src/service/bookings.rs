@@ -197,7 +197,8 @@ pub async fn list(db: &Db, viewer: &Viewer, day: Option<u64>) -> Result<Vec<Book
         Viewer::Approver { town_id, .. } | Viewer::Chief { town_id, .. } => {
             (BookingScope::Town(*town_id), day_start(day), day_start(day + 1))
         }
-        Viewer::Supervisor { .. } => (BookingScope::County, day_start(day), day_start(day + 1)),
+        Viewer::Supervisor { town: Some(t), .. } => (BookingScope::Town(*t), day_start(day), day_start(day + 1)),
+        Viewer::Supervisor { town: None, .. } => (BookingScope::County, day_start(day), day_start(day + 1)),
     };
     let rows = db.run(move |db| db.bookings_in_scope(scope, from, to, false)).await?;
     Ok(rows.iter().map(BookingView::from).collect())

@@ -4,9 +4,12 @@
 //! access (a recording played) is reported. It returns notices; the edges deliver them.
 
 pub mod access;
+pub mod audit;
 pub mod bookings;
 pub mod calls;
 pub mod cases;
+pub mod export;
 pub mod papers;
 pub mod playback;
+pub mod review;
 pub mod views;

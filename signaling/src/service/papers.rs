@@ -528,7 +528,28 @@ impl Papers {
             return Err(Rejection::not_found("paper").into());
         }
         let _opening = self.opening.acquire().await.map_err(|_| Error::Tool("the server is stopping".into()))?;
-        let plain = self.vault.get(ObjectClass::PAPERS, &paper.object_key).await?;
+        let plain = match self.vault.get(ObjectClass::PAPERS, &paper.object_key).await {
+            Ok(p) => p,
+            // Gone from the store: destroyed by retention (已销毁), or lost.
+            Err(Error::Storage(cunneng_storage::StorageError::NotFound(_))) => {
+                let key = paper.object_key.clone();
+                let destroyed = self.db.run(move |db| db.object_destroyed_at(&key)).await?;
+                return Err(match destroyed {
+                    Some(at) => Rejection::new(
+                        RejectKind::Gone,
+                        "destroyed",
+                        format!("已销毁:保存期满,已于 {} 销毁 (destroyed by retention)", crate::db::china_date(at)),
+                    ),
+                    None => Rejection::new(
+                        RejectKind::Unavailable,
+                        "paper_missing",
+                        "这份材料暂时取不到,请稍后再试或联系管理员 (the paper is not in the store)",
+                    ),
+                }
+                .into());
+            }
+            Err(e) => return Err(e),
+        };
         if !viewer.is_village() {
             super::cases::paper_viewed(&self.db, viewer, case.id, paper.id).await;
         }
