@@ -331,10 +331,11 @@ async fn archive_and_segments_answer_ranges_with_exactly_the_decrypted_bytes() -
     assert!(lines.iter().any(|l| l.contains(&format!("user_id={}", supervisor.id())) && l.contains("range_start=5")));
     assert!(lines.iter().all(|l| l.contains(&format!("recording_id={id}")) && !l.contains(&token)));
 
-    // A segment gone from the store: 404 media_missing, not an internal error.
+    // A segment gone from the store without being destroyed: 503 media_missing, not an
+    // internal error (destroyed by retention it is 410, below).
     std::fs::remove_file(server.data_dir().join("objects").join(rec["segments"][1].as_str().unwrap()))?;
     let a = get(&server, &format!("{base}/segments/1"), &token, &[]).await?;
-    assert_eq!((a.status, a.json()["error"]["code"].as_str()), (404, Some("media_missing")));
+    assert_eq!((a.status, a.json()["error"]["code"].as_str()), (503, Some("media_missing")));
 
     // One byte of the archive's fourth chunk changed on disk: ranges before it are still
     // served exactly; a response that reaches it breaks off, never whole.
@@ -355,7 +356,49 @@ async fn archive_and_segments_answer_ranges_with_exactly_the_decrypted_bytes() -
         assert!(body.is_err(), "{range:?}: a response through the damaged chunk looked whole");
     }
     assert!(server.log().contains("a recording being played cannot be read"));
+
+    // Under legal hold the media moves to the hold area and plays from there; once the hold is
+    // lifted and a year has passed, it is destroyed: 410 destroyed, with its date.
+    let other = &recs[1];
+    let other_path = format!("/api/cases/{case_no}/recordings/{}/archive", other["id"]);
+    let other_archive = decrypted(&server, &[], other["archive_key"].as_str().unwrap(), out.path())?;
+    let sup = cunneng_tests::cases::Api::new(&server, &supervisor.token);
+    let (st, body) = sup.put(&format!("/api/cases/{case_no}/legal-hold"), json!({"reason": "复议"})).await?;
+    assert_eq!(st, 200, "{body}");
+    let swept = sweep(&server, 30)?;
+    assert!(swept.contains("moved to the legal-hold area"), "{swept}");
+    let held = server.data_dir().join("objects/legal-hold").join(other["archive_key"].as_str().unwrap());
+    assert!(held.exists(), "the archive is in the hold area");
+    assert_partial(
+        &server,
+        &other_path,
+        &token,
+        "bytes=-2000",
+        &other_archive,
+        other_archive.len() - 2000..other_archive.len(),
+    )
+    .await;
+    let (st, body) = sup.delete(&format!("/api/cases/{case_no}/legal-hold")).await?;
+    assert!(matches!(st, 200 | 204), "{st} {body}");
+    let swept = sweep(&server, 366)?;
+    assert!(!swept.contains("destroyed 0"), "{swept}");
+    let a = get(&server, &other_path, &token, &[("range", "bytes=0-9")]).await?;
+    assert_eq!((a.status, a.json()["error"]["code"].as_str()), (410, Some("destroyed")), "{}", a.json());
+    assert!(a.json()["error"]["message"].as_str().unwrap_or("").contains("已销毁"));
     Ok(())
+}
+
+/// `cunneng retention sweep` as if `days_ahead` days had passed.
+fn sweep(server: &Server, days_ahead: u64) -> Result<String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let out = std::process::Command::new(cunneng_tests::server::binary_path())
+        .args(["retention", "sweep", "--as-of-ms", &(now + days_ahead * 86_400_000).to_string(), "--data-dir"])
+        .arg(server.data_dir())
+        .output()?;
+    if !out.status.success() {
+        bail!("sweep: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[tokio::test]

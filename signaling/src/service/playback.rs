@@ -107,10 +107,11 @@ impl Playback {
 
     /// Open `part` of recording `recording_id` of `case` (a case the caller may see): 404 for a
     /// recording of another case or none, for a missing segment, (`no_archive`) for the archive
-    /// of a recording that has none (incomplete: its segments still play), and
-    /// (`media_missing`) for an object gone from the store; 503 (`streams_busy`) when
-    /// `limits.media_streams` streams are being served, (`store_unavailable`) when the store
-    /// does not answer and the object is not in the spool.
+    /// of a recording that has none (incomplete: its segments still play); 410 (`destroyed`)
+    /// for media destroyed by retention; 503 (`streams_busy`) when `limits.media_streams`
+    /// streams are being served, (`media_missing`) for media not in the store although not
+    /// destroyed, (`store_unavailable`) when the store does not answer and the object is not
+    /// in the spool.
     pub async fn open(&self, case: &CaseRecord, recording_id: i64, part: MediaPart) -> Result<OpenMedia, Error> {
         let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
             Rejection::new(
@@ -148,13 +149,25 @@ impl Playback {
         };
         let content_type = self.media_type(manifest_key.as_deref(), part, &key).await;
         let object = match self.vault.open_range(ObjectClass::MEDIA, &key).await {
+            // Gone from the store: destroyed by retention (已销毁), or lost.
             Err(Error::Storage(StorageError::NotFound(_))) => {
-                tracing::warn!(key, recording_id, "a recording's media is not in the store");
-                return Err(Rejection::new(
-                    RejectKind::NotFound,
-                    "media_missing",
-                    "录像文件不在存储中 (the recording's media is not in the store: destroyed or lost)",
-                )
+                let k = key.clone();
+                let destroyed = self.db.run(move |db| db.object_destroyed_at(&k)).await?;
+                return Err(match destroyed {
+                    Some(at) => Rejection::new(
+                        RejectKind::Gone,
+                        "destroyed",
+                        format!("已销毁:保存期满,已于 {} 销毁 (destroyed by retention)", crate::db::china_date(at)),
+                    ),
+                    None => {
+                        tracing::warn!(key, recording_id, "a recording's media is not in the store");
+                        Rejection::new(
+                            RejectKind::Unavailable,
+                            "media_missing",
+                            "这段录像暂时取不到,请稍后再试或联系管理员 (the recording's media is not in the store)",
+                        )
+                    }
+                }
                 .into());
             }
             Err(Error::Storage(e @ StorageError::Unavailable { .. })) => {
