@@ -186,6 +186,12 @@ pub struct LimitsConfig {
     pub progress_refill_secs: u32,
     /// Client addresses the progress rate limit remembers at most.
     pub progress_max_clients: usize,
+    /// Recording media streams (playback, `docs/cases-api.md`) served at once; one more is
+    /// refused with 503. Each holds about four chunks (256 KiB) of memory.
+    pub media_streams: usize,
+    /// A media stream whose client has not taken its next piece for this long is ended (the
+    /// browser asks again with a Range when it wants more), so a paused player holds no slot.
+    pub media_stream_idle_secs: u64,
     /// Case exports (decrypting a whole case into one file) running at once.
     pub exports_at_once: usize,
 }
@@ -205,6 +211,8 @@ impl Default for LimitsConfig {
             progress_burst: 5,
             progress_refill_secs: 6,
             progress_max_clients: 10_000,
+            media_streams: 32,
+            media_stream_idle_secs: 60,
             exports_at_once: 2,
         }
     }
@@ -459,6 +467,8 @@ impl Config {
             ("limits.progress_burst", l.progress_burst as usize),
             ("limits.progress_refill_secs", l.progress_refill_secs as usize),
             ("limits.progress_max_clients", l.progress_max_clients),
+            ("limits.media_streams", l.media_streams),
+            ("limits.media_stream_idle_secs", l.media_stream_idle_secs as usize),
             ("limits.exports_at_once", l.exports_at_once),
         ] {
             if v == 0 {
@@ -467,6 +477,9 @@ impl Config {
         }
         if l.ws_burst < l.ws_messages_per_sec {
             return bad("limits.ws_burst", "must be >= limits.ws_messages_per_sec");
+        }
+        if l.media_stream_idle_secs > 3600 {
+            return bad("limits.media_stream_idle_secs", "must be at most 3600 (an hour)");
         }
         if self.auth.session_ttl_hours > 24 * 366 {
             return bad("auth.session_ttl_hours", "must be at most one year");

@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub forwarded_packets: u64,
     pub forwarded_bytes: u64,
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Recording media streams being served, and how many may be (`limits.media_streams`).
+    pub media_streams: (usize, usize),
     pub spool: Option<cunneng_storage::SpoolMetrics>,
     pub jobs: Vec<(&'static str, crate::jobs::JobStatus)>,
 }
@@ -143,6 +145,16 @@ pub fn render(s: &Snapshot) -> String {
     for (reason, n) in &s.rejected {
         let _ = writeln!(o, "cunneng_rejected_total{{reason=\"{reason}\"}} {n}");
     }
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_media_streams Recording media streams being served.\n# TYPE cunneng_media_streams gauge\ncunneng_media_streams {}",
+        s.media_streams.0
+    );
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_media_streams_max Recording media streams served at most at once (limits.media_streams).\n# TYPE cunneng_media_streams_max gauge\ncunneng_media_streams_max {}",
+        s.media_streams.1
+    );
     if let Some(sp) = &s.spool {
         let spool: [(&str, &str, &str, f64); 7] = [
             (

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cunneng_storage::{
-    Decryptor, KeyRing, LocalStore, ObjectClass, ObjectId, ObjectInfo, ObjectStore, RetentionConfig, RetentionPolicy,
-    S3Config, S3Credentials, S3Store, Spool, SpoolConfig, StorageError,
+    Decryptor, KeyRing, LocalStore, ObjectClass, ObjectId, ObjectInfo, ObjectStore, RangeOptions, RangedObject,
+    RetentionConfig, RetentionPolicy, S3Config, S3Credentials, S3Store, Spool, SpoolConfig, StorageError,
 };
 use tokio::io::AsyncReadExt;
 
@@ -199,6 +199,18 @@ impl Vault {
         tokio::task::spawn_blocking(move || vault.open(class, &key, &sealed))
             .await
             .map_err(|e| Error::Tool(format!("opening an object: {e}")))?
+    }
+
+    /// Open the object `key` of `class` for ranged reads of its plaintext (playback): two
+    /// small reads of the store (header, final record) now, then only the records a range
+    /// needs, chunk by chunk (`cunneng_storage::ranged`; memory: about a chunk per reader). An
+    /// object of a case under legal hold is found in the hold area, even if it moves there in
+    /// the middle of a read.
+    pub async fn open_range(&self, class: ObjectClass, key: &str) -> Result<RangedObject, Error> {
+        let id = ObjectId::new(key)?;
+        let locations = vec![key.to_string(), cunneng_storage::retention::hold_key(key)];
+        let options = RangeOptions::default();
+        Ok(RangedObject::open(self.store.clone(), &self.keys, locations, Some((&class, &id)), options).await?)
     }
 
     /// Open a sealed stream of any class chunk by chunk, handing each piece of plaintext to

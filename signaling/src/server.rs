@@ -11,6 +11,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::state::AppState;
 
+/// How long open requests may take to finish once the server stops taking new ones.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Serve HTTP (and HTTPS when `tls` is given) on `listener` until `shutdown` resolves, then
 /// stop accepting, let open requests finish (at most 10 s), stop the background jobs, and
 /// return once they have stopped.
@@ -21,9 +24,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let app = crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let (s, st) = (stopping.clone(), state.clone());
+    let shutdown = async move {
+        shutdown.await;
+        st.stop_serving();
+        s.cancel();
+    };
     match tls {
         None => {
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+            let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+            let grace = async {
+                stopping.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            tokio::select! {
+                served = serve => served?,
+                _ = grace => tracing::warn!("open requests did not finish in time; closing them"),
+            }
         }
         Some((cert, key)) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
@@ -33,7 +51,7 @@ pub async fn run(
             let h = handle.clone();
             tokio::spawn(async move {
                 shutdown.await;
-                h.graceful_shutdown(Some(Duration::from_secs(10)));
+                h.graceful_shutdown(Some(SHUTDOWN_GRACE));
             });
             axum_server::from_tcp_rustls(listener.into_std()?, config).handle(handle).serve(app).await?;
         }

@@ -21,6 +21,7 @@ use crate::objects::Vault;
 use crate::ratelimit::KeyedLimiter;
 use crate::service::audit::Audit;
 use crate::service::papers::{Papers, UPLOAD_IDLE};
+use crate::service::playback::Playback;
 
 /// How often abandoned paper uploads are looked for.
 const UPLOAD_CLEANUP_EVERY: Duration = Duration::from_secs(600);
@@ -46,6 +47,8 @@ pub struct Inner {
     pub connections: Arc<Semaphore>,
     /// Papers of cases, with their memory bounds (`limits.papers_*`).
     pub papers: Arc<Papers>,
+    /// Recording playback, with its bounds (`limits.media_streams`, `media_stream_idle_secs`).
+    pub playback: Arc<Playback>,
     /// Public progress lookups per client address (`limits.progress_*`).
     pub progress_limit: KeyedLimiter<IpAddr>,
     /// The tamper-evident audit record: accesses, checkpoints, sealed case manifests.
@@ -83,6 +86,7 @@ impl AppState {
             crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings, &jobs).await?;
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         let papers = Arc::new(Papers::new(db.clone(), vault.clone(), &config.limits));
+        let playback = Arc::new(Playback::new(db.clone(), vault.clone(), &config.limits));
         let l = &config.limits;
         let progress_limit =
             KeyedLimiter::new(1.0 / f64::from(l.progress_refill_secs), l.progress_burst, l.progress_max_clients);
@@ -132,6 +136,7 @@ impl AppState {
             spool,
             connections,
             papers,
+            playback,
             progress_limit,
             audit,
             exports,
@@ -168,9 +173,16 @@ impl AppState {
             forwarded_packets: media.forwarded_packets,
             forwarded_bytes: media.forwarded_bytes,
             rejected: self.metrics.rejected(),
+            media_streams: (self.playback.streams_open(), self.config.limits.media_streams),
             spool: self.spool.as_ref().map(|s| s.metrics()),
             jobs: self.jobs.statuses(),
         })
+    }
+
+    /// The HTTP server stops taking requests: end the responses that could last (recording
+    /// media streams), so that the open requests finish.
+    pub fn stop_serving(&self) {
+        self.playback.stop();
     }
 
     /// Stop every background job (the engine persists the queue and stops the media plane;

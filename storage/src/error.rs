@@ -72,6 +72,9 @@ pub enum StorageError {
     TooLarge,
     #[error("decryptor used after it reported an error")]
     DecryptorPoisoned,
+    /// A ranged reader refuses objects whose chunks are larger than it may hold in memory.
+    #[error("chunk size {chunk_size} of `{object_id}` is over this reader's limit of {limit} bytes")]
+    ChunkSizeOverLimit { object_id: String, chunk_size: usize, limit: usize },
 
     // ---- key files ----
     #[error("key file {path}: {reason}")]
@@ -98,6 +101,10 @@ pub enum StorageError {
     /// backend that maps keys to directories.
     #[error("object key `{0}` conflicts with an existing object or prefix on this backend")]
     KeyConflict(String),
+    /// The object under `key` changed size between two reads of one ranged read (replaced,
+    /// rewrapped under a key id of another length): start the read again.
+    #[error("object `{key}` changed while it was being read ({was} bytes, now {now})")]
+    ObjectChanged { key: String, was: u64, now: u64 },
 
     // ---- remote stores (S3) ----
     /// The store refused the request's credentials or signature (wrong access key id or

@@ -73,6 +73,7 @@ const LABEL_WRAP: &[u8] = b"cunneng-storage/v1/wrap\0";
 const LABEL_CHUNK: &[u8] = b"cunneng-storage/v1/chunk\0";
 const LABEL_CHUNK_KEY: &[u8] = b"cunneng-storage/v1/chunk-key\0";
 const LABEL_COMMITMENT: &[u8] = b"cunneng-storage/v1/commitment\0";
+const LABEL_PLAINTEXT_TAG: &[u8] = b"cunneng-storage/v1/plaintext-tag\0";
 
 const FLAG_MORE: u8 = 0;
 const FLAG_FINAL: u8 = 1;
@@ -210,6 +211,18 @@ impl Header {
     /// Plaintext bytes per chunk.
     pub fn chunk_size(&self) -> usize {
         1 << self.chunk_log2
+    }
+
+    /// A public name for this object's plaintext, 32 lower-case hex digits:
+    /// `SHA-256("cunneng-storage/v1/plaintext-tag\0" ‖ commitment)[0..16]`. Two objects with the
+    /// same tag have the same data key and context, so their bodies open to the same plaintext;
+    /// every newly sealed object has its own (random data key); a rewrap keeps it (the
+    /// commitment stays). It says nothing about the data key. An HTTP entity tag (strong
+    /// validator) for the plaintext, for instance.
+    pub fn plaintext_tag(&self) -> String {
+        use sha2::Digest;
+        let digest = Sha256::new().chain_update(LABEL_PLAINTEXT_TAG).chain_update(self.commitment).finalize();
+        hex::encode(&digest[..16])
     }
 
     /// Parse a header from the start of `buf`; returns it and its length. A `buf` too short
@@ -925,6 +938,40 @@ impl OpenedObject {
         (offset / self.cipher.chunk_size as u64).min(self.chunk_count as u64 - 1) as u32
     }
 
+    /// The plaintext bytes chunk `index` holds (empty for the empty object's one record).
+    pub fn chunk_plaintext_range(&self, index: u32) -> Result<std::ops::Range<u64>> {
+        self.record_range(index)?;
+        let chunk = self.cipher.chunk_size as u64;
+        let start = index as u64 * chunk;
+        let end = (start + chunk).min(self.plaintext_len());
+        Ok(start.min(end)..end)
+    }
+
+    /// The chunks that hold the plaintext bytes `range` (`start..end`, end exclusive), as
+    /// `first..last + 1`. The range must be non-empty and within [`Self::plaintext_len`]; else
+    /// [`StorageError::InvalidRange`], naming the object id.
+    pub fn chunks_for(&self, range: std::ops::Range<u64>) -> Result<std::ops::Range<u32>> {
+        let len = self.plaintext_len();
+        if range.start >= range.end || range.end > len {
+            return Err(StorageError::InvalidRange {
+                key: self.header.object_id.to_string(),
+                start: range.start,
+                end: Some(range.end),
+                size: len,
+            });
+        }
+        Ok(self.chunk_of(range.start)..self.chunk_of(range.end - 1) + 1)
+    }
+
+    /// The bytes of the object that hold the records of `chunks` (`first..last + 1`, non-empty):
+    /// what to fetch with one ranged read to decrypt those chunks.
+    pub fn records_span(&self, chunks: std::ops::Range<u32>) -> Result<std::ops::Range<u64>> {
+        if chunks.start >= chunks.end {
+            return Err(StorageError::ChunkIndexOutOfRange { index: chunks.start.into(), count: self.chunk_count });
+        }
+        Ok(self.record_range(chunks.start)?.start..self.record_range(chunks.end - 1)?.end)
+    }
+
     /// Verify and decrypt chunk `index` from its record bytes (exactly `record_range(index)`).
     pub fn decrypt_chunk(&self, index: u32, record: &[u8]) -> Result<Vec<u8>> {
         let range = self.record_range(index)?;
@@ -1292,6 +1339,40 @@ mod tests {
         let rr = o.record_range(3).unwrap();
         assert_eq!(o.decrypt_chunk(3, &obj[rr.start as usize..rr.end as usize]).unwrap(), data[192..256]);
         assert!(matches!(o.record_range(16), Err(StorageError::ChunkIndexOutOfRange { .. })));
+    }
+
+    #[test]
+    fn plaintext_ranges_map_to_chunks_and_records() {
+        let ring = ring();
+        let data = vec![1u8; 1000];
+        let obj = seal_small(&ring, &data, 6); // 16 chunks: 15 full, the last 40 bytes
+        let (h, hlen) = Header::parse(&obj).unwrap();
+        let o = OpenedObject::open(&ring, &obj[..MAX_PRELUDE_LEN.min(obj.len())], obj.len() as u64).unwrap();
+        assert_eq!(o.chunks_for(0..1).unwrap(), 0..1);
+        assert_eq!(o.chunks_for(63..65).unwrap(), 0..2);
+        assert_eq!(o.chunks_for(64..128).unwrap(), 1..2);
+        assert_eq!(o.chunks_for(0..1000).unwrap(), 0..16);
+        assert_eq!(o.chunks_for(999..1000).unwrap(), 15..16);
+        #[allow(clippy::reversed_empty_ranges)]
+        let bad = [0..0, 5..4, 0..1001, 1000..1001];
+        for bad in bad {
+            assert!(matches!(o.chunks_for(bad.clone()), Err(StorageError::InvalidRange { .. })), "{bad:?}");
+        }
+        let body = (hlen + LINK_LEN) as u64;
+        assert_eq!(o.records_span(1..3).unwrap(), body + 89..body + 3 * 89);
+        assert_eq!(o.records_span(15..16).unwrap(), body + 15 * 89..obj.len() as u64);
+        assert!(o.records_span(3..3).is_err() && o.records_span(15..17).is_err());
+        assert_eq!(o.chunk_plaintext_range(15).unwrap(), 960..1000);
+        assert_eq!(o.chunk_plaintext_range(2).unwrap(), 128..192);
+        // The tag names the plaintext: kept by a rewrap, another for another sealing.
+        assert_eq!(h.plaintext_tag().len(), 32);
+        let mut ring2 = ring.clone();
+        ring2.rotate(&mut rand::rngs::OsRng, std::time::SystemTime::now());
+        let mut rewrapped = Vec::new();
+        rewrap(&ring2, ring2.active(), &obj[..], &mut rewrapped).unwrap();
+        assert_eq!(Header::parse(&rewrapped).unwrap().0.plaintext_tag(), h.plaintext_tag());
+        let again = seal_small(&ring, &data, 6);
+        assert_ne!(Header::parse(&again).unwrap().0.plaintext_tag(), h.plaintext_tag());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - [`store`]: the [`ObjectStore`] trait for where objects live; [`local`] is the
 //!   local-directory backend, [`s3`] the S3 backend (Garage, AWS, …).
 //! - [`spool`]: the durable local spool in front of a store (outages, backoff, quota).
+//! - [`ranged`]: reading a byte range of an object's plaintext from a store by ranged reads,
+//!   chunk by chunk, without reading the whole object.
 //! - [`retention`]: retention periods, legal holds, destruction records, lifecycle rules.
 //!
 //! Operating it: docs/storage-operations.md.
@@ -17,6 +19,7 @@ pub mod error;
 pub mod format;
 pub mod keys;
 pub mod local;
+pub mod ranged;
 pub mod retention;
 pub mod s3;
 pub mod spool;
@@ -32,6 +35,7 @@ pub use format::{
 };
 pub use keys::{Kek, KeyRing, KeyStatus};
 pub use local::LocalStore;
+pub use ranged::{RangeOptions, RangeReader, RangedObject};
 pub use retention::{DestructionLog, DestructionRecord, ObjectRecord, RetentionConfig, RetentionPlan, RetentionPolicy};
 pub use s3::{LifecycleOutcome, LifecycleRule, S3Config, S3Credentials, S3Store};
 pub use spool::{Spool, SpoolConfig, SpoolMetrics};

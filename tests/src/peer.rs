@@ -60,6 +60,9 @@ pub struct PeerOptions {
     pub send_header_extensions: bool,
     /// Offer VP9 (payload type 98) before VP8.
     pub offer_vp9_first: bool,
+    /// Filler bytes after each VP8 frame's header (0: frames of about 20 bytes): the size of
+    /// the recordings (1000 bytes are about 30 KB of video a second).
+    pub video_padding: usize,
 }
 
 impl Default for PeerOptions {
@@ -71,6 +74,7 @@ impl Default for PeerOptions {
             shift_extension_ids: false,
             send_header_extensions: false,
             offer_vp9_first: false,
+            video_padding: 0,
         }
     }
 }
@@ -336,15 +340,7 @@ impl SyntheticPeer {
                 }],
             )));
             let sender = pc.add_track(track.clone()).await?;
-            tasks.push(tokio::spawn(send(
-                kind,
-                ssrc,
-                track,
-                sender,
-                shared.clone(),
-                state.clone(),
-                opts.send_header_extensions,
-            )));
+            tasks.push(tokio::spawn(send(kind, ssrc, track, sender, shared.clone(), state.clone(), opts.clone())));
         }
         Ok(SyntheticPeer { pc, shared, gathered, state, tasks, closed: false })
     }
@@ -513,7 +509,7 @@ async fn send(
     sender: Arc<dyn RtpSender>,
     shared: Arc<Shared>,
     mut state: watch::Receiver<RTCPeerConnectionState>,
-    with_extensions: bool,
+    opts: PeerOptions,
 ) {
     if state.wait_for(|s| *s == RTCPeerConnectionState::Connected).await.is_err() {
         return;
@@ -558,7 +554,7 @@ async fn send(
             RtpCodecKind::Audio => (Bytes::from_static(&[0xf8, 0xff, 0xfe]), first),
             _ => {
                 let key = first || shared.keyframe_wanted.swap(false, Ordering::AcqRel);
-                (vp8_frame(key, frame), true)
+                (vp8_frame(key, frame, opts.video_padding), true)
             }
         };
         let packet = rtp::Packet {
@@ -573,7 +569,7 @@ async fn send(
             },
             payload,
         };
-        let written = if with_extensions {
+        let written = if opts.send_header_extensions {
             let ext = HeaderExtension::TransportCc(TransportCcExtension { transport_sequence: seq });
             track.write_rtp_with_extensions(packet, &[ext]).await
         } else {
@@ -591,9 +587,10 @@ async fn send(
     rtcp.abort();
 }
 
-/// One VP8 frame in one RTP payload: payload descriptor (S=1, partition 0) + frame header.
-fn vp8_frame(key: bool, n: u32) -> Bytes {
-    let mut p = Vec::with_capacity(24);
+/// One VP8 frame in one RTP payload: payload descriptor (S=1, partition 0) + frame header,
+/// and `padding` filler bytes.
+fn vp8_frame(key: bool, n: u32, padding: usize) -> Bytes {
+    let mut p = Vec::with_capacity(24 + padding);
     p.push(0x10);
     // Frame tag: bit 0 = 0 for a keyframe; show_frame set; first partition size small.
     p.push(if key { 0x10 } else { 0x11 });
@@ -605,6 +602,7 @@ fn vp8_frame(key: bool, n: u32) -> Bytes {
     }
     p.extend_from_slice(&n.to_be_bytes());
     p.extend_from_slice(&[0xaa; 8]);
+    p.extend((0..padding).map(|i| (i as u32 ^ n) as u8));
     Bytes::from(p)
 }
 
@@ -614,8 +612,8 @@ mod tests {
 
     #[test]
     fn vp8_keyframes_are_recognized() {
-        assert!(is_vp8_keyframe(&vp8_frame(true, 1)));
-        assert!(!is_vp8_keyframe(&vp8_frame(false, 2)));
+        assert!(is_vp8_keyframe(&vp8_frame(true, 1, 0)));
+        assert!(!is_vp8_keyframe(&vp8_frame(false, 2, 100)));
         // Extended descriptor with a 15-bit picture id.
         assert!(is_vp8_keyframe(&[0x90, 0x80, 0x81, 0x23, 0x10]));
         assert!(!is_vp8_keyframe(&[0x90, 0x80, 0x81, 0x23, 0x11]));

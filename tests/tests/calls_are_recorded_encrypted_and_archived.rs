@@ -7,87 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use cunneng_tests::client::{AnsweredCall, Pairing, WsClient, answered_call, get_json, negotiate, pairing};
+use cunneng_tests::client::{get_json, pairing};
 use cunneng_tests::garage::Garage;
-use cunneng_tests::peer::SyntheticPeer;
+use cunneng_tests::recorded::{decrypt, recordings, start_call, wait_recordings};
 use cunneng_tests::server::{Server, binary_path};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const MAGIC: &[u8] = b"CUNNENG\0";
-
-/// A live call between two synthetic peers; returns the sockets, peers and case number.
-struct LiveCall {
-    kiosk: WsClient,
-    window: WsClient,
-    kiosk_peer: SyntheticPeer,
-    window_peer: SyntheticPeer,
-    call_id: Value,
-    case_no: String,
-}
-
-async fn start_call(server: &Server, p: &Pairing) -> Result<LiveCall> {
-    let AnsweredCall { mut kiosk, mut window, call_id, room, case_no } = answered_call(server, p).await?;
-    let kiosk_peer = SyntheticPeer::new("kiosk").await?;
-    let window_peer = SyntheticPeer::new("window").await?;
-    negotiate(&mut kiosk, &kiosk_peer, &room, "k1", kiosk_peer.offer().await?).await?;
-    negotiate(&mut window, &window_peer, &room, "w1", window_peer.offer().await?).await?;
-    kiosk_peer.wait_connected(Duration::from_secs(10)).await?;
-    window_peer.wait_connected(Duration::from_secs(10)).await?;
-    Ok(LiveCall { kiosk, window, kiosk_peer, window_peer, call_id, case_no })
-}
-
-impl LiveCall {
-    async fn hang_up(mut self) -> Result<()> {
-        self.kiosk.send(json!({"type": "call.hangup", "call_id": self.call_id})).await?;
-        self.window.expect("call.ended").await?;
-        self.kiosk_peer.close().await?;
-        self.window_peer.close().await?;
-        Ok(())
-    }
-}
-
-/// The recordings of a case as a town approver sees them.
-async fn recordings(server: &Server, token: &str, case_no: &str) -> Result<Vec<Value>> {
-    let (status, body) = get_json(server, &format!("/api/cases/{case_no}/recordings"), Some(token)).await?;
-    if status != 200 {
-        bail!("recordings of {case_no}: {status} {body}");
-    }
-    Ok(body.as_array().cloned().unwrap_or_default())
-}
-
-async fn wait_recordings(
-    server: &Server,
-    token: &str,
-    case_no: &str,
-    pred: impl Fn(&[Value]) -> bool,
-) -> Result<Vec<Value>> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = recordings(server, token, case_no).await?;
-        if pred(&r) {
-            return Ok(r);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("recordings never reached the expected state: {r:#?}\n{}", server.log_tail());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// `cunneng decrypt KEY --out FILE` with the server's configuration.
-fn decrypt(server: &Server, env: &[(&str, &str)], key: &str, out: &Path) -> Result<()> {
-    let output = std::process::Command::new(binary_path())
-        .args(["decrypt", key, "--out"])
-        .arg(out)
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .envs(env.iter().copied())
-        .output()?;
-    if !output.status.success() {
-        bail!("decrypt {key}: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(())
-}
 
 /// (stream codec types, duration in seconds) of a media file, by ffprobe.
 fn probe(file: &Path) -> Result<(Vec<String>, f64)> {

@@ -120,10 +120,25 @@ pub(super) async fn get(
     Ok(Json(view(&state, &viewer, case.id).await?))
 }
 
+/// The case `case_no` as someone asking for its recordings sees it: town staff of its town and
+/// supervisors (404 outside the viewer's scope); never the village room (403). The one rule
+/// for the recordings list and their media (`api::media`).
+pub(super) async fn recordings_case(
+    state: &AppState,
+    viewer: &Viewer,
+    case_no: String,
+) -> Result<crate::case::CaseRecord, ApiError> {
+    if viewer.is_village() {
+        return Err(ApiError::forbidden("recordings are for town staff and supervisors"));
+    }
+    load(state, viewer, case_no).await
+}
+
 /// One recording of a case: per participant and call, whether it is complete, its segments,
-/// archive and manifest objects.
+/// archive and manifest objects. `id` names it in the media URLs (`api::media`).
 #[derive(serde::Serialize)]
 pub(super) struct RecordingView {
+    id: i64,
     participant: String,
     room: String,
     take: u64,
@@ -141,16 +156,14 @@ pub(super) async fn recordings(
     CaseViewer(viewer): CaseViewer,
     Path(case_no): Path<String>,
 ) -> Result<Json<Vec<RecordingView>>, ApiError> {
-    if viewer.is_village() {
-        return Err(ApiError::forbidden("recordings are for town staff and supervisors"));
-    }
-    let case = load(&state, &viewer, case_no).await?;
+    let case = recordings_case(&state, &viewer, case_no).await?;
     let rows = state
         .db
         .run(move |db| -> Result<_, crate::db::DataError> {
             let mut out = Vec::new();
             for r in db.recordings_of_case(case.id)? {
                 out.push(RecordingView {
+                    id: r.id,
                     segments: db.recording_segment_keys(r.id)?,
                     participant: r.participant,
                     room: r.room,

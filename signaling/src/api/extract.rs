@@ -46,6 +46,39 @@ impl FromRequestParts<AppState> for CaseViewer {
     }
 }
 
+/// The cookie the media endpoints also take a staff token from: a `<video>` element cannot
+/// send an `Authorization` header (`POST /api/playback-cookie` sets it; docs/cases-api.md).
+pub const MEDIA_COOKIE: &str = "cunneng_media";
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v.trim()))
+        .filter(|v| !v.is_empty())
+}
+
+/// The case viewer of a media request: from the bearer token or, without one, the media
+/// cookie ([`MEDIA_COOKIE`]). Only the media endpoints accept the cookie, and only for
+/// reading (GET and HEAD): it is `SameSite=Strict`, so other sites cannot make a browser use
+/// it.
+pub struct MediaViewer(pub Viewer);
+
+impl FromRequestParts<AppState> for MediaViewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers).or_else(|| cookie(&parts.headers, MEDIA_COOKIE));
+        let token = token.ok_or_else(ApiError::unauthorized)?;
+        let principal = state.resolve_token(token.to_string()).await?;
+        Viewer::of(&principal).map(MediaViewer).ok_or_else(|| ApiError::forbidden("cases"))
+    }
+}
+
 /// A JSON body, or a 400 that says what is wrong with it.
 pub struct JsonBody<T>(pub T);
 

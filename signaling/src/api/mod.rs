@@ -10,10 +10,12 @@ mod error;
 mod extract;
 mod inbox;
 mod legal_hold;
+mod media;
 mod pages;
 mod papers;
 mod progress;
 mod push;
+mod range;
 mod region;
 mod review;
 mod session;
@@ -60,6 +62,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/cases/{case_no}/signoff", post(cases::sign_off))
         .route("/api/cases/{case_no}/rating", post(cases::rate))
         .route("/api/cases/{case_no}/recordings", get(cases::recordings))
+        .route("/api/cases/{case_no}/recordings/{recording_id}/archive", get(media::archive))
+        .route("/api/cases/{case_no}/recordings/{recording_id}/segments/{index}", get(media::segment))
+        .route("/api/playback-cookie", post(media::set_cookie).delete(media::clear_cookie))
         .route("/api/cases/{case_no}/legal-hold", put(legal_hold::place).get(legal_hold::show).delete(legal_hold::lift))
         .route("/api/signoffs", get(cases::signoffs))
         // Papers.

@@ -51,6 +51,34 @@ pub struct RecordingEnd<'a> {
     pub note: Option<&'a str>,
 }
 
+/// The columns of [`RecordingRow`], in [`recording_row`]'s order.
+const RECORDING_COLUMNS: &str =
+    "SELECT r.id, r.room, r.take, r.participant, r.case_id, r.status, r.started_at_ms, r.ended_at_ms,
+            r.archive_key, r.manifest_key,
+            (SELECT COUNT(*) FROM recording_segments s WHERE s.recording_id = r.id),
+            r.archive_sha256, r.archive_bytes, r.timeline_start_ms, r.gaps
+     FROM recordings r";
+
+fn recording_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRow> {
+    Ok(RecordingRow {
+        id: r.get(0)?,
+        room: r.get(1)?,
+        take: row_ms(r.get(2)?),
+        participant: r.get(3)?,
+        case_id: r.get(4)?,
+        status: r.get(5)?,
+        started_at_ms: row_ms(r.get(6)?),
+        ended_at_ms: r.get::<_, Option<i64>>(7)?.map(row_ms),
+        archive_key: r.get(8)?,
+        manifest_key: r.get(9)?,
+        segments: r.get(10)?,
+        archive_sha256: r.get(11)?,
+        archive_bytes: r.get::<_, Option<i64>>(12)?.map(row_ms),
+        timeline_start_ms: r.get::<_, Option<i64>>(13)?.map(row_ms),
+        gaps: serde_json::from_str(&r.get::<_, String>(14)?).unwrap_or(serde_json::Value::Null),
+    })
+}
+
 impl Db {
     /// The recording row of (room, take, participant), created on first use.
     pub fn recording_for(
@@ -149,32 +177,8 @@ impl Db {
     /// The recordings of a case, oldest first.
     pub fn recordings_of_case(&self, case_id: i64) -> Result<Vec<RecordingRow>, DataError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT r.id, r.room, r.take, r.participant, r.case_id, r.status, r.started_at_ms, r.ended_at_ms,
-                    r.archive_key, r.manifest_key,
-                    (SELECT COUNT(*) FROM recording_segments s WHERE s.recording_id = r.id),
-                    r.archive_sha256, r.archive_bytes, r.timeline_start_ms, r.gaps
-             FROM recordings r WHERE r.case_id = ?1 ORDER BY r.id",
-        )?;
-        let rows = stmt.query_map([case_id], |r| {
-            Ok(RecordingRow {
-                id: r.get(0)?,
-                room: r.get(1)?,
-                take: row_ms(r.get(2)?),
-                participant: r.get(3)?,
-                case_id: r.get(4)?,
-                status: r.get(5)?,
-                started_at_ms: row_ms(r.get(6)?),
-                ended_at_ms: r.get::<_, Option<i64>>(7)?.map(row_ms),
-                archive_key: r.get(8)?,
-                manifest_key: r.get(9)?,
-                segments: r.get(10)?,
-                archive_sha256: r.get(11)?,
-                archive_bytes: r.get::<_, Option<i64>>(12)?.map(row_ms),
-                timeline_start_ms: r.get::<_, Option<i64>>(13)?.map(row_ms),
-                gaps: serde_json::from_str(&r.get::<_, String>(14)?).unwrap_or(serde_json::Value::Null),
-            })
-        })?;
+        let mut stmt = conn.prepare(&format!("{RECORDING_COLUMNS} WHERE r.case_id = ?1 ORDER BY r.id"))?;
+        let rows = stmt.query_map([case_id], recording_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -185,6 +189,26 @@ impl Db {
             conn.prepare("SELECT object_key FROM recording_segments WHERE recording_id = ?1 ORDER BY idx")?;
         let keys = stmt.query_map([recording_id], |r| r.get(0))?;
         Ok(keys.collect::<Result<_, _>>()?)
+    }
+
+    /// One recording, if it exists.
+    pub fn recording(&self, recording_id: i64) -> Result<Option<RecordingRow>, DataError> {
+        Ok(self
+            .conn()
+            .query_row(&format!("{RECORDING_COLUMNS} WHERE r.id = ?1"), [recording_id], recording_row)
+            .optional()?)
+    }
+
+    /// The object key of segment `idx` of a recording, if it was stored.
+    pub fn recording_segment_key(&self, recording_id: i64, idx: u32) -> Result<Option<String>, DataError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT object_key FROM recording_segments WHERE recording_id = ?1 AND idx = ?2",
+                params![recording_id, idx],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Catalog a stored object (for retention and legal hold).

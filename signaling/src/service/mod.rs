@@ -1,12 +1,15 @@
 //! The case work with its I/O, and no HTTP: cases (every lifecycle command through one
-//! function), papers and their uploads, the engine's hooks for call requests, bookings, and
-//! the typed views the API and the pushes show. It returns notices; the edges deliver them.
+//! function), papers and their uploads, recording playback, the engine's hooks for call
+//! requests, bookings, and the typed views the API and the pushes show; `access` is where an
+//! access (a recording played) is reported. It returns notices; the edges deliver them.
 
+pub mod access;
 pub mod audit;
 pub mod bookings;
 pub mod calls;
 pub mod cases;
 pub mod export;
 pub mod papers;
+pub mod playback;
 pub mod review;
 pub mod views;

@@ -55,3 +55,5 @@ impl rand::RngCore for TestRng {
 }
 
 impl rand::CryptoRng for TestRng {}
+
+pub mod stores;

@@ -1,0 +1,134 @@
+//! `/api/cases/{case_no}/recordings/{recording_id}/archive` and `…/segments/{index}`: a
+//! recording's media, decrypted on the fly, with range requests (`range`), for whoever may
+//! see the case's recordings (`cases::recordings_case`); `/api/playback-cookie`, so that a
+//! `<video>` element can send the staff token. The work is `service::playback`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::extract::{CaseViewer, MEDIA_COOKIE, MediaViewer, bearer};
+use super::range::{self, Plan};
+use super::{ApiError, cases};
+use crate::case::Viewer;
+use crate::error::Error;
+use crate::service::access::MediaPart;
+use crate::service::playback::MediaStream;
+use crate::state::AppState;
+
+/// `GET|HEAD …/recordings/{recording_id}/archive`: the seekable archive copy.
+pub(super) async fn archive(
+    State(state): State<AppState>,
+    MediaViewer(viewer): MediaViewer,
+    Path((case_no, recording_id)): Path<(String, i64)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve(&state, &viewer, case_no, recording_id, MediaPart::Archive, &method, &headers).await
+}
+
+/// `GET|HEAD …/recordings/{recording_id}/segments/{index}`: one segment (a complete file).
+pub(super) async fn segment(
+    State(state): State<AppState>,
+    MediaViewer(viewer): MediaViewer,
+    Path((case_no, recording_id, index)): Path<(String, i64, u32)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve(&state, &viewer, case_no, recording_id, MediaPart::Segment(index), &method, &headers).await
+}
+
+fn value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).expect("header values built here are ASCII")
+}
+
+async fn serve(
+    state: &AppState,
+    viewer: &Viewer,
+    case_no: String,
+    recording_id: i64,
+    part: MediaPart,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let case = cases::recordings_case(state, viewer, case_no).await?;
+    let media = match state.playback.open(&case, recording_id, part).await {
+        Err(Error::Rejected(r)) if r.code == "streams_busy" => {
+            let mut busy = ApiError::from(r).into_response();
+            busy.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            return Ok(busy);
+        }
+        other => other?,
+    };
+    let (len, etag) = (media.len(), media.etag());
+    let plan = range::plan(
+        len,
+        headers.get(header::RANGE).map(HeaderValue::as_bytes),
+        headers.get(header::IF_RANGE).map(HeaderValue::as_bytes),
+        &etag,
+    )
+    .map_err(|why| ApiError::bad_request(format!("Range 格式不对 (bad Range header: {why})")))?;
+
+    let mut h = HeaderMap::new();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::ETAG, value(&etag));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    let (status, bytes) = match plan {
+        Plan::Unsatisfiable => {
+            let mut refused = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("请求的范围超出了录像的长度 (the range is outside the {len} bytes of this recording)"),
+            )
+            .into_response();
+            h.insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
+            refused.headers_mut().extend(h);
+            return Ok(refused);
+        }
+        Plan::Full => (StatusCode::OK, 0..len),
+        Plan::Partial(r) => {
+            h.insert(header::CONTENT_RANGE, value(&format!("bytes {}-{}/{len}", r.start, r.end - 1)));
+            (StatusCode::PARTIAL_CONTENT, r)
+        }
+    };
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type));
+    h.insert(header::CONTENT_LENGTH, value(&(bytes.end - bytes.start).to_string()));
+    if method == Method::HEAD {
+        return Ok((status, h).into_response());
+    }
+    let stream = state.playback.stream(media, bytes, viewer.stamp().id)?;
+    Ok((status, h, Body::from_stream(pieces(stream))).into_response())
+}
+
+/// The stream's pieces as a body: an `Err` breaks the connection off, so that a response cut
+/// short is never taken for a whole one.
+fn pieces(stream: MediaStream) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures_util::stream::unfold(stream, |mut s| async move { s.next().await.map(|p| (p.map(Bytes::from), s)) })
+}
+
+/// `POST /api/playback-cookie`: the staff token, in an `HttpOnly`, `SameSite=Strict` cookie
+/// for the media endpoints only (`Path=/api/cases/`), for `<video src>`. Town staff and
+/// supervisors; it lasts as long as a session may, and dies with the session.
+pub(super) async fn set_cookie(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if viewer.is_village() {
+        return Err(ApiError::forbidden("recordings are for town staff and supervisors"));
+    }
+    let token = bearer(&headers).filter(|t| t.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let token = token.ok_or_else(ApiError::unauthorized)?;
+    let secure = if state.config.base_url().starts_with("https://") { "; Secure" } else { "" };
+    let max_age = state.config.auth.session_ttl_hours * 3600;
+    let cookie =
+        format!("{MEDIA_COOKIE}={token}; Path=/api/cases/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, value(&cookie))]).into_response())
+}
+
+/// `DELETE /api/playback-cookie`: forget it.
+pub(super) async fn clear_cookie() -> Response {
+    let cookie = format!("{MEDIA_COOKIE}=; Path=/api/cases/; Max-Age=0; HttpOnly; SameSite=Strict");
+    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, value(&cookie))]).into_response()
+}
