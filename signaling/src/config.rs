@@ -166,8 +166,22 @@ impl Default for QueueConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Most open HTTP/WebSocket connections.
+    /// Most open WebSockets that have said `hello` (authenticated).
     pub max_connections: usize,
+    /// Most WebSockets that have not said `hello` yet, server-wide; each has `ws_hello_secs`
+    /// to do so and holds no connection permit meanwhile.
+    pub ws_anonymous: usize,
+    pub ws_hello_secs: u64,
+    /// Most WebSockets open at once from one client address (with or without `hello`).
+    pub ws_per_address: usize,
+    /// Most HTTP connections (requests being read or answered) at once from one address;
+    /// past that a new connection is closed at once.
+    pub connections_per_address: usize,
+    /// A connection that has not sent a whole request head in this long is closed.
+    pub http_header_read_secs: u64,
+    /// How often an open WebSocket checks that its token is still valid (a logout closes the
+    /// session's sockets at once; expiry and revocation are found by this check).
+    pub ws_recheck_secs: u64,
     pub ws_max_message_bytes: usize,
     pub ws_messages_per_sec: u32,
     pub ws_burst: u32,
@@ -176,8 +190,18 @@ pub struct LimitsConfig {
     pub paper_max_bytes: usize,
     /// Papers assembled from their chunks at once (each holds up to two copies in memory).
     pub papers_assembling: usize,
-    /// Paper chunk bodies (up to 4 MiB each) received at once; further uploads wait.
+    /// Paper chunk bodies (up to 4 MiB each) received at once; further uploads wait (at most
+    /// `paper_receive_wait_secs`, then 503 with `Retry-After`).
     pub paper_chunks_receiving: usize,
+    /// Chunk bodies one kiosk (or staff member) may send at once; one more is 429, so that
+    /// one client cannot take every receiving slot.
+    pub paper_chunks_per_client: usize,
+    /// A chunk body that sends nothing for this long is broken off (the client resumes).
+    pub paper_body_idle_secs: u64,
+    /// Longest a chunk body may take in all.
+    pub paper_body_max_secs: u64,
+    /// Longest a chunk waits for a receiving slot.
+    pub paper_receive_wait_secs: u64,
     /// Papers opened for viewing at once (each up to `paper_max_bytes` in memory).
     pub papers_opening: usize,
     /// Public progress lookups one client address may make in a burst...
@@ -186,6 +210,10 @@ pub struct LimitsConfig {
     pub progress_refill_secs: u32,
     /// Client addresses the progress rate limit remembers at most.
     pub progress_max_clients: usize,
+    /// Lookups of one case number (from anywhere) in a burst, and the seconds it takes to
+    /// earn one more.
+    pub progress_case_burst: u32,
+    pub progress_case_refill_secs: u32,
     /// Recording media streams (playback, `docs/cases-api.md`) served at once; one more is
     /// refused with 503. Each holds about four chunks (256 KiB) of memory.
     pub media_streams: usize,
@@ -194,12 +222,35 @@ pub struct LimitsConfig {
     pub media_stream_idle_secs: u64,
     /// Case exports (decrypting a whole case into one file) running at once.
     pub exports_at_once: usize,
+    /// Login attempts one client address may make in a burst, and the seconds it takes to
+    /// earn one more; past that 429 with `Retry-After`, before any password is hashed.
+    pub login_address_burst: u32,
+    pub login_address_refill_secs: u32,
+    /// Login attempts on one account (by user name, from anywhere) in a burst, and the
+    /// seconds it takes to earn one more.
+    pub login_account_burst: u32,
+    pub login_account_refill_secs: u32,
+    /// Addresses and accounts the login limits remember at most (each).
+    pub login_max_keys: usize,
+    /// Bookings (预约) one village may hold at once that are neither used, cancelled nor over:
+    /// one room cannot book every slot of a window.
+    pub open_bookings_per_village: usize,
+    /// Recording jobs (closed segments, finished recordings) waiting to be stored; past that
+    /// a segment is dropped (counted, the recording marked incomplete) instead of growing
+    /// memory without bound while the store is slow.
+    pub recording_queue: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_connections: 2000,
+            ws_anonymous: 256,
+            ws_hello_secs: 5,
+            ws_per_address: 64,
+            connections_per_address: 64,
+            http_header_read_secs: 10,
+            ws_recheck_secs: 60,
             ws_max_message_bytes: 65536,
             ws_messages_per_sec: 20,
             ws_burst: 40,
@@ -207,13 +258,26 @@ impl Default for LimitsConfig {
             paper_max_bytes: 20 * 1024 * 1024,
             papers_assembling: 2,
             paper_chunks_receiving: 16,
+            paper_chunks_per_client: 2,
+            paper_body_idle_secs: 20,
+            paper_body_max_secs: 600,
+            paper_receive_wait_secs: 30,
             papers_opening: 8,
             progress_burst: 5,
             progress_refill_secs: 6,
             progress_max_clients: 10_000,
+            progress_case_burst: 10,
+            progress_case_refill_secs: 60,
             media_streams: 32,
             media_stream_idle_secs: 60,
             exports_at_once: 2,
+            login_address_burst: 30,
+            login_address_refill_secs: 2,
+            login_account_burst: 10,
+            login_account_refill_secs: 30,
+            login_max_keys: 10_000,
+            open_bookings_per_village: 6,
+            recording_queue: 256,
         }
     }
 }
@@ -254,7 +318,9 @@ pub struct StorageConfig {
     pub spool_dir: Option<PathBuf>,
     /// Most bytes the spool may hold while the store is unreachable.
     pub spool_quota_bytes: u64,
-    /// Key-encryption keys (default `DATA_DIR/keys/kek.toml`; generated at first start).
+    /// Key-encryption keys (default `DATA_DIR-keys/kek.toml`, beside the data directory and
+    /// not inside it, so that a backup of the data does not carry its key; generated at the
+    /// very first start only: with sealed data and no key file the server refuses to start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kek_file: Option<PathBuf>,
     /// Retention of call recordings.
@@ -456,6 +522,12 @@ impl Config {
         let l = &self.limits;
         for (key, v) in [
             ("limits.max_connections", l.max_connections),
+            ("limits.ws_anonymous", l.ws_anonymous),
+            ("limits.ws_hello_secs", l.ws_hello_secs as usize),
+            ("limits.ws_per_address", l.ws_per_address),
+            ("limits.connections_per_address", l.connections_per_address),
+            ("limits.http_header_read_secs", l.http_header_read_secs as usize),
+            ("limits.ws_recheck_secs", l.ws_recheck_secs as usize),
             ("limits.ws_max_message_bytes", l.ws_max_message_bytes),
             ("limits.ws_messages_per_sec", l.ws_messages_per_sec as usize),
             ("limits.ws_burst", l.ws_burst as usize),
@@ -463,13 +535,26 @@ impl Config {
             ("limits.paper_max_bytes", l.paper_max_bytes),
             ("limits.papers_assembling", l.papers_assembling),
             ("limits.paper_chunks_receiving", l.paper_chunks_receiving),
+            ("limits.paper_chunks_per_client", l.paper_chunks_per_client),
+            ("limits.paper_body_idle_secs", l.paper_body_idle_secs as usize),
+            ("limits.paper_body_max_secs", l.paper_body_max_secs as usize),
+            ("limits.paper_receive_wait_secs", l.paper_receive_wait_secs as usize),
             ("limits.papers_opening", l.papers_opening),
             ("limits.progress_burst", l.progress_burst as usize),
             ("limits.progress_refill_secs", l.progress_refill_secs as usize),
             ("limits.progress_max_clients", l.progress_max_clients),
+            ("limits.progress_case_burst", l.progress_case_burst as usize),
+            ("limits.progress_case_refill_secs", l.progress_case_refill_secs as usize),
             ("limits.media_streams", l.media_streams),
             ("limits.media_stream_idle_secs", l.media_stream_idle_secs as usize),
             ("limits.exports_at_once", l.exports_at_once),
+            ("limits.login_address_burst", l.login_address_burst as usize),
+            ("limits.login_address_refill_secs", l.login_address_refill_secs as usize),
+            ("limits.login_account_burst", l.login_account_burst as usize),
+            ("limits.login_account_refill_secs", l.login_account_refill_secs as usize),
+            ("limits.login_max_keys", l.login_max_keys),
+            ("limits.open_bookings_per_village", l.open_bookings_per_village),
+            ("limits.recording_queue", l.recording_queue),
         ] {
             if v == 0 {
                 return bad(key, "must be > 0");
@@ -496,8 +581,29 @@ impl Config {
         self.storage.spool_dir.clone().unwrap_or_else(|| self.data_dir.join("spool"))
     }
 
+    /// The key-encryption keys: `storage.kek_file`, else `kek.toml` in the directory beside the
+    /// data directory ([`Config::default_keys_dir`]). A server set up before keys moved out of
+    /// the data directory keeps using `DATA_DIR/keys/kek.toml` while no file exists beside it.
     pub fn kek_file(&self) -> PathBuf {
-        self.storage.kek_file.clone().unwrap_or_else(|| self.data_dir.join("keys").join("kek.toml"))
+        if let Some(f) = &self.storage.kek_file {
+            return f.clone();
+        }
+        let beside = self.default_keys_dir().join("kek.toml");
+        let legacy = self.data_dir.join("keys").join("kek.toml");
+        if !beside.exists() && legacy.exists() { legacy } else { beside }
+    }
+
+    /// `DATA_DIR-keys`: the directory beside the data directory (`/var/lib/cunneng` →
+    /// `/var/lib/cunneng-keys`), so that copying the data directory does not copy its keys.
+    pub fn default_keys_dir(&self) -> PathBuf {
+        match self.data_dir.file_name() {
+            Some(name) => {
+                let mut n = name.to_os_string();
+                n.push("-keys");
+                self.data_dir.with_file_name(n)
+            }
+            None => self.data_dir.join("keys"),
+        }
     }
 
     /// The audit record's Ed25519 signing key: beside the key-encryption keys.
@@ -646,6 +752,23 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f
+    }
+
+    #[test]
+    fn key_file_is_beside_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config { data_dir: dir.path().join("cunneng"), ..Config::default() };
+        assert_eq!(c.kek_file(), dir.path().join("cunneng-keys").join("kek.toml"));
+        assert_eq!(c.audit_key_file(), dir.path().join("cunneng-keys").join("audit-ed25519.key"));
+        // A server set up with the key inside the data dir keeps using it.
+        std::fs::create_dir_all(c.data_dir.join("keys")).unwrap();
+        std::fs::write(c.data_dir.join("keys").join("kek.toml"), "").unwrap();
+        assert_eq!(c.kek_file(), c.data_dir.join("keys").join("kek.toml"));
+        let explicit = Config {
+            storage: StorageConfig { kek_file: Some("/etc/cunneng/kek.toml".into()), ..StorageConfig::default() },
+            ..c
+        };
+        assert_eq!(explicit.kek_file(), PathBuf::from("/etc/cunneng/kek.toml"));
     }
 
     #[test]

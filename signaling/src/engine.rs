@@ -1062,7 +1062,8 @@ fn wire_error(e: &queue::QueueError) -> (&'static str, String) {
         ErrorKind::QueueFull => ("queue_full", "排队人数已满,请稍后再试"),
         ErrorKind::BadRequest => ("bad_message", "请求不正确"),
     };
-    (code, format!("{zh} ({e})"))
+    tracing::debug!(error = %e, "queue input refused");
+    (code, format!("{zh} ({})", e.public_reason()))
 }
 
 /// A refused case request as the protocol's (code, message); internal errors say nothing more.

@@ -171,7 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => runtime.block_on(cunneng_signaling::server::serve(config, demo))?,
         Command::Import { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            std::fs::create_dir_all(&config.data_dir)?;
+            cunneng_signaling::db::private_dir(&config.data_dir)?;
             let db = cunneng_signaling::db::Db::open(&config.data_dir.join("cunneng.sqlite3"))?;
             let summary = cunneng_signaling::import::import_str(&db, &text)
                 .with_context(|| format!("importing {}", file.display()))?;
@@ -184,7 +184,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { action: KeysAction::Rewrap } => {
             let msg = runtime.block_on(async {
                 let store = cunneng_signaling::objects::open_store(&config).await?;
-                cunneng_signaling::tools::keys_rewrap(&config, store.as_ref()).await
+                let db = match config.db_path().exists() {
+                    true => Some(cunneng_signaling::db::Db::open(&config.db_path())?),
+                    false => None,
+                };
+                cunneng_signaling::tools::keys_rewrap(&config, store.as_ref(), db.as_ref()).await
             })?;
             println!("{msg}");
         }

@@ -18,6 +18,43 @@ use tokio::io::AsyncReadExt;
 use crate::config::{Config, StorageBackend};
 use crate::error::Error;
 
+/// Refuse to go on when the key file is missing although sealed data exists (`in_db` names
+/// what the database holds, if anything; the object and spool directories are looked at
+/// here): a new key would make every old object unreadable and hide the loss.
+pub fn check_key_file(config: &Config, in_db: Option<&str>) -> Result<(), Error> {
+    let path = config.kek_file();
+    if path.exists() {
+        return Ok(());
+    }
+    let on_disk = |dir: std::path::PathBuf| holds_a_file(&dir).then(|| dir.display().to_string());
+    let what = match in_db {
+        Some(w) => Some(format!("the database holds {w}")),
+        None => on_disk(config.objects_dir())
+            .or_else(|| on_disk(config.spool_dir()))
+            .map(|d| format!("{d} holds sealed objects")),
+    };
+    match what {
+        None => Ok(()),
+        Some(what) => Err(Error::Tool(format!(
+            "the key file {} is missing, but {what} sealed under it: restore the key file (and \
+             audit-ed25519.key beside it) from the backup of the key files, or set storage.kek_file \
+             to where it is. No new key is generated: objects sealed under the old one could never \
+             be opened again",
+            path.display()
+        ))),
+    }
+}
+
+/// Whether `dir` (recursively) holds any regular file.
+fn holds_a_file(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| match e.file_type() {
+        Ok(t) if t.is_dir() => holds_a_file(&e.path()),
+        Ok(t) => t.is_file(),
+        Err(_) => false,
+    })
+}
+
 /// Load the key-encryption keys; on the very first start (no file yet) generate one.
 pub fn load_or_create_keys(path: &Path) -> Result<KeyRing, Error> {
     if path.exists() {

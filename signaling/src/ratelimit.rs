@@ -1,10 +1,12 @@
-//! Token buckets: a socket's message rate, and per-address limits (the public progress
-//! lookup). Time is passed in, so the logic is tested without a clock.
+//! The one rate limiter of the server: token buckets for a socket's message rate, and keyed
+//! limits (per client address and per account: the public progress lookup, logins). A refusal
+//! says how long until the next token (`Retry-After`). Time is passed in, so the logic is
+//! tested without a clock.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `rate` tokens per second, holding at most `burst`.
 #[derive(Debug, Clone)]
@@ -29,12 +31,19 @@ impl TokenBucket {
 
     /// Take one token if there is one.
     pub fn allow(&mut self, now: Instant) -> bool {
+        self.take(now).is_ok()
+    }
+
+    /// Take one token, or say how long until there is one.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
         self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            true
+            Ok(())
+        } else if self.rate > 0.0 {
+            Err(Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).min(86_400.0)))
         } else {
-            false
+            Err(Duration::from_secs(86_400))
         }
     }
 
@@ -61,6 +70,11 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
 
     /// Take one token from `key`'s bucket.
     pub fn allow(&self, key: &K, now: Instant) -> bool {
+        self.take(key, now).is_ok()
+    }
+
+    /// Take one token from `key`'s bucket, or say how long until there is one.
+    pub fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.max_keys && !map.contains_key(key) {
             map.retain(|_, b| !b.is_full(now));
@@ -71,7 +85,17 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
                 map.retain(|_, b| b.last > cut);
             }
         }
-        map.entry(key.clone()).or_insert_with(|| TokenBucket::new(self.rate, self.burst, now)).allow(now)
+        map.entry(key.clone()).or_insert_with(|| TokenBucket::new(self.rate, self.burst, now)).take(now)
+    }
+
+    /// Is there a token for `key`, without taking it? (To check several limits before
+    /// taking from any.)
+    pub fn would_allow(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            None => Ok(()),
+            Some(b) => b.clone().take(now),
+        }
     }
 
     /// Keys remembered now.
@@ -84,10 +108,56 @@ impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
     }
 }
 
+/// At most `max` things (connections, sockets) open at once per key (client address). A
+/// slot is given back when its [`Slot`] is dropped; memory is one entry per key with a slot.
+pub struct KeyedSlots<K: Eq + Hash + Clone> {
+    max: usize,
+    open: std::sync::Arc<Mutex<HashMap<K, usize>>>,
+}
+
+/// One open thing of a key; dropping it frees the slot.
+pub struct Slot<K: Eq + Hash + Clone> {
+    key: K,
+    open: std::sync::Arc<Mutex<HashMap<K, usize>>>,
+}
+
+impl<K: Eq + Hash + Clone> KeyedSlots<K> {
+    pub fn new(max: usize) -> KeyedSlots<K> {
+        KeyedSlots { max: max.max(1), open: Default::default() }
+    }
+
+    /// A slot for `key`, or `None` when it has `max` open already.
+    pub fn try_take(&self, key: &K) -> Option<Slot<K>> {
+        let mut map = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key.clone()).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { key: key.clone(), open: self.open.clone() })
+    }
+
+    /// Slots open for `key` now.
+    pub fn open(&self, key: &K) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied().unwrap_or(0)
+    }
+}
+
+impl<K: Eq + Hash + Clone> Drop for Slot<K> {
+    fn drop(&mut self) {
+        let mut map = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
-    use std::time::Duration;
 
     use super::*;
 
@@ -121,6 +191,11 @@ mod tests {
         assert!(!l.allow(&ip, t0 + Duration::from_secs(7)));
         // Another address is not affected.
         assert!(l.allow(&"192.0.2.78".parse().unwrap(), t0));
+        // A refusal says when to come back: the next token in six seconds at most.
+        let wait = l.take(&ip, t0 + Duration::from_secs(7)).unwrap_err();
+        assert!(wait > Duration::from_secs(5) && wait <= Duration::from_secs(6), "{wait:?}");
+        assert_eq!(l.would_allow(&ip, t0 + Duration::from_secs(7)), Err(wait));
+        assert_eq!(l.would_allow(&"192.0.2.99".parse().unwrap(), t0), Ok(()));
     }
 
     #[test]
@@ -136,5 +211,20 @@ mod tests {
         let t = t0 + Duration::from_secs(2);
         assert!(l.allow(&hot, t) && l.allow(&hot, t));
         assert!(!l.allow(&hot, t));
+    }
+
+    #[test]
+    fn slots_per_key() {
+        let slots: KeyedSlots<u8> = KeyedSlots::new(2);
+        let a = slots.try_take(&1).unwrap();
+        let b = slots.try_take(&1).unwrap();
+        assert!(slots.try_take(&1).is_none());
+        assert!(slots.try_take(&2).is_some(), "another key has its own slots");
+        drop(a);
+        assert_eq!(slots.open(&1), 1);
+        let _c = slots.try_take(&1).unwrap();
+        drop(b);
+        assert_eq!(slots.open(&1), 1);
+        assert_eq!(slots.open(&2), 0, "a key without open slots is forgotten");
     }
 }

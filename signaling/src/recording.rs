@@ -5,6 +5,7 @@
 //! events in order, so a recording is marked complete only after all its segments are stored.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cunneng_media_recorder::record::{ClosedSegment, FinishedRecording, Manifest, RecordingSink};
@@ -35,6 +36,11 @@ enum Job {
 pub struct Recordings {
     rooms: Mutex<HashMap<String, RoomInfo>>,
     jobs: mpsc::UnboundedSender<Job>,
+    /// Segments handed to the worker and not stored yet, at most `max_queued` (each holds a
+    /// segment in memory); past that a segment is dropped and its recording ends incomplete.
+    /// Finished recordings always queue (one per participant: bounded by the media plane).
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
 }
 
 /// The manifest as stored: the recorder's manifest plus where everything went.
@@ -52,14 +58,16 @@ struct StoredManifest<'a> {
 impl Recordings {
     /// Start the worker (a job that stops after the media plane, once it stored what it was
     /// handed). Recordings cut off by a crash are marked incomplete first.
-    pub async fn start(db: Db, vault: Vault, runner: &Jobs) -> Result<Arc<Recordings>, Error> {
+    pub async fn start(db: Db, vault: Vault, runner: &Jobs, max_queued: usize) -> Result<Arc<Recordings>, Error> {
         let interrupted = db.run(|db| db.mark_interrupted_recordings(crate::now_ms())).await?;
         if interrupted > 0 {
             tracing::warn!(interrupted, "recordings cut off by a stop of the server are marked incomplete");
         }
         let (jobs, rx) = mpsc::unbounded_channel();
-        runner.spawn("recording-store", Phase::Drain, move |ctx| worker(db, vault, rx, ctx));
-        Ok(Arc::new(Recordings { rooms: Mutex::new(HashMap::new()), jobs }))
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
+        runner.spawn("recording-store", Phase::Drain, move |ctx| worker(db, vault, rx, ctx, q));
+        Ok(Arc::new(Recordings { rooms: Mutex::new(HashMap::new()), jobs, queued, max_queued: max_queued.max(1) }))
     }
 
     /// A room is about to be recorded (call it before turning recording on in the media plane).
@@ -85,7 +93,17 @@ impl Recordings {
 impl RecordingSink for Recordings {
     fn segment_closed(&self, segment: ClosedSegment) {
         let info = self.info(&segment.room);
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            tracing::error!(
+                room = %segment.room,
+                "the recording store is behind ({} segments waiting); a segment was dropped",
+                self.max_queued
+            );
+            return;
+        }
         if self.jobs.send(Job::Segment(info, segment)).is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
             tracing::error!("recording worker stopped; a segment was not stored");
         }
     }
@@ -109,7 +127,13 @@ fn base_key(info: &RoomInfo, room: &str, participant: &str) -> String {
     format!("{}/{}-{}/{}", key_part(&info.case_no), key_part(room), info.take, key_part(participant))
 }
 
-async fn worker(db: Db, vault: Vault, mut jobs: mpsc::UnboundedReceiver<Job>, ctx: JobContext) -> Result<(), Error> {
+async fn worker(
+    db: Db,
+    vault: Vault,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    ctx: JobContext,
+    queued: Arc<AtomicUsize>,
+) -> Result<(), Error> {
     // Segment keys of each recording so far, for its manifest.
     let mut segment_keys: HashMap<i64, Vec<String>> = HashMap::new();
     loop {
@@ -118,14 +142,21 @@ async fn worker(db: Db, vault: Vault, mut jobs: mpsc::UnboundedReceiver<Job>, ct
             job = jobs.recv() => match job { Some(j) => j, None => return Ok(()) },
             _ = ctx.stopped() => match jobs.try_recv() { Ok(j) => j, Err(_) => return Ok(()) },
         };
+        if matches!(job, Job::Segment(..)) {
+            queued.fetch_sub(1, Ordering::SeqCst);
+        }
         match job {
             Job::Segment(info, seg) => {
                 let base = base_key(&info, &seg.room, &seg.participant);
                 let key = format!("media/{base}/seg-{:05}.{}", seg.info.index, seg.info.container.extension());
                 let result = async {
-                    let (room, participant) = (seg.room.clone(), seg.participant.clone());
+                    let (room, participant, k) = (seg.room.clone(), seg.participant.clone(), key.clone());
                     let rec = db
-                        .run(move |db| db.recording_for(&room, info.take, &participant, info.case_id, info.take))
+                        .run(move |db| {
+                            // Named before it is written: the reconcile sweep finds it after a crash.
+                            db.record_intent(&k, "media", info.case_id, crate::now_ms())?;
+                            db.recording_for(&room, info.take, &participant, info.case_id, info.take)
+                        })
                         .await?;
                     let size = vault.put(ObjectClass::MEDIA, &key, &seg.data).await?;
                     let (k, i) = (key.clone(), seg.info.clone());
@@ -157,6 +188,8 @@ async fn worker(db: Db, vault: Vault, mut jobs: mpsc::UnboundedReceiver<Job>, ct
                             let key = format!("media/{base}/archive.{}", archive.container.extension());
                             let bytes =
                                 archive.to_vec().map_err(|e| Error::Tool(format!("reading the archive copy: {e}")))?;
+                            let k = key.clone();
+                            db.run(move |db| db.record_intent(&k, "media", info.case_id, crate::now_ms())).await?;
                             let size = vault.put(ObjectClass::MEDIA, &key, &bytes).await?;
                             let k = key.clone();
                             db.run(move |db| db.catalog_object(&k, "media", info.case_id, size, crate::now_ms()))
@@ -175,6 +208,8 @@ async fn worker(db: Db, vault: Vault, mut jobs: mpsc::UnboundedReceiver<Job>, ct
                         manifest: &finished.manifest,
                     };
                     let json = serde_json::to_vec_pretty(&stored).map_err(|e| Error::Tool(format!("manifest: {e}")))?;
+                    let mk = manifest_key.clone();
+                    db.run(move |db| db.record_intent(&mk, "manifest", info.case_id, crate::now_ms())).await?;
                     let size = vault.put(ObjectClass::MANIFEST, &manifest_key, &json).await?;
                     let all_segments = segs.len() == finished.manifest.segments.len();
                     if !all_segments {

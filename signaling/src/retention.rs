@@ -5,12 +5,12 @@
 //! to the hold area, which no lifecycle rule covers). Holds are placed and lifted through the
 //! API (`api::legal_hold`); the server sweeps as a job ([`start_sweeps`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cunneng_storage::{DestructionLog, ObjectClass, ObjectRecord, ObjectStore, RetentionPolicy};
 
-use crate::db::{DataError, Db};
+use crate::db::{DataError, Db, IntentRow};
 use crate::error::Error;
 
 /// How often the server sweeps.
@@ -24,14 +24,153 @@ pub struct SweepSummary {
     pub released: usize,
     pub failed: usize,
     pub blocked_by_hold: usize,
+    /// Cases whose villager's personal data was erased (with the papers' retention).
+    pub erased_personal_data: usize,
+    /// Objects nothing accounted for that the reconcile removed (a paper whose row never
+    /// came, chunks of an upload that is gone)...
+    pub orphans_removed: usize,
+    /// ...and that it catalogued, so that retention covers them.
+    pub orphans_catalogued: usize,
+}
+
+/// How old an object (or its intent) must be before the reconcile settles it: an object
+/// being written now has its row a moment later.
+pub const RECONCILE_GRACE: Duration = Duration::from_secs(3600);
+
+/// One object of the store's listing, as the reconcile sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// Last modified, Unix ms (unknown: treated as old).
+    pub modified_ms: Option<u64>,
+}
+
+/// What the reconcile does about one object or intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settle {
+    /// Remove the object (and its intent): a paper whose row never came (never acknowledged;
+    /// its upload keeps its chunks and is finished by the next request), chunks of an upload
+    /// that no longer exists.
+    Remove { key: String },
+    /// Catalogue the object so that retention covers it: a segment, archive or manifest whose
+    /// row never came (its recording is marked incomplete), or an object nothing knows of.
+    Catalog { key: String, class: String, case_id: Option<i64>, created_at_ms: u64 },
+    /// The intent of an object that was never written.
+    DropIntent { key: String },
+}
+
+/// The reconcile, pure: the store's `listing` against what the database accounts for
+/// (`known` catalogue and paper keys, the `uploads` that exist, the `intents`), at `now_ms`.
+/// Objects and intents younger than `grace_ms` are left alone; so is the legal-hold area.
+pub fn reconcile_plan(
+    listing: &[Listed],
+    known: &HashSet<String>,
+    uploads: &HashSet<String>,
+    intents: &[IntentRow],
+    now_ms: u64,
+    grace_ms: u64,
+) -> Vec<Settle> {
+    let old = |ms: Option<u64>| ms.is_none_or(|m| m.saturating_add(grace_ms) <= now_ms);
+    let mut out = Vec::new();
+    let mut listed = HashSet::new();
+    for l in listing {
+        let key = l.key.as_str();
+        listed.insert(key);
+        if key.starts_with("legal-hold/") || known.contains(key) {
+            continue;
+        }
+        if let Some(rest) = key.strip_prefix("uploads/") {
+            let id = rest.split('/').next().unwrap_or_default();
+            if !uploads.contains(id) && old(l.modified_ms) {
+                out.push(Settle::Remove { key: key.to_string() });
+            }
+            continue;
+        }
+        match intents.iter().find(|i| i.key == key) {
+            Some(i) if !old(Some(i.created_at_ms)) => {}
+            Some(i) if i.class == "papers" => out.push(Settle::Remove { key: key.to_string() }),
+            Some(i) => out.push(Settle::Catalog {
+                key: key.to_string(),
+                class: i.class.clone(),
+                case_id: i.case_id,
+                created_at_ms: i.created_at_ms,
+            }),
+            None if old(l.modified_ms) => {
+                let class = key.split('/').next().unwrap_or_default();
+                if matches!(class, "papers" | "media" | "manifest") {
+                    out.push(Settle::Catalog {
+                        key: key.to_string(),
+                        class: class.to_string(),
+                        case_id: None,
+                        created_at_ms: l.modified_ms.unwrap_or(now_ms),
+                    });
+                }
+            }
+            None => {}
+        }
+    }
+    for i in intents {
+        if known.contains(&i.key) || (!listed.contains(i.key.as_str()) && old(Some(i.created_at_ms))) {
+            out.push(Settle::DropIntent { key: i.key.clone() });
+        }
+    }
+    out
+}
+
+/// Reconcile the store's listing with the catalogue (see [`reconcile_plan`]); returns how
+/// many objects were removed and catalogued. Failures are retried by the next sweep.
+pub async fn reconcile(db: &Db, store: &dyn ObjectStore, now_ms: u64) -> Result<(usize, usize), Error> {
+    let listing: Vec<Listed> = store
+        .list("")
+        .await?
+        .into_iter()
+        .map(|m| Listed {
+            key: m.key,
+            size: m.size,
+            modified_ms: m.modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_millis() as u64),
+        })
+        .collect();
+    let (known, uploads, intents) =
+        db.run(|db| -> Result<_, DataError> { Ok((db.known_object_keys()?, db.upload_ids()?, db.intents()?)) }).await?;
+    let plan = reconcile_plan(&listing, &known, &uploads, &intents, now_ms, RECONCILE_GRACE.as_millis() as u64);
+    let (mut removed, mut catalogued) = (0, 0);
+    for step in plan {
+        match step {
+            Settle::Remove { key } => match store.delete(&key).await {
+                Ok(()) => {
+                    tracing::info!(%key, "reconcile: removed an object nothing accounts for");
+                    db.run(move |db| db.drop_intent(&key)).await?;
+                    removed += 1;
+                }
+                Err(e) => tracing::warn!(%key, error = %e, "reconcile: removing an object failed"),
+            },
+            Settle::Catalog { key, class, case_id, created_at_ms } => {
+                let size = listing.iter().find(|l| l.key == key).map_or(0, |l| l.size);
+                tracing::warn!(%key, %class, "reconcile: catalogued an object whose row never came");
+                db.run(move |db| db.catalog_object(&key, &class, case_id, size, created_at_ms)).await?;
+                catalogued += 1;
+            }
+            Settle::DropIntent { key } => db.run(move |db| db.drop_intent(&key)).await?,
+        }
+    }
+    Ok((removed, catalogued))
 }
 
 impl std::fmt::Display for SweepSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "destroyed {}, moved to the legal-hold area {}, released {}, kept by a legal hold {}, failed {}",
-            self.destroyed, self.moved_to_hold, self.released, self.blocked_by_hold, self.failed
+            "destroyed {}, moved to the legal-hold area {}, released {}, kept by a legal hold {}, failed {}, \
+             personal data erased from {} cases, orphans removed {}, orphans catalogued {}",
+            self.destroyed,
+            self.moved_to_hold,
+            self.released,
+            self.blocked_by_hold,
+            self.failed,
+            self.erased_personal_data,
+            self.orphans_removed,
+            self.orphans_catalogued
         )
     }
 }
@@ -40,7 +179,8 @@ fn ms_to_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// One sweep at `now`. Failed steps are retried by the next sweep.
+/// One sweep at `now`: first the store's listing is reconciled with the catalogue, then
+/// what expired is destroyed. Failed steps are retried by the next sweep.
 pub async fn sweep(
     db: &Db,
     store: &dyn ObjectStore,
@@ -48,6 +188,8 @@ pub async fn sweep(
     log: &DestructionLog,
     now: SystemTime,
 ) -> Result<SweepSummary, Error> {
+    let now_ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let (orphans_removed, orphans_catalogued) = reconcile(db, store, now_ms).await?;
     let (catalog, holds) = db
         .run(|db| -> Result<_, DataError> {
             db.catalog_papers()?;
@@ -69,17 +211,24 @@ pub async fn sweep(
     let holds: BTreeSet<String> = holds.into_iter().map(|c| c.to_string()).collect();
     let plan = policy.plan(&records, &holds, now);
     let report = cunneng_storage::retention::execute(store, &plan, &holds, log, now).await;
-    let summary = SweepSummary {
+    let mut summary = SweepSummary {
         destroyed: report.destroyed.len(),
         moved_to_hold: report.moved_to_hold.len(),
         released: report.released.len(),
         failed: report.failed.len(),
         blocked_by_hold: plan.blocked.len(),
+        erased_personal_data: 0,
+        orphans_removed,
+        orphans_catalogued,
     };
     for (key, e) in &report.failed {
         tracing::warn!(%key, error = %e, "retention step failed; the next sweep retries it");
     }
-    let now_ms = now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    // The villager's personal data goes with the papers: a case untouched for the papers'
+    // retention period keeps only its anonymous facts.
+    let papers_ms = u64::from(policy.retention_days(&ObjectClass::new("papers")?).unwrap_or(u32::MAX)) * 86_400_000;
+    let before_ms = now_ms.saturating_sub(papers_ms);
+    summary.erased_personal_data = db.run(move |db| db.erase_expired_personal_data(before_ms)).await?;
     db.run(move |db| -> Result<(), DataError> {
         for k in &report.moved_to_hold {
             db.set_in_hold_area(k, true)?;
@@ -131,4 +280,69 @@ pub fn start_sweeps(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: u64 = 3_600_000;
+
+    fn listed(key: &str, modified_ms: u64) -> Listed {
+        Listed { key: key.into(), size: 10, modified_ms: Some(modified_ms) }
+    }
+
+    fn intent(key: &str, class: &str, at: u64) -> IntentRow {
+        IntentRow { key: key.into(), class: class.into(), case_id: Some(7), created_at_ms: at }
+    }
+
+    #[test]
+    fn reconcile_settles_what_a_crash_left() {
+        let now = 100 * H;
+        let known: HashSet<String> = ["papers/1/known".to_string()].into();
+        let uploads: HashSet<String> = ["u1".to_string()].into();
+        let listing = vec![
+            listed("papers/1/known", 0),
+            listed("papers/1/orphan", 0),          // intent, old: a paper never recorded
+            listed("papers/1/young", now),         // intent, being written now
+            listed("media/c/r/seg-00001.webm", 0), // intent, old: catalogued
+            listed("papers/9/unknown", 0),         // no intent at all: catalogued
+            listed("uploads/u1/000000", 0),        // its upload exists
+            listed("uploads/u2/000000", 0),        // its upload is gone
+            listed("uploads/u3/000000", now),      // too young to judge
+            listed("legal-hold/papers/1/x", 0),
+        ];
+        let intents = vec![
+            intent("papers/1/orphan", "papers", 0),
+            intent("papers/1/young", "papers", now - 1),
+            intent("media/c/r/seg-00001.webm", "media", 5),
+            intent("papers/1/known", "papers", 0), // the row came: the intent goes
+            intent("papers/1/never-written", "papers", 0),
+            intent("papers/1/being-written", "papers", now),
+        ];
+        let plan = reconcile_plan(&listing, &known, &uploads, &intents, now, H);
+        assert_eq!(
+            plan,
+            vec![
+                Settle::Remove { key: "papers/1/orphan".into() },
+                Settle::Catalog {
+                    key: "media/c/r/seg-00001.webm".into(),
+                    class: "media".into(),
+                    case_id: Some(7),
+                    created_at_ms: 5
+                },
+                Settle::Catalog {
+                    key: "papers/9/unknown".into(),
+                    class: "papers".into(),
+                    case_id: None,
+                    created_at_ms: 0
+                },
+                Settle::Remove { key: "uploads/u2/000000".into() },
+                Settle::DropIntent { key: "papers/1/known".into() },
+                Settle::DropIntent { key: "papers/1/never-written".into() },
+            ]
+        );
+        // Nothing to do when everything is accounted for.
+        assert!(reconcile_plan(&listing[..1], &known, &uploads, &[], now, H).is_empty());
+    }
 }

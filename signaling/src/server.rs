@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
+
+use crate::ratelimit::KeyedSlots;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -23,7 +26,7 @@ pub async fn run(
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let app = crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let router = crate::api::router(state.clone());
     let stopping = tokio_util::sync::CancellationToken::new();
     let (s, st) = (stopping.clone(), state.clone());
     let shutdown = async move {
@@ -31,17 +34,12 @@ pub async fn run(
         st.stop_serving();
         s.cancel();
     };
+    let header_read = Duration::from_secs(state.config.limits.http_header_read_secs);
     match tls {
         None => {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-            let grace = async {
-                stopping.cancelled().await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            };
-            tokio::select! {
-                served = serve => served?,
-                _ = grace => tracing::warn!("open requests did not finish in time; closing them"),
-            }
+            tokio::spawn(shutdown);
+            let slots = KeyedSlots::new(state.config.limits.connections_per_address);
+            serve_plain(listener, router, header_read, slots, &state, stopping).await;
         }
         Some((cert, key)) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
@@ -53,17 +51,77 @@ pub async fn run(
                 shutdown.await;
                 h.graceful_shutdown(Some(SHUTDOWN_GRACE));
             });
-            axum_server::from_tcp_rustls(listener.into_std()?, config).handle(handle).serve(app).await?;
+            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            let mut server = axum_server::from_tcp_rustls(listener.into_std()?, config).handle(handle);
+            server.http_builder().http1().timer(TokioTimer::new()).header_read_timeout(header_read);
+            server.serve(app).await?;
         }
     }
     state.shutdown().await;
     Ok(())
 }
 
+/// Plain HTTP: accept connections until `stopping`, each served with upgrades (WebSockets),
+/// a header-read timeout and the client's address (`ConnectInfo`); at most
+/// `limits.connections_per_address` at once per address (one more is closed at once). Then
+/// open requests may finish (at most [`SHUTDOWN_GRACE`]).
+async fn serve_plain(
+    listener: TcpListener,
+    router: axum::Router,
+    header_read: Duration,
+    slots: KeyedSlots<std::net::IpAddr>,
+    state: &AppState,
+    stopping: tokio_util::sync::CancellationToken,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tower::ServiceExt;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment, do not spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopping.cancelled() => break,
+        };
+        let Some(slot) = slots.try_take(&peer.ip()) else {
+            state.metrics.inc_rejected("connections_per_address");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            req
+        });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("open requests did not finish in time; closing them"),
+    }
+}
+
 /// What `cunneng serve` does: open the data directory, load the demo when asked, bind, print
 /// the address (and demo links), and serve until SIGINT/SIGTERM.
 pub async fn serve(config: Config, demo: bool) -> Result<(), Error> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::db::private_dir(&config.data_dir)?;
     let db = crate::db::Db::open(&config.data_dir.join("cunneng.sqlite3"))?;
     if demo {
         let summary = crate::import::import_str(&db, crate::import::DEMO_TOML)?;

@@ -43,14 +43,25 @@ pub struct Inner {
     pub vault: Vault,
     /// The spool in front of an S3 store (None for the local backend).
     pub spool: Option<Arc<cunneng_storage::Spool>>,
-    /// One permit per open WebSocket (`limits.max_connections`).
+    /// One permit per authenticated WebSocket (`limits.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// One permit per WebSocket that has not said `hello` yet (`limits.ws_anonymous`).
+    pub ws_anonymous: Arc<Semaphore>,
+    /// Sessions that ended (logout): the SHA-256 of their token; their sockets close.
+    pub sessions_ended: tokio::sync::broadcast::Sender<String>,
+    /// WebSockets per client address (`limits.ws_per_address`).
+    pub ws_per_address: crate::ratelimit::KeyedSlots<IpAddr>,
     /// Papers of cases, with their memory bounds (`limits.papers_*`).
     pub papers: Arc<Papers>,
     /// Recording playback, with its bounds (`limits.media_streams`, `media_stream_idle_secs`).
     pub playback: Arc<Playback>,
     /// Public progress lookups per client address (`limits.progress_*`).
     pub progress_limit: KeyedLimiter<IpAddr>,
+    /// Public progress lookups per case number (`limits.progress_case_*`).
+    pub progress_case_limit: KeyedLimiter<String>,
+    /// Login attempts per client address and per account (`limits.login_*`).
+    pub login_address_limit: KeyedLimiter<IpAddr>,
+    pub login_account_limit: KeyedLimiter<String>,
     /// The tamper-evident audit record: accesses, checkpoints, sealed case manifests.
     pub audit: Arc<Audit>,
     /// Case exports running at once (`limits.exports_at_once`).
@@ -74,6 +85,8 @@ impl AppState {
         let jobs = Jobs::new();
         let (sfu, media_events) = cunneng_media_recorder::Sfu::new(crate::engine::media_config(&config));
         let metrics = Arc::new(Metrics::default());
+        let sealed = db.run(|db| db.sealed_data_present()).await?;
+        crate::objects::check_key_file(&config, sealed)?;
         let keys = Arc::new(crate::objects::load_or_create_keys(&config.kek_file())?);
         // A signed record needs its key: only a record never signed may get a new one.
         let signed = db.run(|db| db.last_audit_checkpoint_seq()).await? > 0;
@@ -81,15 +94,28 @@ impl AppState {
         let audit = Audit::new(db.clone(), audit_key, config.audit_checkpoint_log());
         let crate::objects::Objects { store, spool } = crate::objects::open(&config).await?;
         let vault = Vault::new(store, keys);
-        let recordings = crate::recording::Recordings::start(db.clone(), vault.clone(), &jobs).await?;
+        let recordings =
+            crate::recording::Recordings::start(db.clone(), vault.clone(), &jobs, config.limits.recording_queue)
+                .await?;
         let engine =
             crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings, &jobs).await?;
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        let ws_anonymous = Arc::new(Semaphore::new(config.limits.ws_anonymous));
+        let ws_per_address = crate::ratelimit::KeyedSlots::new(config.limits.ws_per_address);
         let papers = Arc::new(Papers::new(db.clone(), vault.clone(), &config.limits));
         let playback = Arc::new(Playback::new(db.clone(), vault.clone(), &config.limits));
         let l = &config.limits;
         let progress_limit =
             KeyedLimiter::new(1.0 / f64::from(l.progress_refill_secs), l.progress_burst, l.progress_max_clients);
+        let progress_case_limit = KeyedLimiter::new(
+            1.0 / f64::from(l.progress_case_refill_secs),
+            l.progress_case_burst,
+            l.progress_max_clients,
+        );
+        let login_address_limit =
+            KeyedLimiter::new(1.0 / f64::from(l.login_address_refill_secs), l.login_address_burst, l.login_max_keys);
+        let login_account_limit =
+            KeyedLimiter::new(1.0 / f64::from(l.login_account_refill_secs), l.login_account_burst, l.login_max_keys);
 
         let p = papers.clone();
         jobs.every("upload-cleanup", UPLOAD_CLEANUP_EVERY, move || {
@@ -135,9 +161,15 @@ impl AppState {
             vault,
             spool,
             connections,
+            ws_anonymous,
+            ws_per_address,
+            sessions_ended: tokio::sync::broadcast::channel(256).0,
             papers,
             playback,
             progress_limit,
+            progress_case_limit,
+            login_address_limit,
+            login_account_limit,
             audit,
             exports,
             jobs,

@@ -39,9 +39,14 @@ pub fn keys_rotate(config: &Config) -> Result<String, Error> {
     ))
 }
 
-/// `cunneng keys rewrap`: re-wrap the data key of every object not under the active key. The
+/// `cunneng keys rewrap`: re-wrap the data key of every object not under the active key, and
+/// of every ID number sealed in the database (`db`, when the data directory has one). The
 /// contents are copied unchanged; only the header is rewritten.
-pub async fn keys_rewrap(config: &Config, store: &dyn ObjectStore) -> Result<String, Error> {
+pub async fn keys_rewrap(
+    config: &Config,
+    store: &dyn ObjectStore,
+    db: Option<&crate::db::Db>,
+) -> Result<String, Error> {
     let ring = KeyRing::load(&config.kek_file())?;
     let active = ring.active();
     let (mut rewrapped, mut current) = (0u64, 0u64);
@@ -59,7 +64,28 @@ pub async fn keys_rewrap(config: &Config, store: &dyn ObjectStore) -> Result<Str
         store.put(&meta.key, &mut body, None).await?;
         rewrapped += 1;
     }
-    Ok(format!("rewrapped {rewrapped} objects under key {}; {current} were already under it", active.id()))
+    let mut msg = format!("rewrapped {rewrapped} objects under key {}; {current} were already under it", active.id());
+    if let Some(db) = db {
+        let (mut rewrapped, mut current) = (0u64, 0u64);
+        for (case_id, sealed) in db.sealed_id_numbers()? {
+            let what = format!("the sealed ID number of case {case_id}");
+            let (header, _) = Header::parse(&sealed).map_err(|e| named(&what, e))?;
+            if header.key_id == active.id() {
+                current += 1;
+                continue;
+            }
+            let (mut new, old_len) = cunneng_storage::rewrap_header(&ring, active, &sealed, &mut rand::rngs::OsRng)
+                .map_err(|e| named(&what, e))?;
+            new.extend_from_slice(&sealed[old_len..]);
+            if db.replace_sealed_id_number(case_id, &sealed, &new)? {
+                rewrapped += 1;
+            }
+        }
+        msg.push_str(&format!(
+            "\nrewrapped {rewrapped} sealed ID numbers in the database; {current} were already under it"
+        ));
+    }
+    Ok(msg)
 }
 
 /// Record `cunneng decrypt` of `what` in the audit record: who ran it (the operating-system
@@ -109,7 +135,13 @@ pub async fn decrypt(config: &Config, store: Arc<dyn ObjectStore>, what: &str, o
         }
     };
     let tmp = out.with_extension("partial");
-    let mut file = std::fs::File::create(&tmp)?;
+    // Plaintext: readable by the operator only (0600), however the umask is set.
+    let mut file = {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f
+    };
     let result = vault.open_stream(&mut body, |chunk| file.write_all(chunk).map_err(Error::from)).await;
     match result {
         Ok(info) => {

@@ -34,7 +34,9 @@ impl LocalStore {
     pub async fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         let tmp = root.join(TMP_DIR);
-        tokio::fs::create_dir_all(&tmp)
+        let mut dirs = tokio::fs::DirBuilder::new();
+        dirs.recursive(true).mode(0o700);
+        dirs.create(&tmp)
             .await
             .map_err(|e| StorageError::io(format!("creating store directory {}", tmp.display()), e))?;
         Ok(LocalStore { root })
@@ -96,7 +98,7 @@ fn create_dirs(root: &Path, dir: &Path, key: &str) -> Result<()> {
     for comp in rel.components() {
         let parent = cur.clone();
         cur.push(comp);
-        match std::fs::create_dir(&cur) {
+        match std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&cur) {
             Ok(()) => sync_dir(&parent).map_err(|e| StorageError::io(format!("syncing {}", parent.display()), e))?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 if !cur.is_dir() {
@@ -154,6 +156,7 @@ impl ObjectStore for LocalStore {
             let mut file = tokio::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&tmp)
                 .await
                 .map_err(|e| StorageError::io(ctx("creating"), e))?;

@@ -612,10 +612,15 @@ impl Drop for TaskGuard {
     }
 }
 
+/// Create `dir` (and its parents) with mode 0700: only the server's user reads the spool.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// Take the spool directory's lock file: two processes must never share a spool.
 fn lock_dir(dir: &Path) -> Result<std::fs::File> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StorageError::io(format!("creating spool directory {}", dir.display()), e))?;
+    private_dir(dir).map_err(|e| StorageError::io(format!("creating spool directory {}", dir.display()), e))?;
     let path = dir.join("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -738,6 +743,7 @@ impl Spool {
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(tmp)
             .await
             .map_err(|e| StorageError::io(ctx("creating"), e))?;
@@ -975,9 +981,8 @@ async fn open_spool_file(path: &Path) -> Result<(tokio::fs::File, FileHeader)> {
 
 /// Read the spool directory at start-up (blocking).
 fn recover(dir: &Path, policy: SpoolPolicy) -> Result<SpoolCore> {
-    let mk = |d: &Path| {
-        std::fs::create_dir_all(d).map_err(|e| StorageError::io(format!("creating spool directory {}", d.display()), e))
-    };
+    let mk =
+        |d: &Path| private_dir(d).map_err(|e| StorageError::io(format!("creating spool directory {}", d.display()), e));
     let (queue, tmp, damaged) = (dir.join(QUEUE_DIR), dir.join(TMP_DIR), dir.join(DAMAGED_DIR));
     mk(&queue)?;
     mk(&tmp)?;

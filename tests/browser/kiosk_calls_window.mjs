@@ -5,7 +5,8 @@
 // reload), views one (zoom, rotate) and asks for a re-scan, which the kiosk shows; the approver
 // decides 当场办结 with a result document (a PDF), the kiosk shows the outcome banner and prints
 // the receipt (case number, QR code); after hang-up the kiosk rates the call; the public
-// progress page finds the case by number and the last four phone digits.
+// progress page finds the case by the receipt's link (number and lookup code) and the last four
+// phone digits.
 //
 //   node tests/browser/kiosk_calls_window.mjs --base http://127.0.0.1:PORT \
 //        --kiosk-url URL --window-url URL [--out-dir DIR] [--chromium PATH] [--headed]
@@ -285,12 +286,21 @@ await step('kiosk: rate the call 满意 with a comment', async () => {
   await kioskPage.waitForSelector(`${testId('rating-done')}:visible`);
 });
 
-await step('public progress page: case number + last four phone digits → status and next step', async () => {
+await step('public progress page: the receipt\'s link (case number + lookup code) + last four phone digits → status and next step', async () => {
+  // The link the receipt's QR code carries.
+  const deviceToken = new URLSearchParams(new URL(kioskUrl).hash.slice(1)).get('token');
+  const receipt = await kioskPage.evaluate(async ([no, t]) => {
+    const r = await fetch(`/api/cases/${encodeURIComponent(no)}/receipt`, { headers: { Authorization: `Bearer ${t}` } });
+    return r.json();
+  }, [caseNo, deviceToken]);
+  if (!/^\d{8}$/.test(receipt.lookup_code ?? '')) throw new Error(`the receipt has no lookup code: ${JSON.stringify(receipt)}`);
   // The public page: no camera, a narrower window.
   const page = await h.newPage('progress', { permissions: [], viewport: { width: 800, height: 900 } });
-  await page.goto(new URL(`/progress?case=${encodeURIComponent(caseNo)}`, base).href, { waitUntil: 'domcontentloaded' });
+  await page.goto(new URL(receipt.progress_path, base).href, { waitUntil: 'domcontentloaded' });
   const prefilled = await page.inputValue(testId('progress-case'));
   if (prefilled !== caseNo) throw new Error(`the case number from the link was not filled in: "${prefilled}"`);
+  const code = await page.inputValue(testId('progress-code'));
+  if (code !== receipt.lookup_code) throw new Error(`the lookup code from the link was not filled in: "${code}"`);
   await page.fill(testId('progress-phone4'), '9999');
   await page.click(testId('progress-submit'));
   await page.waitForSelector(`${testId('progress-result')}[data-status="not_found"]`);

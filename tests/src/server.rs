@@ -117,6 +117,14 @@ impl Server {
         &self.data_dir
     }
 
+    /// The key-encryption key file at its default place: beside the data directory
+    /// (`DATA_DIR-keys/kek.toml`), not inside it.
+    pub fn key_file(&self) -> PathBuf {
+        let mut name = self.data_dir.file_name().unwrap_or_default().to_os_string();
+        name.push("-keys");
+        self.data_dir.with_file_name(name).join("kek.toml")
+    }
+
     pub fn link(&self, role: &str) -> &DemoLink {
         self.demo_links
             .iter()
@@ -145,6 +153,9 @@ impl Server {
             .env("CUNNENG_MEDIA__BIND_IP", "127.0.0.1")
             .env("CUNNENG_MEDIA__UDP_PORT_MIN", "0")
             .env("CUNNENG_MEDIA__UDP_PORT_MAX", "0")
+            // Every test's staff log in from 127.0.0.1, many at once (a test's own env may
+            // set the login limits back; `login_is_limited_before_any_password_is_hashed`).
+            .env("CUNNENG_LIMITS__LOGIN_ADDRESS_BURST", "1000")
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())

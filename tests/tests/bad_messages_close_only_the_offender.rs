@@ -24,6 +24,9 @@ async fn malformed_messages_get_bad_message_and_the_socket_stays() -> anyhow::Re
     }
     let err = k.request(json!({"type": "call.cancel", "call_id": 424242}), 7, STEP).await?.expect("error");
     assert_eq!(err["code"], "not_found");
+    // The message names no internal identifier.
+    let message = err["message"].as_str().unwrap_or_default();
+    assert!(!message.contains("424242") && !message.contains("Id("), "{message}");
     k.send(json!({"type": "ping", "req": 8})).await?;
     let pong = k.expect("pong").await?;
     assert_eq!(pong["req"], 8);
@@ -72,5 +75,27 @@ async fn flooding_socket_is_rate_limited_and_closed() -> anyhow::Result<()> {
     assert!(flooder.backlog().iter().any(|m| m["code"] == "rate_limited"));
     other.send(json!({"type": "ping"})).await?;
     other.expect("pong").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn binary_ping_and_pong_frames_count_against_the_rate() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let kiosks = demo_kiosks(&server).await?;
+    for frame in [Message::Binary(vec![1, 2, 3].into()), Message::Ping(vec![].into()), Message::Pong(vec![].into())] {
+        let mut k = WsClient::connect(&server, &kiosks[0].token).await?;
+        let mut sent = 0;
+        for _ in 0..300 {
+            if k.send_raw(frame.clone()).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        let code = k.closed().await?;
+        assert!(matches!(code, Some(1008) | None), "{frame:?}: closed with 1008, got {code:?} after {sent}");
+        assert!(k.backlog().iter().any(|m| m["code"] == "rate_limited"), "{frame:?}: {:?}", k.backlog());
+        let errors = k.backlog().iter().filter(|m| m["code"] == "bad_message").count();
+        assert!(errors <= 40, "{frame:?}: at most a burst of replies, got {errors}");
+    }
     Ok(())
 }

@@ -176,7 +176,8 @@ async fn full_case(server: &Server) -> anyhow::Result<()> {
     assert!(kinds(&staff_view).iter().any(|x| x == "paper.viewed"));
     let (st, receipt) = kiosk_api.get(&format!("/api/cases/{case_no}/receipt")).await?;
     assert_eq!(st, 200);
-    assert!(receipt["progress_url"].as_str().unwrap().ends_with(&format!("/progress?case={case_no}")));
+    let code = receipt["lookup_code"].as_str().unwrap();
+    assert!(receipt["progress_url"].as_str().unwrap().ends_with(&format!("/progress?case={case_no}&code={code}")));
 
     // Who else may look: the supervisor yes (read only), a dispatcher no.
     let supervisor = demo_staff(server, "supervisor").await?;

@@ -1,5 +1,6 @@
-//! For the villager (docs/cases-api.md): progress lookup by case number and the last four
-//! phone digits (public, rate-limited, nothing but status and next step), 放心回家 results
+//! For the villager (docs/cases-api.md): progress lookup by case number, the lookup code of
+//! the receipt and the last four phone digits (public, rate-limited per address and per case,
+//! nothing but status and next step), 放心回家 results
 //! arriving in the village inbox, ratings that need a call, and 预约 bookings.
 
 use cunneng_tests::cases::{Api, answer_call, assert_error, call, hang_up, pdf, setup};
@@ -18,7 +19,7 @@ fn china_date_in(days: i64) -> String {
 
 #[tokio::test]
 async fn progress_lookup_needs_the_right_digits() -> anyhow::Result<()> {
-    let server = Server::start_demo().await?;
+    let server = Server::start_with_env(&["--demo"], &[("CUNNENG_LIMITS__PROGRESS_BURST", "8")]).await?;
     let s = setup(&server, 0, false).await?;
     let kiosk = Api::new(&server, &s.kiosk.token);
     let (st, case) = kiosk
@@ -30,8 +31,15 @@ async fn progress_lookup_needs_the_right_digits() -> anyhow::Result<()> {
     assert_eq!(st, 201);
     let bare_no = bare["case_no"].as_str().unwrap().to_string();
 
+    // The receipt carries a random lookup code; its QR link has it.
+    let (st, receipt) = kiosk.get(&format!("/api/cases/{case_no}/receipt")).await?;
+    assert_eq!(st, 200, "{receipt}");
+    let code = receipt["lookup_code"].as_str().unwrap().to_string();
+    assert!(code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    assert!(receipt["progress_url"].as_str().unwrap().ends_with(&format!("/progress?case={case_no}&code={code}")));
+
     let public = Api::anonymous(&server);
-    let (st, p) = public.get(&format!("/api/progress?case={case_no}&phone4=5678")).await?;
+    let (st, p) = public.get(&format!("/api/progress?case={case_no}&code={code}&phone4=5678")).await?;
     assert_eq!(st, 200, "{p}");
     assert_eq!(p["case_no"], case_no.as_str());
     assert_eq!(p["status"], "open");
@@ -41,11 +49,21 @@ async fn progress_lookup_needs_the_right_digits() -> anyhow::Result<()> {
     assert_eq!(keys, ["case_no", "next_step", "status", "status_text"], "status and next step, nothing else");
     assert!(!p.to_string().contains("赵叔"));
 
+    // The case number and the phone's digits are not enough (sequential numbers, four digits).
+    let no_code = public.get(&format!("/api/progress?case={case_no}&phone4=5678")).await?;
+    assert_error(&no_code, 404, "not_found");
+    let bad_code = public.get(&format!("/api/progress?case={case_no}&code=00000000&phone4=5678")).await?;
+    assert_eq!(bad_code, no_code);
+    // The village room's own kiosk looks its cases up without the code.
+    let (st, _) = kiosk.get(&format!("/api/progress?case={case_no}&phone4=5678")).await?;
+    assert_eq!(st, 200);
+
     // Wrong digits, an unknown case, a case without a phone: the same answer.
-    let wrong = public.get(&format!("/api/progress?case={case_no}&phone4=1234")).await?;
+    let wrong = public.get(&format!("/api/progress?case={case_no}&code={code}&phone4=1234")).await?;
     let unknown = public.get("/api/progress?case=ZH-19990101-0001&phone4=5678").await?;
     assert_error(&wrong, 404, "not_found");
     assert_eq!(wrong, unknown);
+    assert_eq!(no_code, unknown);
     assert_eq!(public.get(&format!("/api/progress?case={bare_no}&phone4=0000")).await?, unknown);
     assert_error(&public.get("/api/progress").await?, 400, "bad_request");
 
@@ -178,5 +196,59 @@ async fn bookings_for_a_window_slot() -> anyhow::Result<()> {
     assert_error(&a.delete(&format!("/api/bookings/{id}")).await?, 409, "conflict");
     let (st, _) = b.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": start})).await?;
     assert_eq!(st, 201);
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_village_cannot_book_every_slot() -> anyhow::Result<()> {
+    let server = Server::start_with_env(&["--demo"], &[("CUNNENG_LIMITS__OPEN_BOOKINGS_PER_VILLAGE", "3")]).await?;
+    let s = setup(&server, 0, false).await?;
+    let a = Api::new(&server, &s.kiosk.token);
+    let kiosks = demo_kiosks(&server).await?;
+    let other =
+        kiosks.iter().find(|k| k.village_id() != s.kiosk.village_id() && k.town_id() == s.kiosk.town_id()).unwrap();
+    let b = Api::new(&server, &other.token);
+    let (_, slots) = a.get(&format!("/api/bookings/slots?matter_id={}&date={}", s.matter_id, china_date_in(1))).await?;
+    let starts: Vec<u64> = slots["slots"].as_array().unwrap().iter().map(|x| x["start_ms"].as_u64().unwrap()).collect();
+    let mut ids = Vec::new();
+    for start in &starts[..3] {
+        let (st, booking) = a.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": start})).await?;
+        assert_eq!(st, 201, "{booking}");
+        ids.push(booking["id"].as_i64().unwrap());
+    }
+    // A fourth open booking of the same village is refused; another village still books.
+    let refused = a.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": starts[3]})).await?;
+    assert_error(&refused, 429, "too_many_bookings");
+    let (st, _) = b.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": starts[3]})).await?;
+    assert_eq!(st, 201);
+    // A cancelled booking no longer counts.
+    assert_eq!(a.delete(&format!("/api/bookings/{}", ids[0])).await?.0, 204);
+    let (st, _) = a.post("/api/bookings", json!({"matter_id": s.matter_id, "start_ms": starts[4]})).await?;
+    assert_eq!(st, 201);
+    Ok(())
+}
+
+#[tokio::test]
+async fn guesses_on_one_case_are_limited_from_any_address() -> anyhow::Result<()> {
+    // Many addresses (here: a generous per-address limit, as behind a proxy): one case number
+    // is still looked up only a burst of times.
+    let env = [("CUNNENG_LIMITS__PROGRESS_BURST", "1000"), ("CUNNENG_LIMITS__PROGRESS_CASE_BURST", "4")];
+    let server = Server::start_with_env(&["--demo"], &env).await?;
+    let s = setup(&server, 0, false).await?;
+    let kiosk = Api::new(&server, &s.kiosk.token);
+    let (_, case) = kiosk
+        .post("/api/cases", json!({"matter_id": s.matter_id, "villager": {"name": "赵叔", "phone": "13800005678"}}))
+        .await?;
+    let case_no = case["case_no"].as_str().unwrap().to_string();
+    let public = Api::anonymous(&server);
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(public.get(&format!("/api/progress?case={case_no}&code={i:08}&phone4=5678")).await?.0);
+    }
+    assert_eq!(statuses, [404, 404, 404, 404, 429, 429]);
+    // Another case is not affected.
+    let (_, other) = kiosk.post("/api/cases", json!({"matter_id": s.matter_id})).await?;
+    let other_no = other["case_no"].as_str().unwrap();
+    assert_eq!(public.get(&format!("/api/progress?case={other_no}&phone4=0000")).await?.0, 404);
     Ok(())
 }

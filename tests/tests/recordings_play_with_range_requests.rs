@@ -412,7 +412,7 @@ async fn a_small_range_of_a_large_object_reads_little_and_serving_it_all_holds_l
     // (as a one-hour call would be, about 400 MB, only smaller).
     let rec = &recs[1];
     let key = rec["archive_key"].as_str().context("archive key")?;
-    let ring = cunneng_storage::KeyRing::load(&server.data_dir().join("keys/kek.toml"))?;
+    let ring = cunneng_storage::KeyRing::load(&server.key_file())?;
     let plain: Vec<u8> = (0..64u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let id = cunneng_storage::ObjectId::new(key)?;
     let sealed = cunneng_storage::seal(ring.active(), cunneng_storage::ObjectClass::MEDIA, id, &plain)?;

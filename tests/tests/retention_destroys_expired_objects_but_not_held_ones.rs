@@ -36,6 +36,9 @@ async fn retention_destroys_expired_objects_but_not_held_ones() -> Result<()> {
         assert_eq!(st, 201, "{case}");
         let case_no = case["case_no"].as_str().unwrap().to_string();
         kiosk.upload(&case_no, "户口簿.pdf", &pdf(3000), None, "scan", 64 * 1024).await?;
+        let villager = json!({"name": "张大爷", "phone": "13800001234", "id_number": "11010519491231002X"});
+        let (st, body) = kiosk.put(&format!("/api/cases/{case_no}/villager"), villager).await?;
+        assert_eq!(st, 200, "{body}");
         cases.push(case_no);
     }
     let (held, free) = (&cases[0], &cases[1]);
@@ -68,6 +71,7 @@ async fn retention_destroys_expired_objects_but_not_held_ones() -> Result<()> {
     // reach of the bucket's lifecycle rules.
     let out = sweep(&server, 30)?;
     assert!(out.contains("destroyed 0") && out.contains("moved to the legal-hold area 1"), "{out}");
+    assert!(out.contains("personal data erased from 0 cases"), "{out}");
     // The held paper is still served from the hold area.
     let (st, case) = kiosk.get(&format!("/api/cases/{held}")).await?;
     assert_eq!(st, 200);
@@ -79,6 +83,15 @@ async fn retention_destroys_expired_objects_but_not_held_ones() -> Result<()> {
     // Past three years: the free case's paper is destroyed, the held one is kept.
     let out = sweep(&server, 3 * 365 + 1)?;
     assert!(out.contains("destroyed 1") && out.contains("kept by a legal hold 1"), "{out}");
+    // The villager's personal data goes with the papers (the held case keeps it); the case's
+    // anonymous facts stay for statistics.
+    assert!(out.contains("personal data erased from 1 cases"), "{out}");
+    let (_, view) = kiosk.get(&format!("/api/cases/{free}")).await?;
+    assert!(view["villager"].is_null(), "{view}");
+    assert_eq!(view["case_no"], free.as_str());
+    assert!(view["status"].is_string() && view["matter"].is_object(), "{view}");
+    let (_, view) = kiosk.get(&format!("/api/cases/{held}")).await?;
+    assert_eq!(view["villager"]["name"], "张大爷", "{view}");
     assert_eq!(object_files(&server).len(), 1);
     let log = std::fs::read_to_string(server.data_dir().join("destructions.log"))?;
     assert!(log.contains("papers/") && log.lines().count() == 1, "{log}");

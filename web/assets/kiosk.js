@@ -78,7 +78,7 @@ const rating = new Rating({ token, onUnauthorized: unauthorizedLater });
 const inbox = new Inbox({ token, onUnauthorized: unauthorizedLater });
 const booking = new Booking({ token, onUnauthorized: unauthorizedLater });
 const resume = new Resume({ token, onUnauthorized: unauthorizedLater, onResume: resumeCase });
-const progress = setupProgressLookup($('#progress-form'), $('#progress-result'));
+const progress = setupProgressLookup($('#progress-form'), $('#progress-result'), { token });
 
 window.__cunneng = {
   get pc() { return media.pc; },

@@ -713,6 +713,7 @@ export class CaseDesk {
       missingItems: o?.missing_items ?? [],
       nextStep: c.next_step ?? '',
       progressUrl: receipt?.progress_url ?? `${location.origin}${c.progress_path ?? `/progress?case=${c.case_no}`}`,
+      lookupCode: receipt?.lookup_code ?? '',
       resultImageUrl,
       resultName: result?.name ?? '',
     });

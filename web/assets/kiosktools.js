@@ -193,6 +193,7 @@ export class Inbox {
       missingItems: [],
       nextStep: c?.next_step ?? '',
       progressUrl: receipt?.progress_url ?? `${location.origin}/progress?case=${encodeURIComponent(item.case_no)}`,
+      lookupCode: receipt?.lookup_code ?? '',
       resultImageUrl,
       resultName: item.result?.name ?? '',
     });

@@ -16,7 +16,7 @@ function dateText(ms) {
 
 /**
  * Fill the print sheet. `r`: {caseNo, villagerName, matter, village, town, createdAtMs, status,
- * statusText, note, missingItems, nextStep, progressUrl, resultImageUrl, resultName}.
+ * statusText, note, missingItems, nextStep, progressUrl, lookupCode, resultImageUrl, resultName}.
  */
 export function fillSheet(r) {
   const sheet = $('#print-sheet');
@@ -44,6 +44,7 @@ export function fillSheet(r) {
       { class: 'print-page' },
       el('h1', {}, '村能办 · 办事回执'),
       el('p', { class: 'print-case' }, '案件编号 ', el('strong', { class: 'receipt-case-number' }, r.caseNo)),
+      r.lookupCode ? el('p', { class: 'print-case' }, '查询码 ', el('strong', { class: 'receipt-lookup-code' }, r.lookupCode)) : null,
       el(
         'table',
         { class: 'print-table' },
@@ -69,7 +70,7 @@ export function fillSheet(r) {
         el(
           'div',
           {},
-          el('p', {}, '用手机扫这个二维码,输入办事人电话号码的后四位,就能查办事进度。'),
+          el('p', {}, '用手机扫这个二维码,输入办事人电话号码的后四位,就能查办事进度(不扫码时,还要输入上面的查询码)。'),
           r.progressUrl ? el('p', { class: 'print-url' }, r.progressUrl) : null,
           el('p', {}, '也可以到村便民服务室,报案件编号查询。'),
         ),

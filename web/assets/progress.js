@@ -1,7 +1,8 @@
-// Public progress page (/progress?case=...): no login; the case number comes from the QR code
-// on the receipt, the villager adds the last four digits of the phone.
+// Public progress page (/progress?case=...&code=...): no login; the case number and the lookup
+// code come from the QR code on the receipt, the villager adds the last four digits of the phone.
 import { $ } from './common.js';
 import { setupProgressLookup } from './progressform.js';
 
 const lookup = setupProgressLookup($('#progress-form'), $('#progress-result'));
-lookup.fill(new URLSearchParams(location.search).get('case')?.trim() ?? '');
+const params = new URLSearchParams(location.search);
+lookup.fill(params.get('case')?.trim() ?? '', params.get('code')?.replace(/\D/g, '') ?? '');

@@ -55,7 +55,8 @@ pub(super) async fn book(
         return Err(ApiError::forbidden("bookings are made by the village room"));
     }
     let note = optional_text(b.note.as_deref(), 200, "note")?;
-    let booking = bookings::book(&state.db, &viewer, b.matter_id, b.start_ms, note).await?;
+    let max_open = state.config.limits.open_bookings_per_village;
+    let booking = bookings::book(&state.db, &viewer, b.matter_id, b.start_ms, note, max_open).await?;
     Ok((StatusCode::CREATED, Json(booking)).into_response())
 }
 

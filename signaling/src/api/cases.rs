@@ -205,7 +205,9 @@ pub(super) async fn receipt(
         return Err(ApiError::forbidden("receipts are printed by the village room and the window"));
     }
     let case = load(&state, &viewer, case_no).await?;
-    Ok(Json(Receipt::of(&case, &state.config.base_url())))
+    let id = case.id;
+    let code = state.db.run(move |db| db.lookup_code(id)).await?.unwrap_or_default();
+    Ok(Json(Receipt::of(&case, &code, &state.config.base_url())))
 }
 
 #[derive(Deserialize)]

@@ -76,7 +76,26 @@ pub(super) async fn status(
 ) -> Result<Response, ApiError> {
     let case = cases::load(&state.db, &viewer, case_no).await?;
     let u = state.papers.upload_of(&case, upload_id).await?;
+    if let Some(done) = finish_stalled(&state, &viewer, &case, &u).await? {
+        return Ok(Json(done).into_response());
+    }
     Ok(Json(state.papers.state(&case.case_no, &u).await?).into_response())
+}
+
+/// Finish an upload whose bytes are all in but that has no paper yet, and announce its paper.
+async fn finish_stalled(
+    state: &AppState,
+    viewer: &Viewer,
+    case: &crate::case::CaseRecord,
+    u: &crate::db::UploadRow,
+) -> Result<Option<UploadState>, ApiError> {
+    let done = state.papers.finish_stalled(viewer, case, u).await?;
+    if let Some(p) = done.as_ref().and_then(|d| d.paper.as_ref())
+        && p.kind == PaperKind::Scan
+    {
+        announce_paper(state, case.id, &case.case_no, p).await;
+    }
+    Ok(done)
 }
 
 #[derive(Deserialize)]
@@ -113,6 +132,10 @@ pub(super) async fn put_chunk(
     let case = cases::load(&state.db, &viewer, case_no).await?;
     let papers = &state.papers;
     let u = papers.upload_of(&case, upload_id).await?;
+    // All bytes in but no paper: this request finishes it (whatever its body).
+    if let Some(done) = finish_stalled(&state, &viewer, &case, &u).await? {
+        return Ok(upload_answer(done));
+    }
     let limit = match papers.check_put(&viewer, &case, &u, offset, content_length).await? {
         // A retry of the last chunk whose answer was lost: it is done.
         Err(done) => return Ok(upload_answer(done)),
@@ -121,13 +144,29 @@ pub(super) async fn put_chunk(
         Ok(ChunkCheck::TooLarge) => return Err(too_large(format!("这一块太大 (at most {CHUNK_MAX} bytes)")).into()),
     };
     let _busy = papers.lock_upload(&u)?;
+    // One client may send only a few bodies at once, and a body that stalls is broken off:
+    // one kiosk cannot hold the receiving slots every other village's uploads need.
+    let _slot = papers.client_slot(&viewer)?;
     let receiving = papers.receiving().await?;
-    let bytes = match axum::body::to_bytes(request_body, limit).await {
-        Ok(b) => b.to_vec(),
-        Err(_) if content_length.is_some() => {
+    let l = &state.config.limits;
+    let timing = BodyTiming {
+        idle: std::time::Duration::from_secs(l.paper_body_idle_secs),
+        total: std::time::Duration::from_secs(l.paper_body_max_secs),
+    };
+    let bytes = match read_body(request_body, limit, timing).await {
+        Ok(b) => b,
+        Err(BodyError::Stalled) => {
+            state.metrics.inc_rejected("paper_body_stalled");
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "上传太慢或中断了,请重试 (the body stalled; resume with GET)",
+            ));
+        }
+        Err(BodyError::Broken) => {
             return Err(ApiError::bad_request("上传中断 (the body was broken off; resume with GET)"));
         }
-        Err(_) => return Err(too_large("这一块太大 (chunk over the limit)").into()),
+        Err(BodyError::TooLarge) => return Err(too_large("这一块太大 (chunk over the limit)").into()),
     };
     let outcome = papers.put_chunk(&viewer, &case, &u, offset, bytes).await;
     drop(receiving);
@@ -140,6 +179,45 @@ pub(super) async fn put_chunk(
                 announce_paper(&state, case.id, &case.case_no, p).await;
             }
             Ok(upload_answer(*s))
+        }
+    }
+}
+
+/// How long a body may take: between two pieces, and in all.
+#[derive(Debug, Clone, Copy)]
+struct BodyTiming {
+    idle: std::time::Duration,
+    total: std::time::Duration,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BodyError {
+    /// Nothing came for `idle`, or the whole took longer than `total`.
+    Stalled,
+    /// The connection broke off.
+    Broken,
+    /// More than `limit` bytes.
+    TooLarge,
+}
+
+/// Read a body of at most `limit` bytes within `timing`.
+async fn read_body(body: Body, limit: usize, timing: BodyTiming) -> Result<Vec<u8>, BodyError> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + timing.total;
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    loop {
+        let wait = timing.idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        match tokio::time::timeout(wait, stream.next()).await {
+            Err(_) => return Err(BodyError::Stalled),
+            Ok(None) => return Ok(out),
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Ok(piece))) => {
+                if out.len() + piece.len() > limit {
+                    return Err(BodyError::TooLarge);
+                }
+                out.extend_from_slice(&piece);
+            }
         }
     }
 }

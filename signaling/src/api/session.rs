@@ -1,7 +1,10 @@
 //! `/api/login`, `/api/logout`, `/api/me`: staff sessions and who is asking.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -28,10 +31,25 @@ pub(super) struct LoginAnswer {
 
 pub(super) async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     if body.username.len() > 128 || body.password.len() > 1024 {
         return Err(ApiError::bad_request("用户名或密码过长 (username or password too long)"));
+    }
+    // Limited per address and per account before any password is hashed (argon2id is
+    // expensive and runs on the shared blocking pool).
+    let now = Instant::now();
+    let account = body.username.trim().to_lowercase();
+    let limited = state
+        .login_address_limit
+        .would_allow(&peer.ip(), now)
+        .and_then(|()| state.login_account_limit.would_allow(&account, now))
+        .and_then(|()| state.login_address_limit.take(&peer.ip(), now))
+        .and_then(|()| state.login_account_limit.take(&account, now));
+    if let Err(wait) = limited {
+        state.metrics.inc_rejected("login_rate");
+        return Err(ApiError::rate_limited("登录尝试太频繁,请稍后再试 (too many login attempts)", wait));
     }
     let ttl = state.config.auth.session_ttl_hours;
     let result =
@@ -56,7 +74,10 @@ pub(super) async fn logout(
         return Err(ApiError::forbidden("logout is for staff sessions"));
     }
     let token = bearer(&headers).unwrap_or_default().to_string();
+    let hash = crate::auth::token_hash(&token);
     state.db.run(move |db| crate::auth::logout(db, &token)).await?;
+    // The session's sockets close now (no receiver: no socket open).
+    let _ = state.sessions_ended.send(hash);
     Ok(StatusCode::NO_CONTENT)
 }
 

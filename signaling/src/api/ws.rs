@@ -19,8 +19,8 @@ use crate::ratelimit::TokenBucket;
 use crate::state::AppState;
 use crate::wire::{ClientEnvelope, ClientMsg, ServerMsg};
 
-/// How long a new socket may take to say `hello`.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Close code: the server is overloaded, try again later (RFC 6455 1013).
+const CLOSE_TRY_AGAIN: u16 = 1013;
 /// Messages queued toward one client before it counts as too slow and is dropped.
 const OUTBOUND_QUEUE: usize = 256;
 
@@ -29,39 +29,66 @@ pub async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let Ok(permit) = state.connections.clone().try_acquire_owned() else {
-        state.metrics.inc_rejected("connection_limit");
-        return ApiError::new(
+    let busy = |reason: &'static str| {
+        state.metrics.inc_rejected(reason);
+        let mut resp = ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "too_many_connections",
             "服务器繁忙,请稍后重试 (too many connections)",
         )
         .into_response();
+        resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        resp
+    };
+    // One address holds only so many sockets; a socket that has not said `hello` holds only
+    // an anonymous slot (a small pool, for a few seconds), never a connection permit.
+    let Some(address_slot) = state.ws_per_address.try_take(&peer.ip()) else {
+        return busy("ws_per_address");
+    };
+    let Ok(anonymous) = state.ws_anonymous.clone().try_acquire_owned() else {
+        return busy("ws_anonymous");
     };
     let max = state.config.limits.ws_max_message_bytes;
     ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
-        handle(state, socket, peer).await;
-        drop(permit);
+        handle(state, socket, peer, anonymous).await;
+        drop(address_slot);
     })
 }
 
-async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
+async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous: tokio::sync::OwnedSemaphorePermit) {
     let (mut sink, mut stream) = socket.split();
 
-    // 1. hello
-    let principal = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+    // 1. hello, within `ws_hello_secs`; then the anonymous slot is given back and the socket
+    // takes a connection permit.
+    let hello_within = Duration::from_secs(state.config.limits.ws_hello_secs);
+    let mut sessions_ended = state.sessions_ended.subscribe();
+    let hello = match tokio::time::timeout(hello_within, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => match ClientEnvelope::parse(&text) {
-            Ok(ClientEnvelope { msg: ClientMsg::Hello { token }, .. }) => state.resolve_token(token).await.ok(),
+            Ok(ClientEnvelope { msg: ClientMsg::Hello { token }, .. }) => {
+                state.resolve_token(token.clone()).await.ok().map(|p| (p, token))
+            }
             _ => None,
         },
         _ => None,
     };
+    let (principal, token) = match hello {
+        Some((p, t)) => (Some(p), t),
+        None => (None, String::new()),
+    };
+    drop(anonymous);
     let Some(principal) = principal else {
         state.metrics.inc_rejected("unauthorized");
         tracing::info!(%peer, "websocket refused: no valid hello");
         let err = ServerMsg::error("unauthorized", "身份验证失败,请重新登录 (missing, unknown or expired token)", None);
         let _ = sink.send(text(&err)).await;
         let _ = sink.send(close(CLOSE_UNAUTHORIZED, "unauthorized")).await;
+        return;
+    };
+    let Ok(_permit) = state.connections.clone().try_acquire_owned() else {
+        state.metrics.inc_rejected("connection_limit");
+        let err = ServerMsg::error("too_many_connections", "服务器繁忙,请稍后重试 (too many connections)", None);
+        let _ = sink.send(text(&err)).await;
+        let _ = sink.send(close(CLOSE_TRY_AGAIN, "too many connections")).await;
         return;
     };
 
@@ -108,15 +135,51 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
     // 3. read loop
     let limits = &state.config.limits;
     let mut rate = TokenBucket::new(f64::from(limits.ws_messages_per_sec), limits.ws_burst, Instant::now());
+    let token_hash = crate::auth::token_hash(&token);
+    let recheck_every = Duration::from_secs(limits.ws_recheck_secs);
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
+    let session_over = |tx: &ClientTx| {
+        state.metrics.inc_rejected("session_ended");
+        tx.send(ServerMsg::error("unauthorized", "登录已失效,请重新登录 (the session ended)", None));
+        tx.close(CLOSE_UNAUTHORIZED, "session ended");
+    };
     loop {
         let frame = tokio::select! {
             f = stream.next() => f,
+            ended = sessions_ended.recv() => {
+                let over = match ended {
+                    Ok(hash) => hash == token_hash,
+                    // Missed some: ask the database.
+                    Err(_) => state.resolve_token(token.clone()).await.is_err_and(|e| e.is_unauthorized()),
+                };
+                if over {
+                    session_over(&tx);
+                    break;
+                }
+                continue;
+            }
+            _ = recheck.tick() => {
+                if state.resolve_token(token.clone()).await.is_err_and(|e| e.is_unauthorized()) {
+                    session_over(&tx);
+                    break;
+                }
+                continue;
+            }
             _ = tx.closed() => break, // writer gone (replaced or closed)
             _ = slow.cancelled() => {
                 state.metrics.inc_rejected("slow_client");
                 break;
             }
         };
+        // Every frame but the closing one counts against the rate: binary, ping and pong
+        // frames too.
+        if matches!(frame, Some(Ok(ref m)) if !matches!(m, Message::Close(_))) && !rate.allow(Instant::now()) {
+            state.metrics.inc_rejected("rate_limited");
+            tracing::warn!(?party, "websocket over the message rate; closing");
+            tx.send(ServerMsg::error("rate_limited", "消息过于频繁 (too many messages)", None));
+            tx.close(CLOSE_POLICY, "rate limit");
+            break;
+        }
         let text = match frame {
             None => break,
             Some(Ok(Message::Text(t))) => t,
@@ -143,13 +206,6 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr) {
                 break;
             }
         };
-        if !rate.allow(Instant::now()) {
-            state.metrics.inc_rejected("rate_limited");
-            tracing::warn!(?party, "websocket over the message rate; closing");
-            tx.send(ServerMsg::error("rate_limited", "消息过于频繁 (too many messages)", None));
-            tx.close(CLOSE_POLICY, "rate limit");
-            break;
-        }
         let env = match ClientEnvelope::parse(&text) {
             Ok(env) => env,
             Err((req, why)) => {

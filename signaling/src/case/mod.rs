@@ -17,4 +17,4 @@ pub use lifecycle::{
     ResultPaper, Signoff, SignoffDecision, Status, Transition, apply,
 };
 pub use record::{ActorKind, CaseRecord, CaseScope, EventActor};
-pub use words::{Audience, ShownStatus, progress_path};
+pub use words::{Audience, ShownStatus, progress_path, receipt_progress_path};

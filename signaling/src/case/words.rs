@@ -243,9 +243,14 @@ impl ShownStatus {
     }
 }
 
-/// The public progress page of a case (printed on receipts as a QR code).
+/// The public progress page of a case.
 pub fn progress_path(case_no: &str) -> String {
     format!("/progress?case={case_no}")
+}
+
+/// The public progress page of a case with its lookup code, as receipts print it (QR code).
+pub fn receipt_progress_path(case_no: &str, lookup_code: &str) -> String {
+    format!("/progress?case={case_no}&code={lookup_code}")
 }
 
 #[cfg(test)]

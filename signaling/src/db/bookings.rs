@@ -76,7 +76,43 @@ impl Db {
         note: Option<&str>,
         now_ms: u64,
     ) -> Result<i64, DataError> {
+        self.create_booking_within(
+            village_id,
+            kiosk_id,
+            matter_id,
+            window_id,
+            start_ms,
+            end_ms,
+            note,
+            now_ms,
+            usize::MAX,
+        )
+    }
+
+    /// As [`Db::create_booking`], unless the village has `max_open` bookings not used,
+    /// cancelled or over yet: then `Invalid("too many open bookings")`, nothing written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_booking_within(
+        &self,
+        village_id: i64,
+        kiosk_id: Option<i64>,
+        matter_id: i64,
+        window_id: i64,
+        start_ms: u64,
+        end_ms: u64,
+        note: Option<&str>,
+        now_ms: u64,
+        max_open: usize,
+    ) -> Result<i64, DataError> {
         let conn = self.conn();
+        let open: i64 = conn.query_row(
+            "SELECT count(*) FROM bookings WHERE village_id = ?1 AND status = 'booked' AND end_ms > ?2",
+            params![village_id, sql_ms(now_ms)],
+            |r| r.get(0),
+        )?;
+        if usize::try_from(open).unwrap_or(usize::MAX) >= max_open {
+            return Err(DataError::Invalid("too many open bookings".into()));
+        }
         let r = conn.execute(
             "INSERT INTO bookings (village_id, kiosk_id, matter_id, window_id, start_ms, end_ms, note, created_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -134,10 +134,11 @@ impl Db {
                 .optional()?;
             let seq = last.and_then(|s| s[prefix.len()..].parse::<u64>().ok()).unwrap_or(0) + 1;
             let case_no = format!("{prefix}{seq:04}");
+            let lookup_code = format!("{:08}", rand::random::<u32>() % 100_000_000);
             tx.execute(
-                "INSERT INTO cases (case_no, matter_id, village_id, kiosk_id, status, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![case_no, matter_id, village_id, kiosk_id, Status::Open.as_str(), sql_ms(now_ms)],
+                "INSERT INTO cases (case_no, matter_id, village_id, kiosk_id, status, created_at_ms, lookup_code)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![case_no, matter_id, village_id, kiosk_id, Status::Open.as_str(), sql_ms(now_ms), lookup_code],
             )?;
             let id = tx.last_insert_rowid();
             tx.commit()?;
@@ -149,6 +150,15 @@ impl Db {
     pub fn case(&self, case_id: i64) -> Result<Option<CaseRecord>, DataError> {
         let sql = format!("{CASE_SELECT} WHERE c.id = ?1");
         Ok(self.conn().query_row(&sql, [case_id], case_row).optional()?)
+    }
+
+    /// The progress lookup code printed on the case's receipt.
+    pub fn lookup_code(&self, case_id: i64) -> Result<Option<String>, DataError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT lookup_code FROM cases WHERE id = ?1", [case_id], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
     }
 
     pub fn case_by_no(&self, case_no: &str) -> Result<Option<CaseRecord>, DataError> {
@@ -227,6 +237,42 @@ impl Db {
             [case_id],
         )?;
         Ok(())
+    }
+
+    /// Erase the villager's personal data (name, phone, the ID number sealed and masked, and
+    /// the last digits kept for searching) of every case last changed before `before_ms` and
+    /// not under a legal hold: the papers' retention. The case's anonymous facts (matter,
+    /// village, dates, status, outcome, calls, ratings) stay for statistics. Returns how many
+    /// cases were erased.
+    pub fn erase_expired_personal_data(&self, before_ms: u64) -> Result<usize, DataError> {
+        Ok(self.conn().execute(
+            "UPDATE cases SET villager_name = NULL, villager_phone = NULL, id_number_masked = NULL,
+                    id_number_sealed = NULL, phone_last4 = NULL, id_last4 = NULL
+             WHERE coalesce(updated_at_ms, created_at_ms) < ?1
+               AND (villager_name IS NOT NULL OR villager_phone IS NOT NULL OR id_number_masked IS NOT NULL
+                    OR id_number_sealed IS NOT NULL OR phone_last4 IS NOT NULL OR id_last4 IS NOT NULL)
+               AND id NOT IN (SELECT case_id FROM legal_holds)",
+            [sql_ms(before_ms)],
+        )?)
+    }
+
+    /// Every sealed ID number: (case id, the sealed object). For `keys rewrap`.
+    pub fn sealed_id_numbers(&self) -> Result<Vec<(i64, Vec<u8>)>, DataError> {
+        let conn = self.conn();
+        let mut st =
+            conn.prepare("SELECT id, id_number_sealed FROM cases WHERE id_number_sealed IS NOT NULL ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Replace a case's sealed ID number if it is still `old` (a rewrapped header); false when
+    /// it changed in between.
+    pub fn replace_sealed_id_number(&self, case_id: i64, old: &[u8], new: &[u8]) -> Result<bool, DataError> {
+        let n = self.conn().execute(
+            "UPDATE cases SET id_number_sealed = ?3 WHERE id = ?1 AND id_number_sealed = ?2",
+            params![case_id, old, new],
+        )?;
+        Ok(n == 1)
     }
 
     /// Set the villager of a case that is not final (`ev` is its `villager.set` event).

@@ -77,6 +77,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "cases", include_str!("migrations/0002_cases.sql")),
     (3, "recordings", include_str!("migrations/0003_recordings.sql")),
     (4, "audit", include_str!("migrations/0004_audit.sql")),
+    (5, "hardening", include_str!("migrations/0005_hardening.sql")),
 ];
 
 mod audit;
@@ -100,7 +101,7 @@ pub use calls::{CallRow, CaseCall};
 pub use events::{EventRow, NewEvent};
 pub use inbox::{InboxRow, RatingRow};
 pub use papers::{PaperRow, UploadRow};
-pub use recordings::{CatalogRow, HoldHistoryRow, LegalHold, RecordingEnd, RecordingRow, SegmentRow};
+pub use recordings::{CatalogRow, HoldHistoryRow, IntentRow, LegalHold, RecordingEnd, RecordingRow, SegmentRow};
 pub use region::{
     CountyRow, KioskRow, MatterRow, Me, NamedRef, TownRow, UserRow, VillageKind, VillageRow, WindowKind, WindowRow,
 };
@@ -149,17 +150,30 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     /// Opens (creating if needed) the database file and applies pending migrations.
-    /// WAL journal, foreign keys on, 5 s busy timeout. The parent directory is created.
+    /// WAL journal, `synchronous = FULL` (a committed row survives a power loss: rows such
+    /// as a paper's are acknowledged to the user), foreign keys on, 5 s busy timeout. The
+    /// parent directory is created 0700; the file, its WAL and shared-memory file are 0600
+    /// (SQLite gives the WAL the database file's mode; older files are tightened).
     pub fn open(path: &Path) -> Result<Db, DataError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| DataError::Io { path: dir.to_owned(), source })?;
+            private_dir(dir)?;
+        }
+        let io = |source| DataError::Io { path: path.to_owned(), source };
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(io)?;
         }
         let conn = Connection::open(path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "sqlite journal mode is not WAL");
         }
-        conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        conn.execute_batch("PRAGMA synchronous = FULL;")?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            private_file(Path::new(&p)).map_err(io)?;
+        }
         Db::setup(conn)
     }
 
@@ -232,6 +246,33 @@ impl Db {
             kiosks: n("kiosks")?,
             users: n("users")?,
         })
+    }
+}
+
+/// Create `dir` (and its parents) with mode 0700, or tighten an existing one to 0700: the
+/// data directory holds personal data (the database) that only the server's user reads.
+pub fn private_dir(dir: &Path) -> Result<(), DataError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io = |source| DataError::Io { path: dir.to_owned(), source };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+    let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        tracing::info!(dir = %dir.display(), was = format!("{mode:o}"), "made the directory private (0700)");
+    }
+    Ok(())
+}
+
+/// Tighten an existing file to 0600 (nothing when it does not exist).
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -198,6 +198,7 @@ impl Db {
         };
         insert_event(&tx, p.case_id, &NewEvent { at_ms: p.created_at_ms, actor: actor.clone(), event })?;
         tx.execute("UPDATE cases SET updated_at_ms = ?2 WHERE id = ?1", params![p.case_id, sql_ms(p.created_at_ms)])?;
+        tx.execute("DELETE FROM object_intents WHERE object_key = ?1", [&p.object_key])?;
         tx.commit()?;
         Ok(paper_id)
     }

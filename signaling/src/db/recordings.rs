@@ -27,6 +27,15 @@ pub struct RecordingRow {
     pub gaps: serde_json::Value,
 }
 
+/// An object named before it was written, whose row has not come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentRow {
+    pub key: String,
+    pub class: String,
+    pub case_id: Option<i64>,
+    pub created_at_ms: u64,
+}
+
 /// One stored segment of a recording.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SegmentRow {
@@ -220,12 +229,74 @@ impl Db {
         bytes: u64,
         now_ms: u64,
     ) -> Result<(), DataError> {
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
             "INSERT OR REPLACE INTO stored_objects (object_key, class, case_id, created_at_ms, bytes)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![key, class, case_id, sql_ms(now_ms), bytes as i64],
         )?;
+        tx.execute("DELETE FROM object_intents WHERE object_key = ?1", [key])?;
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Name an object before it is written to the store (its row follows once it is stored).
+    pub fn record_intent(&self, key: &str, class: &str, case_id: Option<i64>, now_ms: u64) -> Result<(), DataError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO object_intents (object_key, class, case_id, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![key, class, case_id, sql_ms(now_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// Every intent whose object's row has not come (yet).
+    pub fn intents(&self) -> Result<Vec<IntentRow>, DataError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT object_key, class, case_id, created_at_ms FROM object_intents")?;
+        let rows = st.query_map([], |r| {
+            Ok(IntentRow { key: r.get(0)?, class: r.get(1)?, case_id: r.get(2)?, created_at_ms: row_ms(r.get(3)?) })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn drop_intent(&self, key: &str) -> Result<(), DataError> {
+        self.conn().execute("DELETE FROM object_intents WHERE object_key = ?1", [key])?;
+        Ok(())
+    }
+
+    /// Every object key the database accounts for: the catalogue and the papers.
+    pub fn known_object_keys(&self) -> Result<std::collections::HashSet<String>, DataError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT object_key FROM stored_objects UNION SELECT object_key FROM papers")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The ids of every paper upload (finished or not): their chunks are accounted for.
+    pub fn upload_ids(&self) -> Result<std::collections::HashSet<String>, DataError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id FROM paper_uploads")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// What sealed data the database knows of, if any (the first kind found, in words for an
+    /// operator): catalogued objects, papers, uploads in progress, sealed ID numbers.
+    pub fn sealed_data_present(&self) -> Result<Option<&'static str>, DataError> {
+        let conn = self.conn();
+        for (what, sql) in [
+            ("stored objects", "SELECT EXISTS (SELECT 1 FROM stored_objects)"),
+            ("papers", "SELECT EXISTS (SELECT 1 FROM papers)"),
+            ("paper uploads", "SELECT EXISTS (SELECT 1 FROM paper_uploads)"),
+            ("recordings", "SELECT EXISTS (SELECT 1 FROM recording_segments)"),
+            ("sealed ID numbers", "SELECT EXISTS (SELECT 1 FROM cases WHERE id_number_sealed IS NOT NULL)"),
+        ] {
+            if conn.query_row(sql, [], |r| r.get::<_, bool>(0))? {
+                return Ok(Some(what));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether an object is in the catalog.

@@ -676,6 +676,41 @@ pub enum QueueError {
 }
 
 impl QueueError {
+    /// What the refusal says to a client: the reason without any internal identifier (the
+    /// full error, with ids, is for the log only).
+    pub fn public_reason(&self) -> &'static str {
+        use QueueError::*;
+        match self {
+            UnknownKiosk(_) => "unknown kiosk",
+            UnknownStaff(_) => "unknown staff member (not an approver or dispatcher)",
+            UnknownCall(_) => "unknown call",
+            UnknownWindow(_) => "unknown window",
+            UnknownVillage(_) => "unknown village",
+            UnknownGroup(_) => "unknown group call",
+            NotApprover(_) => "not an approver",
+            NotDispatcher(_) => "not a dispatcher",
+            NotConnected(_) => "not connected",
+            OutOfScope => "outside the principal's town or window",
+            NotParticipant(..) => "not a participant of this call",
+            NoWindow { .. } => "no window of this town accepts this matter",
+            QueueFull(_) => "the queue is full",
+            KioskBusy(_) => "the kiosk already has a call or is in a group call",
+            StaffBusy(_) => "the approver is already in a call",
+            AlreadyAnswered(_) => "the call was already answered",
+            NotWaiting(_) => "the call is not waiting",
+            NotLive(_) => "the call is not live",
+            KioskOffline(_) => "the kiosk of the call is disconnected",
+            SameWindow(..) => "the call is already at that window",
+            DispatcherBusy(_) => "the dispatcher already has an open group call",
+            EmptyGroup => "a group call needs at least one village with a kiosk",
+            GroupTooLarge => "group call too large",
+            NotMember(..) => "not a member of the group call",
+            InviteNotPending(..) => "no pending invitation to the group call",
+            NotJoined(..) => "has not joined the group call",
+            NotGroupOwner(..) => "the group call belongs to another dispatcher",
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         use QueueError::*;
         match self {

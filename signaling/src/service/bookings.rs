@@ -146,6 +146,7 @@ pub async fn book(
     matter_id: i64,
     start_ms: u64,
     note: Option<String>,
+    max_open: usize,
 ) -> Result<BookingView, Error> {
     let Viewer::Kiosk { kiosk_id, village_id, town_id, .. } = *viewer else {
         return Err(Rejection::forbidden("bookings are made by the village room").into());
@@ -162,7 +163,7 @@ pub async fn book(
     db.run(move |db| -> Result<_, Error> {
         let window = window_for(db, town_id, matter_id)?;
         let id = db
-            .create_booking(
+            .create_booking_within(
                 village_id,
                 Some(kiosk_id),
                 matter_id,
@@ -171,11 +172,19 @@ pub async fn book(
                 start_ms + SLOT_MS,
                 note.as_deref(),
                 now,
+                max_open,
             )
             .map_err(|e| match e {
                 DataError::Conflict(_) => {
                     Error::from(Rejection::conflict("slot_taken", "这个时间已经被预约了 (the slot is taken)"))
                 }
+                DataError::Invalid(_) => Error::from(Rejection::new(
+                    crate::error::RejectKind::TooMany,
+                    "too_many_bookings",
+                    format!(
+                        "本村已有 {max_open} 个未到期的预约,请先办理或取消 (too many open bookings for this village)"
+                    ),
+                )),
                 e => e.into(),
             })?;
         let b = db.booking(id)?.ok_or_else(|| DataError::NotFound(format!("booking {id}")))?;

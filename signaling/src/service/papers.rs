@@ -10,7 +10,7 @@
 //! [`Papers`] holds the bounds: papers assembled, chunk bodies received and papers opened at
 //! once, and the set of uploads with a chunk being written.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -192,6 +192,29 @@ pub struct Papers {
     opening: Semaphore,
     /// Uploads with a chunk being written right now: a second concurrent PUT is refused.
     busy: Mutex<HashSet<String>>,
+    /// Chunk bodies being received per client (kiosk or staff member), at most `per_client`.
+    per_client: usize,
+    clients: Mutex<HashMap<(&'static str, i64), usize>>,
+    /// How long a chunk waits for a receiving slot.
+    receive_wait: Duration,
+}
+
+/// Held while a client's chunk body is being received.
+pub struct ClientSlot<'a> {
+    map: &'a Mutex<HashMap<(&'static str, i64), usize>>,
+    key: (&'static str, i64),
+}
+
+impl Drop for ClientSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Held while a chunk of an upload is being written.
@@ -216,7 +239,29 @@ impl Papers {
             receiving: Semaphore::new(limits.paper_chunks_receiving.max(1)),
             opening: Semaphore::new(limits.papers_opening.max(1)),
             busy: Mutex::new(HashSet::new()),
+            per_client: limits.paper_chunks_per_client.max(1),
+            clients: Mutex::new(HashMap::new()),
+            receive_wait: Duration::from_secs(limits.paper_receive_wait_secs),
         }
+    }
+
+    /// A slot for one more chunk body of this client, or `too_many_chunks` (429) when it
+    /// sends `paper_chunks_per_client` already.
+    pub fn client_slot(&self, viewer: &Viewer) -> Result<ClientSlot<'_>, Error> {
+        let who = viewer.stamp();
+        let key = (who.kind.as_str(), who.id.unwrap_or_default());
+        let mut map = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key).or_default();
+        if *n >= self.per_client {
+            return Err(Rejection::new(
+                RejectKind::TooMany,
+                "too_many_chunks",
+                "同时上传的文件太多,请稍候 (too many chunks being sent at once by this client)",
+            )
+            .into());
+        }
+        *n += 1;
+        Ok(ClientSlot { map: &self.clients, key })
     }
 
     fn busy(&self, id: &str) -> Option<BusyGuard<'_>> {
@@ -228,9 +273,18 @@ impl Papers {
         Rejection::conflict("upload_busy", "这个文件正在上传中 (another request is writing this upload)").into()
     }
 
-    /// A permit to hold one chunk body in memory (waits while the bound is reached).
+    /// A permit to hold one chunk body in memory (waits while the bound is reached, at most
+    /// `paper_receive_wait_secs`; then `busy`, 503).
     pub async fn receiving(&self) -> Result<SemaphorePermit<'_>, Error> {
-        self.receiving.acquire().await.map_err(|_| Error::Tool("the server is stopping".into()))
+        match tokio::time::timeout(self.receive_wait, self.receiving.acquire()).await {
+            Ok(permit) => permit.map_err(|_| Error::Tool("the server is stopping".into())),
+            Err(_) => Err(Rejection::new(
+                RejectKind::Unavailable,
+                "busy",
+                "服务器正忙,请稍后再试 (every receiving slot is taken; retry)",
+            )
+            .into()),
+        }
     }
 
     pub fn chunk_max(&self) -> usize {
@@ -345,6 +399,37 @@ impl Papers {
         }
     }
 
+    /// An upload whose bytes are all in but that has no paper (the store failed, the spool
+    /// was full or the server died after its last chunk was counted) is finished now, by
+    /// whichever request comes next (`GET` or `PUT`): the paper is assembled and recorded.
+    /// `Some` with the complete state when this call finished it; `None` when there was
+    /// nothing to finish. While another request writes the upload: `upload_busy`.
+    pub async fn finish_stalled(
+        &self,
+        viewer: &Viewer,
+        case: &CaseRecord,
+        u: &UploadRow,
+    ) -> Result<Option<UploadState>, Error> {
+        if u.paper_id.is_some() || u.received < u.size {
+            return Ok(None);
+        }
+        let _busy = self.lock_upload(u)?;
+        let id = u.id.clone();
+        let fresh = self.db.run(move |db| db.upload(&id)).await?.ok_or_else(|| Rejection::not_found("upload"))?;
+        if fresh.paper_id.is_some() {
+            return Ok(None);
+        }
+        tracing::info!(case_id = case.id, "finishing a paper upload whose bytes were all in");
+        let paper = self.assemble(viewer, case, &fresh).await?;
+        Ok(Some(UploadState {
+            upload_id: fresh.id.clone(),
+            offset: fresh.size,
+            size: fresh.size,
+            complete: true,
+            paper: Some(PaperView::of(&case.case_no, &paper)),
+        }))
+    }
+
     /// Take a guard that no other request writes this upload meanwhile.
     pub fn lock_upload(&self, u: &UploadRow) -> Result<BusyGuard<'_>, Error> {
         self.busy(&u.id).ok_or_else(Self::busy_rejection)
@@ -436,6 +521,10 @@ impl Papers {
         let content_type = sniff(&plain).ok_or_else(unsupported_type)?;
         let sha256 = hex::encode(Sha256::digest(&plain));
         let final_key = format!("papers/{}/{}", case.id, random_id());
+        // Named before it is written: a crash before the paper's row leaves no object that
+        // nothing accounts for (the reconcile sweep removes it; the chunks remain to finish).
+        let (k, case_id) = (final_key.clone(), case.id);
+        self.db.run(move |db| db.record_intent(&k, "papers", Some(case_id), crate::now_ms())).await?;
         self.vault.put(ObjectClass::PAPERS, &final_key, &plain).await?;
         drop(plain);
 
@@ -459,7 +548,10 @@ impl Papers {
         let paper_id = match recorded {
             Ok(id) => id,
             Err(e) => {
-                let _ = self.vault.store().delete(&final_key).await;
+                if self.vault.store().delete(&final_key).await.is_ok() {
+                    let k = final_key.clone();
+                    let _ = self.db.run(move |db| db.drop_intent(&k)).await;
+                }
                 return Err(match e {
                     DataError::Conflict(_) => Rejection::changed_meanwhile().into(),
                     e => e.into(),

@@ -447,12 +447,14 @@ pub struct Receipt {
     pub progress_path: String,
     /// Absolute, for the QR code.
     pub progress_url: String,
+    /// Printed on the receipt: the public progress lookup needs it.
+    pub lookup_code: String,
 }
 
 impl Receipt {
-    pub fn of(case: &CaseRecord, base_url: &str) -> Receipt {
+    pub fn of(case: &CaseRecord, lookup_code: &str, base_url: &str) -> Receipt {
         let status = case.status().shown(Audience::Village);
-        let path = progress_path(&case.case_no);
+        let path = crate::case::receipt_progress_path(&case.case_no, lookup_code);
         Receipt {
             case_no: case.case_no.clone(),
             matter: MatterRef::of(case),
@@ -463,6 +465,7 @@ impl Receipt {
             status_text: status.text(),
             progress_url: format!("{base_url}{path}"),
             progress_path: path,
+            lookup_code: lookup_code.to_string(),
         }
     }
 }

@@ -1,0 +1,250 @@
+//! Abuse load test of the real server (issue 12, BENCHMARKS.md "Abuse"): while two calls run
+//! and a paper uploads, 1,000 WebSockets that never authenticate, 100 slow chunk uploads and a
+//! login flood hit the server. Reports that the calls kept their media, the paper finished,
+//! how the abuse was answered, and the server's resident memory before, at the peak and after.
+//!
+//! ```text
+//! cargo build --release --workspace --bins
+//! $CARGO_TARGET_DIR/release/abuse_bench [SOCKETS] [SLOW_UPLOADS] [LOGINS]   # 1000 100 500
+//! ```
+//!
+//! The abusers come from other loopback addresses (127.0.0.10 and up) than the calls and the
+//! paper (127.0.0.1), as clients on other machines would. Exits non-zero when a call lost its
+//! media, the paper did not finish or memory grew past 64 MiB.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cunneng_tests::cases::{Api, pdf};
+use cunneng_tests::client::{AnsweredCall, Pairing, answered_call, demo_kiosks, eventually, negotiate, pairing};
+use cunneng_tests::peer::SyntheticPeer;
+use cunneng_tests::server::Server;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, TcpStream};
+
+const LIMIT_MIB: f64 = 64.0;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn connect_from(target: SocketAddr, source: [u8; 4]) -> Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    Ok(socket.connect(target).await?)
+}
+
+/// Two pairings with different approvers (two calls at once).
+async fn two_pairings(server: &Server) -> Result<(Pairing, Pairing)> {
+    let first = pairing(server, 0).await?;
+    for nth in 1..demo_kiosks(server).await?.len() {
+        let p = pairing(server, nth).await?;
+        if p.approver.id() != first.approver.id() {
+            return Ok((first, p));
+        }
+    }
+    bail!("the demo has no two kiosks served by different approvers")
+}
+
+/// A call with both sides publishing synthetic media.
+async fn media_call(server: &Server, p: &Pairing, n: usize) -> Result<(AnsweredCall, SyntheticPeer, SyntheticPeer)> {
+    let mut call = answered_call(server, p).await?;
+    let kiosk_peer = SyntheticPeer::new("kiosk").await?;
+    let staff_peer = SyntheticPeer::new("staff").await?;
+    let room = call.room.clone();
+    negotiate(&mut call.kiosk, &kiosk_peer, &room, &format!("k{n}"), kiosk_peer.offer().await?).await?;
+    negotiate(&mut call.window, &staff_peer, &room, &format!("s{n}"), staff_peer.offer().await?).await?;
+    kiosk_peer.wait_connected(Duration::from_secs(15)).await?;
+    staff_peer.wait_connected(Duration::from_secs(15)).await?;
+    Ok((call, kiosk_peer, staff_peer))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let sockets: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
+    let slow_uploads: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
+    let logins: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(500);
+
+    let server = Server::start_demo().await?;
+    let pid = server.pid().context("server pid")?;
+    let target: SocketAddr = server.base_url.trim_start_matches("http://").parse()?;
+    let (p1, p2) = two_pairings(&server).await?;
+    let (c1, k1, s1) = media_call(&server, &p1, 1).await?;
+    let (c2, k2, s2) = media_call(&server, &p2, 2).await?;
+    let label = |p: &Pairing, kiosk: bool| {
+        if kiosk { format!("kiosk:{}", p.kiosk.id()) } else { format!("staff:{}", p.approver.id()) }
+    };
+    let received = || {
+        [
+            k1.received_from(&label(&p1, false)).video_packets,
+            s1.received_from(&label(&p1, true)).video_packets,
+            k2.received_from(&label(&p2, false)).video_packets,
+            s2.received_from(&label(&p2, true)).video_packets,
+        ]
+    };
+    eventually(Duration::from_secs(15), "both calls carry media both ways", || received().iter().all(|&n| n > 0))
+        .await?;
+    let rss_before = rss_kib(pid);
+    println!("abuse: two calls with media; server RSS {rss_before} KiB");
+
+    // The honest upload: a kiosk of a third village (or the first one's) sends a 2 MB scan.
+    let kiosks = demo_kiosks(&server).await?;
+    let honest = kiosks
+        .iter()
+        .find(|k| k.id() != p1.kiosk.id() && k.id() != p2.kiosk.id())
+        .unwrap_or(&kiosks[0])
+        .clone();
+    let honest_api = Api::new(&server, &honest.token);
+    let (_, matters) = honest_api.get("/api/matters").await?;
+    let matter_id = matters[0]["id"].as_i64().context("matter")?;
+
+    let started = Instant::now();
+    let before = received();
+
+    // 1. Anonymous sockets: opened from 20 addresses, never say hello.
+    let anon = tokio::spawn(async move {
+        let (mut opened, mut refused) = (0usize, 0usize);
+        let mut held = Vec::new();
+        for i in 0..sockets {
+            let source = [127, 0, 0, 10 + (i % 20) as u8];
+            let Ok(stream) = connect_from(target, source).await else {
+                refused += 1;
+                continue;
+            };
+            match tokio_tungstenite::client_async(format!("ws://{target}/ws"), stream).await {
+                Ok((ws, _)) => {
+                    opened += 1;
+                    held.push(ws);
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        drop(held);
+        (opened, refused)
+    });
+
+    // 2. Slow uploads: chunk PUTs from every demo kiosk that send a byte now and then.
+    let mut slow = Vec::new();
+    for i in 0..slow_uploads {
+        let kiosk = kiosks[i % kiosks.len()].clone();
+        let api = Api::new(&server, &kiosk.token);
+        let (_, ms) = api.get("/api/matters").await?;
+        let (st, case) = api.post("/api/cases", json!({"matter_id": ms[0]["id"]})).await?;
+        if st != 201 {
+            continue;
+        }
+        let case_no = case["case_no"].as_str().unwrap_or_default().to_string();
+        let (st, start) =
+            api.start_upload(&case_no, json!({"name": "slow.pdf", "size": 100_000, "kind": "scan"})).await?;
+        if st != 201 {
+            continue;
+        }
+        let path = format!("{}?offset=0", start["url"].as_str().unwrap_or_default());
+        let token = kiosk.token.clone();
+        slow.push(tokio::spawn(async move {
+            let source = [127, 0, 0, 40 + (i % 20) as u8];
+            let Ok(mut s) = connect_from(target, source).await else { return 0u16 };
+            let head = format!(
+                "PUT {path} HTTP/1.1\r\nHost: {target}\r\nAuthorization: Bearer {token}\r\nContent-Length: 100000\r\n\r\n%PDF-"
+            );
+            if s.write_all(head.as_bytes()).await.is_err() {
+                return 0;
+            }
+            let mut buf = [0u8; 512];
+            // A byte every 5 s until the server answers or closes.
+            loop {
+                tokio::select! {
+                    r = tokio::io::AsyncReadExt::read(&mut s, &mut buf) => {
+                        let text = String::from_utf8_lossy(&buf[..r.unwrap_or(0)]).to_string();
+                        return text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+                    }
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                        if s.write_all(b"x").await.is_err() {
+                            return 0;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    // 3. Login flood: wrong passwords on one account and on many, from 20 addresses.
+    let base = server.base_url.clone();
+    let victim = server.link("supervisor").fragment_param("user").context("user")?;
+    let flood = tokio::spawn(async move {
+        let (mut unauthorized, mut limited, mut other) = (0usize, 0usize, 0usize);
+        for i in 0..logins {
+            let client = reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, 70 + (i % 20) as u8]))
+                .build()
+                .expect("client");
+            let user = if i % 2 == 0 { victim.clone() } else { format!("nobody{i}") };
+            match client.post(format!("{base}/api/login")).json(&json!({"username": user, "password": "x"})).send().await {
+                Ok(r) if r.status().as_u16() == 401 => unauthorized += 1,
+                Ok(r) if r.status().as_u16() == 429 => limited += 1,
+                _ => other += 1,
+            }
+        }
+        (unauthorized, limited, other)
+    });
+
+    // Meanwhile the honest paper.
+    let (_, case) = honest_api.post("/api/cases", json!({"matter_id": matter_id})).await?;
+    let case_no = case["case_no"].as_str().context("case_no")?.to_string();
+    let upload_started = Instant::now();
+    let paper = honest_api.upload(&case_no, "scan.pdf", &pdf(2_000_000), None, "scan", 512 * 1024).await;
+    let upload_secs = upload_started.elapsed().as_secs_f64();
+    let mut peak = rss_kib(pid);
+
+    let (opened, refused) = anon.await?;
+    let (unauthorized, limited, other) = flood.await?;
+    let mut slow_answers = std::collections::BTreeMap::new();
+    for s in slow {
+        *slow_answers.entry(s.await?).or_insert(0usize) += 1;
+        peak = peak.max(rss_kib(pid));
+    }
+    let after = received();
+    let abuse_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_after = rss_kib(pid);
+
+    println!("abuse: {abuse_secs:.1} s of abuse");
+    println!("abuse: anonymous sockets: {opened} opened (closed after the hello timeout), {refused} refused");
+    println!("abuse: slow uploads: answers by status {slow_answers:?} (0: closed without an answer)");
+    println!("abuse: login flood: {unauthorized} answered 401, {limited} answered 429, {other} other");
+    println!(
+        "abuse: honest paper of 2 MB: {} in {upload_secs:.1} s",
+        if paper.is_ok() { "stored" } else { "FAILED" }
+    );
+    println!("abuse: video packets received per leg during the abuse: {:?}", [
+        after[0] - before[0],
+        after[1] - before[1],
+        after[2] - before[2],
+        after[3] - before[3]
+    ]);
+    let growth = (peak as f64 - rss_before as f64) / 1024.0;
+    println!("abuse: server RSS before {rss_before} KiB, peak {peak} KiB (+{growth:.1} MiB), after {rss_after} KiB");
+    for p in [k1, s1, k2, s2] {
+        p.close().await?;
+    }
+    drop((c1, c2));
+    paper.context("the honest paper did not finish")?;
+    if after.iter().zip(before.iter()).any(|(a, b)| a <= b) {
+        bail!("a call lost its media during the abuse");
+    }
+    if growth >= LIMIT_MIB {
+        bail!("RSS grew {growth:.1} MiB during the abuse (limit {LIMIT_MIB} MiB)");
+    }
+    Ok(())
+}
