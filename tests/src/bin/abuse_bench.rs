@@ -99,11 +99,8 @@ async fn main() -> Result<()> {
 
     // The honest upload: a kiosk of a third village (or the first one's) sends a 2 MB scan.
     let kiosks = demo_kiosks(&server).await?;
-    let honest = kiosks
-        .iter()
-        .find(|k| k.id() != p1.kiosk.id() && k.id() != p2.kiosk.id())
-        .unwrap_or(&kiosks[0])
-        .clone();
+    let honest =
+        kiosks.iter().find(|k| k.id() != p1.kiosk.id() && k.id() != p2.kiosk.id()).unwrap_or(&kiosks[0]).clone();
     let honest_api = Api::new(&server, &honest.token);
     let (_, matters) = honest_api.get("/api/matters").await?;
     let matter_id = matters[0]["id"].as_i64().context("matter")?;
@@ -190,7 +187,12 @@ async fn main() -> Result<()> {
                 .build()
                 .expect("client");
             let user = if i % 2 == 0 { victim.clone() } else { format!("nobody{i}") };
-            match client.post(format!("{base}/api/login")).json(&json!({"username": user, "password": "x"})).send().await {
+            match client
+                .post(format!("{base}/api/login"))
+                .json(&json!({"username": user, "password": "x"}))
+                .send()
+                .await
+            {
                 Ok(r) if r.status().as_u16() == 401 => unauthorized += 1,
                 Ok(r) if r.status().as_u16() == 429 => limited += 1,
                 _ => other += 1,
@@ -223,16 +225,11 @@ async fn main() -> Result<()> {
     println!("abuse: anonymous sockets: {opened} opened (closed after the hello timeout), {refused} refused");
     println!("abuse: slow uploads: answers by status {slow_answers:?} (0: closed without an answer)");
     println!("abuse: login flood: {unauthorized} answered 401, {limited} answered 429, {other} other");
+    println!("abuse: honest paper of 2 MB: {} in {upload_secs:.1} s", if paper.is_ok() { "stored" } else { "FAILED" });
     println!(
-        "abuse: honest paper of 2 MB: {} in {upload_secs:.1} s",
-        if paper.is_ok() { "stored" } else { "FAILED" }
+        "abuse: video packets received per leg during the abuse: {:?}",
+        [after[0] - before[0], after[1] - before[1], after[2] - before[2], after[3] - before[3]]
     );
-    println!("abuse: video packets received per leg during the abuse: {:?}", [
-        after[0] - before[0],
-        after[1] - before[1],
-        after[2] - before[2],
-        after[3] - before[3]
-    ]);
     let growth = (peak as f64 - rss_before as f64) / 1024.0;
     println!("abuse: server RSS before {rss_before} KiB, peak {peak} KiB (+{growth:.1} MiB), after {rss_after} KiB");
     for p in [k1, s1, k2, s2] {
