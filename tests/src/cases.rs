@@ -246,3 +246,17 @@ pub fn assert_error(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.0, status, "expected {status} {code}, got {} {}", a.0, a.1);
     assert_eq!(a.1["error"]["code"], code, "expected {code}: {}", a.1);
 }
+
+/// The case's receipt lookup code, read from the server's database (what the receipt prints).
+pub fn lookup_code(server: &Server, case_no: &str) -> Result<String> {
+    let db = rusqlite::Connection::open(server.data_dir().join("cunneng.sqlite3"))?;
+    db.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(db.query_row("SELECT lookup_code FROM cases WHERE case_no = ?1", [case_no], |r| r.get(0))?)
+}
+
+/// The public progress lookup of a case as a villager makes it from the receipt: case number,
+/// lookup code, the phone's last four digits.
+pub async fn public_progress(server: &Server, case_no: &str, phone4: &str) -> Result<Answer> {
+    let code = lookup_code(server, case_no)?;
+    Api::anonymous(server).get(&format!("/api/progress?case={case_no}&code={code}&phone4={phone4}")).await
+}

@@ -44,6 +44,9 @@ fn copy_dir(from: &Path, to: &Path) {
 fn tampered(data: &Path, name: &str, sql: &str) -> PathBuf {
     let dir = data.parent().unwrap().join(format!("tampered-{name}"));
     copy_dir(data, &dir);
+    // The key files live beside the data directory: the copy gets its own beside it.
+    let keys = data.with_file_name(format!("{}-keys", data.file_name().unwrap().to_string_lossy()));
+    copy_dir(&keys, &dir.with_file_name(format!("tampered-{name}-keys")));
     let db = rusqlite::Connection::open(dir.join("cunneng.sqlite3")).unwrap();
     db.execute_batch(sql).unwrap_or_else(|e| panic!("{name}: {e}"));
     dir
@@ -149,6 +152,7 @@ async fn the_audit_record_finds_every_kind_of_tampering() -> anyhow::Result<()> 
     // A stored paper altered: the case's manifest no longer holds.
     let dir = data.parent().unwrap().join("tampered-object");
     copy_dir(&data, &dir);
+    copy_dir(&data.with_file_name("data-keys"), &data.parent().unwrap().join("tampered-object-keys"));
     let key: String = rusqlite::Connection::open(dir.join("cunneng.sqlite3"))?.query_row(
         "SELECT object_key FROM papers WHERE kind = 'scan' LIMIT 1",
         [],

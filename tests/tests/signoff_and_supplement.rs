@@ -24,7 +24,7 @@ async fn live_case(server: &Server, s: &CaseSetup) -> anyhow::Result<(WsClient, 
 }
 
 async fn progress(server: &Server, case_no: &str, phone4: &str) -> anyhow::Result<(u16, Value)> {
-    Api::anonymous(server).get(&format!("/api/progress?case={case_no}&phone4={phone4}")).await
+    cunneng_tests::cases::public_progress(server, case_no, phone4).await
 }
 
 #[tokio::test]

@@ -73,7 +73,7 @@ async fn the_chief_who_finished_a_case_cannot_sign_it_off() -> anyhow::Result<()
     assert!(list.as_array().unwrap().iter().any(|c| c["case_no"] == case_no.as_str()));
     let (_, inbox) = kiosk_api.get("/api/inbox?unread=true").await?;
     assert!(inbox.as_array().unwrap().iter().all(|i| i["case_no"] != case_no.as_str()));
-    let (_, p) = Api::anonymous(&server).get(&format!("/api/progress?case={case_no}&phone4=1111")).await?;
+    let (_, p) = cunneng_tests::cases::public_progress(&server, &case_no, "1111").await?;
     assert_eq!(p["status"], "reviewing");
 
     // The other chief of the town approves it; the village gets the result.

@@ -21,6 +21,8 @@ use crate::wire::{ClientEnvelope, ClientMsg, ServerMsg};
 
 /// Close code: the server is overloaded, try again later (RFC 6455 1013).
 const CLOSE_TRY_AGAIN: u16 = 1013;
+/// How long a closed socket is read on for the client's close reply.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// Messages queued toward one client before it counts as too slow and is dropped.
 const OUTBOUND_QUEUE: usize = 256;
 
@@ -219,6 +221,16 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
     state.engine.disconnect(party, conn).await;
     drop(tx);
     let _ = writer.await;
+    // A socket the server closed (rate, session ended) may still be sending: read on until
+    // its close reply (at most a moment), so that it gets the close frame, not a reset.
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
     tracing::info!(%peer, ?party, ?conn, "websocket closed");
 }
 
