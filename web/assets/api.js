@@ -31,6 +31,9 @@ export function messageForCode(code, fallback) {
 /**
  * `api('/api/matters', {token})`, `api('/api/login', {method: 'POST', body: {...}})`.
  * Resolves to the parsed JSON body (or null for 204); rejects with ApiError.
+ * @param {string} path
+ * @param {{ method?: string, body?: any, token?: string | null, signal?: AbortSignal }} [options]
+ * @returns {Promise<any>}
  */
 export async function api(path, { method = 'GET', body, token, signal } = {}) {
   const headers = { Accept: 'application/json' };

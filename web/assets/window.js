@@ -250,6 +250,8 @@ function onWelcome(msg) {
     showSetup('这个账号不能接待来电', where);
     return;
   }
+  // A chief may review his town's cases (read-only) on /review.
+  $('#review-link').hidden = role !== 'chief';
   const parts = [msg.me.name, nameOf(msg.me.window), nameOf(msg.me.town)].filter(Boolean);
   $('#place').textContent = parts.join(' · ');
   document.title = `${nameOf(msg.me.window) || '镇窗口'} · 村能办`;

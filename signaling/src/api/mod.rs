@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/review/cases/{case_no}/export", get(review::export))
         .route("/api/review/access", get(review::access))
         .route("/api/review/public-key", get(review::public_key))
+        .route("/api/review/choices", get(review::choices))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(pages::security_headers))

@@ -104,7 +104,7 @@ pub use recordings::{CatalogRow, HoldHistoryRow, LegalHold, RecordingEnd, Record
 pub use region::{
     CountyRow, KioskRow, MatterRow, Me, NamedRef, TownRow, UserRow, VillageKind, VillageRow, WindowKind, WindowRow,
 };
-pub use review::{CaseFilter, CaseOrder, CasePage, RatingFilter, SignoffFilter};
+pub use review::{CaseFilter, CaseOrder, CasePage, RatingFilter, SignoffFilter, TownStaff};
 pub use topology::{TopoKiosk, TopoMatter, TopoStaff, TopoTown, TopoWindow, Topology};
 pub use upsert::{MatterFields, Tx, Upsert, UserFields};
 
