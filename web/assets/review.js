@@ -379,7 +379,6 @@ async function openCase(caseNo, { push }) {
     const err = /** @type {any} */ (caught);
     const why = err.status === 404 ? `没有找到案件 ${caseNo}。` : err.status === 403 ? `案件 ${caseNo} 不在您可以查阅的范围内。` : err.message;
     showView('search');
-    notify(why, 'error');
     const box = /** @type {HTMLElement} */ ($('#search-error'));
     fill(box, why);
     box.hidden = false;
@@ -519,7 +518,10 @@ function renderAccess(/** @type {CaseReview} */ review) {
 function accessDetail(a) {
   const d = a.detail ?? {};
   if (a.action === 'hold.placed' || a.action === 'hold.lifted') return d.reason ? `原因:${d.reason}` : '';
-  if (a.action === 'paper.viewed' && d.paper_id) return `材料 #${d.paper_id}`;
+  if (a.action === 'paper.viewed' && d.paper_id) {
+    const paper = state.review?.case.case_no !== a.case_no ? null : state.review?.case.papers.find((/** @type {Paper} */ p) => p.id === d.paper_id);
+    return paper ? `${paper.checklist_item ? `${paper.checklist_item}:` : ''}${paper.name}` : `材料 #${d.paper_id}`;
+  }
   if (a.action.startsWith('recording.')) {
     const bytes = d.bytes ?? d.sent;
     return [d.recording_id ? `录像 #${d.recording_id}` : '', Number.isFinite(bytes) ? `看了 ${formatSize(bytes)}` : ''].filter(Boolean).join(' · ');
