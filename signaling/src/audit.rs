@@ -24,8 +24,10 @@ crate::case::lifecycle::text_enum! {
         CaseOpened = "case.opened",
         /// A paper or result document was viewed or downloaded.
         PaperViewed = "paper.viewed",
-        /// A recording was played (one entry per viewing).
+        /// A recording was played (one entry when a viewing starts).
         RecordingPlayed = "recording.played",
+        /// How much of it: bytes served, from when to when (one entry when the viewing ends).
+        RecordingWatched = "recording.watched",
         /// Cases were searched (the filters; a villager's name only masked).
         CasesSearched = "cases.searched",
         /// A case was exported for review.
@@ -46,6 +48,7 @@ impl AccessAction {
             AccessAction::CaseOpened => "打开了案件",
             AccessAction::PaperViewed => "查看了材料",
             AccessAction::RecordingPlayed => "播放了录像",
+            AccessAction::RecordingWatched => "观看录像结束",
             AccessAction::CasesSearched => "搜索了案件",
             AccessAction::CaseExported => "导出了案件",
             AccessAction::HoldPlaced => "设置了法律保全",

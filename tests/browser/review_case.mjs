@@ -7,7 +7,8 @@
 // 3. both sides of the call play side by side from one play button; a click on the paper's
 //    mark on the seek bar puts both videos there: their wall-clock positions (start_ms +
 //    currentTime) within 0.5 s of each other and of the mark;
-// 4. the paper opens in the viewer (zoom, rotate); "谁看过这个案件" lists the viewing;
+// 4. the paper opens in the viewer (zoom, rotate); "谁看过这个案件" lists the viewing (the
+//    opening, the paper and the recordings played);
 // 5. a legal hold is placed and lifted with reasons, its history shown; the export downloads
 //    a tar; the access report lists the viewing, the hold and the export;
 // 6. a supervisor limited to another town finds nothing and cannot open the case.
@@ -261,6 +262,7 @@ await step('supervisor: 谁看过这个案件 lists the viewing', async () => {
   const entry = supPage.locator(`${testId('access-entry')}[data-action="case.opened"][data-actor-id="${me.id}"]`);
   await entry.first().waitFor({ state: 'visible' });
   await supPage.locator(`${testId('access-entry')}[data-action="paper.viewed"]`).first().waitFor({ state: 'visible' });
+  await supPage.locator(`${testId('access-entry')}[data-action="recording.played"][data-actor-id="${me.id}"]`).first().waitFor({ state: 'visible' });
   const text = (await entry.first().textContent()).replace(/\s+/g, ' ');
   if (!text.includes(me.name)) throw new Error(`the entry does not name ${me.name}: ${text}`);
   await supPage.screenshot({ path: join(outDir, 'review-access-list.png') });

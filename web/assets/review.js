@@ -524,7 +524,8 @@ function accessDetail(a) {
   }
   if (a.action.startsWith('recording.')) {
     const bytes = d.bytes ?? d.sent;
-    return [d.recording_id ? `录像 #${d.recording_id}` : '', Number.isFinite(bytes) ? `看了 ${formatSize(bytes)}` : ''].filter(Boolean).join(' · ');
+    const span = d.from_ms && d.to_ms ? `${timeOfDay(d.from_ms)}–${timeOfDay(d.to_ms)}` : '';
+    return [d.recording_id ? `录像 #${d.recording_id}` : '', Number.isFinite(bytes) ? `读取 ${formatSize(bytes)}` : '', span].filter(Boolean).join(' · ');
   }
   return '';
 }
