@@ -19,6 +19,7 @@ mod range;
 mod region;
 mod review;
 mod session;
+mod stats;
 mod ws;
 
 use axum::Router;
@@ -90,6 +91,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/review/access", get(review::access))
         .route("/api/review/public-key", get(review::public_key))
         .route("/api/review/choices", get(review::choices))
+        // Statistics (supervisors, chiefs).
+        .route("/api/stats", get(stats::report))
+        .route("/api/stats/export.csv", get(stats::export_csv))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(pages::security_headers))

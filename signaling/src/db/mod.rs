@@ -91,6 +91,7 @@ mod recordings;
 mod region;
 mod review;
 mod sessions;
+mod stats;
 mod topology;
 mod upsert;
 
