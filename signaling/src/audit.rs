@@ -24,8 +24,10 @@ crate::case::lifecycle::text_enum! {
         CaseOpened = "case.opened",
         /// A paper or result document was viewed or downloaded.
         PaperViewed = "paper.viewed",
-        /// A recording was played (one entry per viewing).
+        /// A recording was played (one entry when a viewing starts).
         RecordingPlayed = "recording.played",
+        /// How much of it: bytes served, from when to when (one entry when the viewing ends).
+        RecordingWatched = "recording.watched",
         /// Cases were searched (the filters; a villager's name only masked).
         CasesSearched = "cases.searched",
         /// A case was exported for review.

@@ -212,7 +212,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Some(ms) => std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
                     None => std::time::SystemTime::now(),
                 };
-                cunneng_signaling::retention::sweep(&db, store.as_ref(), &policy, &log, now).await
+                let keys = cunneng_signaling::objects::Keys::load(&config)?;
+                cunneng_signaling::retention::sweep(&db, store.as_ref(), &policy, &keys, &log, now).await
             })?;
             println!("retention sweep: {summary}");
         }
@@ -294,8 +295,7 @@ async fn audit(config: &cunneng_signaling::config::Config, action: AuditAction) 
         }
         AuditAction::VerifyCase { case_no } => {
             let store = cunneng_signaling::objects::open_store(config).await?;
-            let ring = std::sync::Arc::new(cunneng_storage::KeyRing::load(&config.kek_file())?);
-            let vault = cunneng_signaling::objects::Vault::new(store, ring);
+            let vault = cunneng_signaling::objects::Vault::new(store, cunneng_signaling::objects::Keys::load(config)?);
             let problems = service::verify_case(&db, &vault, &key, &case_no).await?;
             for p in &problems {
                 eprintln!("BAD {p}");

@@ -5,13 +5,13 @@
 //! [`Vault`] is the one place that seals and opens stored objects, for papers, recordings,
 //! sealed personal data and the operator tools.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cunneng_storage::{
-    Decryptor, KeyRing, LocalStore, ObjectClass, ObjectId, ObjectInfo, ObjectStore, RangeOptions, RangedObject,
-    RetentionConfig, RetentionPolicy, S3Config, S3Credentials, S3Store, Spool, SpoolConfig, StorageError,
+    Decryptor, KeyRing, LocalStore, ObjectClass, ObjectId, ObjectInfo, ObjectStore, PeriodKeys, RangeOptions,
+    RangedObject, RetentionConfig, RetentionPolicy, S3Config, S3Credentials, S3Store, Spool, SpoolConfig, StorageError,
 };
 use tokio::io::AsyncReadExt;
 
@@ -33,6 +33,34 @@ pub fn load_or_create_keys(path: &Path) -> Result<KeyRing, Error> {
         "generated a new key-encryption key; back this file up: without it recordings and papers cannot be decrypted"
     );
     Ok(ring)
+}
+
+/// The retention-period key file: beside the KEK file, never in the store.
+pub fn period_keys_file(config: &Config) -> PathBuf {
+    config.kek_file().with_file_name("period-keys.toml")
+}
+
+/// The keys objects are sealed and opened with: the KEK file's ring with the retention-period
+/// keys attached (`cunneng_storage::period`).
+#[derive(Clone, Debug)]
+pub struct Keys {
+    /// KEKs and period keys: opens any object.
+    pub ring: Arc<KeyRing>,
+    /// Wraps the data keys of new objects whose class has a retention period.
+    pub periods: Arc<PeriodKeys>,
+}
+
+impl Keys {
+    /// Attach the period keys of `config` to `kek`.
+    pub fn new(config: &Config, kek: KeyRing) -> Result<Keys, Error> {
+        let periods = Arc::new(PeriodKeys::open(period_keys_file(config), kek.clone(), retention_policy(config)?)?);
+        Ok(Keys { ring: Arc::new(kek.with_periods(periods.clone())), periods })
+    }
+
+    /// The keys of an existing KEK file (the tools).
+    pub fn load(config: &Config) -> Result<Keys, Error> {
+        Keys::new(config, KeyRing::load(&config.kek_file())?)
+    }
 }
 
 /// Load the audit signing key; on the very first start (no file yet) generate one (mode 0600).
@@ -144,6 +172,7 @@ async fn s3(config: &Config) -> Result<Arc<S3Store>, Error> {
 pub struct Vault {
     store: Arc<dyn ObjectStore>,
     keys: Arc<KeyRing>,
+    periods: Arc<PeriodKeys>,
 }
 
 /// The class of sealed personal data kept in the database (the villager's ID number).
@@ -152,8 +181,8 @@ pub fn pii_class() -> Result<ObjectClass, Error> {
 }
 
 impl Vault {
-    pub fn new(store: Arc<dyn ObjectStore>, keys: Arc<KeyRing>) -> Vault {
-        Vault { store, keys }
+    pub fn new(store: Arc<dyn ObjectStore>, keys: Keys) -> Vault {
+        Vault { store, keys: keys.ring, periods: keys.periods }
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -164,9 +193,17 @@ impl Vault {
         &self.keys
     }
 
-    /// Seal `plaintext` as the object `id` of `class` (in memory; CPU-bound).
+    pub fn periods(&self) -> &Arc<PeriodKeys> {
+        &self.periods
+    }
+
+    /// Seal `plaintext` as the object `id` of `class` (in memory; CPU-bound). The data key is
+    /// wrapped by the class's retention-period key (destroyed when the period ends), or by the
+    /// active KEK for a class kept without a period (the sealed personal data in the database).
     pub fn seal(&self, class: ObjectClass, id: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
-        Ok(cunneng_storage::seal(self.keys.active(), class, ObjectId::new(id)?, plaintext)?)
+        let period_key = self.periods.sealing_key(&class, SystemTime::now())?;
+        let kek = period_key.as_ref().unwrap_or(self.keys.active());
+        Ok(cunneng_storage::seal(kek, class, ObjectId::new(id)?, plaintext)?)
     }
 
     /// Open a sealed object held in memory, checking that it is the object `id` of `class`.

@@ -76,13 +76,13 @@ impl AppState {
         let jobs = Jobs::new();
         let (sfu, media_events) = cunneng_media_recorder::Sfu::new(crate::engine::media_config(&config));
         let metrics = Arc::new(Metrics::default());
-        let keys = Arc::new(crate::objects::load_or_create_keys(&config.kek_file())?);
+        let keys = crate::objects::Keys::new(&config, crate::objects::load_or_create_keys(&config.kek_file())?)?;
         // A signed record needs its key: only a record never signed may get a new one.
         let signed = db.run(|db| db.last_audit_checkpoint_seq()).await? > 0;
         let audit_key = crate::objects::load_or_create_audit_key(&config.audit_key_file(), !signed)?;
         let audit = Audit::new(db.clone(), audit_key, config.audit_checkpoint_log());
         let crate::objects::Objects { store, spool } = crate::objects::open(&config).await?;
-        let vault = Vault::new(store, keys);
+        let vault = Vault::new(store, keys.clone());
         let recordings = crate::recording::Recordings::start(db.clone(), vault.clone(), &jobs).await?;
         let engine =
             crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings, &jobs).await?;
@@ -108,11 +108,29 @@ impl AppState {
             let d = d.clone();
             async move { Ok(d.run(|db| db.delete_expired_sessions(crate::now_ms())).await.map(drop)?) }
         });
-        crate::retention::start_sweeps(&config, db.clone(), vault.store().clone(), &jobs)?;
+        crate::retention::start_sweeps(&config, db.clone(), vault.store().clone(), keys.clone(), &jobs)?;
         let a = audit.clone();
         jobs.every("case-seal", Duration::from_secs(config.audit.seal_every_secs), move || {
             let a = a.clone();
             async move { a.seal_due().await.map(drop) }
+        });
+        let (d, viewings) = (db.clone(), playback.viewings());
+        // How much of each recording was watched, once a viewing has been idle ten minutes
+        // (and every viewing at shutdown, before the last checkpoint).
+        jobs.spawn("viewing-record", crate::jobs::Phase::Drain, move |ctx| async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        let idle_before = crate::now_ms().saturating_sub(crate::service::review::OPEN_WINDOW_MS);
+                        if let Err(e) = viewings.flush(&d, idle_before).await {
+                            ctx.report_error(&e);
+                        }
+                    }
+                    _ = ctx.stopped() => break,
+                }
+            }
+            viewings.flush(&d, u64::MAX).await.map(drop)
         });
         let a = audit.clone();
         let checkpoint_every = Duration::from_secs(config.audit.checkpoint_every_secs);

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use cunneng_storage::format::MAX_PRELUDE_LEN;
 use cunneng_storage::{ByteRange, Header, KeyRing, ObjectStore, StorageError};
-use tokio::io::AsyncReadExt;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -39,27 +38,33 @@ pub fn keys_rotate(config: &Config) -> Result<String, Error> {
     ))
 }
 
-/// `cunneng keys rewrap`: re-wrap the data key of every object not under the active key. The
-/// contents are copied unchanged; only the header is rewritten.
+/// `cunneng keys rewrap`: re-wrap, under the active KEK, the retention-period keys and the data
+/// key of every object wrapped by another KEK. Objects under a period key stay as they are (the
+/// period key file was re-wrapped instead). The contents are copied unchanged; only headers
+/// are rewritten.
 pub async fn keys_rewrap(config: &Config, store: &dyn ObjectStore) -> Result<String, Error> {
-    let ring = KeyRing::load(&config.kek_file())?;
-    let active = ring.active();
+    let keys = crate::objects::Keys::load(config)?;
+    let active = keys.ring.active();
+    let periods = keys.periods.rewrap()?;
     let (mut rewrapped, mut current) = (0u64, 0u64);
     for meta in store.list("").await? {
         let prelude = read_prelude(store, &meta.key, meta.size).await?;
         let (header, _) = Header::parse(&prelude).map_err(|e| named(&meta.key, e))?;
-        if header.key_id == active.id() {
+        if header.key_id == active.id() || cunneng_storage::is_period_key_id(&header.key_id) {
             current += 1;
             continue;
         }
-        let (new_header, old_len) = cunneng_storage::rewrap_header(&ring, active, &prelude, &mut rand::rngs::OsRng)
-            .map_err(|e| named(&meta.key, e))?;
-        let rest = store.get(&meta.key, Some(ByteRange::from(old_len as u64))).await?;
-        let mut body = std::io::Cursor::new(new_header).chain(rest.body);
-        store.put(&meta.key, &mut body, None).await?;
-        rewrapped += 1;
+        if cunneng_storage::period::rewrap_stored(store, &meta.key, &keys.ring, active, None)
+            .await
+            .map_err(|e| named(&meta.key, e))?
+        {
+            rewrapped += 1;
+        }
     }
-    Ok(format!("rewrapped {rewrapped} objects under key {}; {current} were already under it", active.id()))
+    Ok(format!(
+        "rewrapped {periods} retention-period keys and {rewrapped} objects under key {}; {current} objects needed nothing",
+        active.id()
+    ))
 }
 
 /// Record `cunneng decrypt` of `what` in the audit record: who ran it (the operating-system
@@ -90,7 +95,7 @@ pub fn record_decrypt(db: &crate::db::Db, what: &str) -> Result<(), Error> {
 /// `cunneng decrypt OBJECT-OR-KEY --out FILE`: a file path of an encrypted object, or a key in
 /// the configured store.
 pub async fn decrypt(config: &Config, store: Arc<dyn ObjectStore>, what: &str, out: &Path) -> Result<String, Error> {
-    let vault = Vault::new(store.clone(), Arc::new(KeyRing::load(&config.kek_file())?));
+    let vault = Vault::new(store.clone(), crate::objects::Keys::load(config)?);
     let mut body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = if Path::new(what).is_file() {
         Box::pin(tokio::fs::File::open(what).await?)
     } else {
@@ -142,7 +147,7 @@ pub struct Verdict {
 /// `cunneng verify`: decrypt every object of the store (discarding the plaintext) and check
 /// its integrity; then check that every segment a recording manifest lists has its hash.
 pub async fn verify(config: &Config, store: Arc<dyn ObjectStore>) -> Result<Vec<Verdict>, Error> {
-    let vault = Vault::new(store.clone(), Arc::new(KeyRing::load(&config.kek_file())?));
+    let vault = Vault::new(store.clone(), crate::objects::Keys::load(config)?);
     let mut verdicts = Vec::new();
     for meta in store.list("").await? {
         let problem = match store.get(&meta.key, None).await {
@@ -210,6 +215,9 @@ async fn read_prelude(store: &dyn ObjectStore, key: &str, size: u64) -> Result<V
 fn named(what: &str, e: StorageError) -> Error {
     let why = match &e {
         StorageError::UnknownKeyId(_) => "its key is not in the key file (a missing or removed key)".to_string(),
+        StorageError::KeyDestroyed { destroyed_at, .. } => {
+            format!("its retention period ended and its key was destroyed on {destroyed_at}: no copy of it decrypts")
+        }
         e if e.is_integrity_error() => format!("the object is damaged or was tampered with: {e}"),
         e => e.to_string(),
     };

@@ -33,6 +33,10 @@ pub enum StorageError {
     /// The header's key id is not in the key ring (retired and removed, or another ring).
     #[error("no key-encryption key with id `{0}` in the key ring")]
     UnknownKeyId(String),
+    /// The header's key is a retention-period key destroyed at the end of its period: the
+    /// object (any copy of it) can no longer be decrypted, by design.
+    #[error("the key `{key_id}` of this object was destroyed on {destroyed_at} at the end of its retention period")]
+    KeyDestroyed { key_id: String, destroyed_at: String },
     /// The KEK named by the header does not unwrap the data key: a different key under the
     /// same id, or the header's bound fields (class, object id, key id, wrapped key) altered.
     #[error(

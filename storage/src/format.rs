@@ -338,7 +338,7 @@ impl Header {
     /// Unwrap the data key with the ring's KEK for this header, check the key commitment,
     /// and derive the chunk cipher.
     fn unlock(&self, ring: &KeyRing) -> Result<(Zeroizing<[u8; DATA_KEY_LEN]>, ChunkCipher)> {
-        let kek = ring.get(&self.key_id)?;
+        let kek = ring.unwrapping_key(&self.key_id)?;
         let ctx = self.context();
         let aad = self.wrap_aad(&ctx);
         let mut dk = Zeroizing::new([0u8; DATA_KEY_LEN]);

@@ -17,9 +17,11 @@
 //!
 //! Key material never appears in `Debug` output or errors, and is zeroed when dropped.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::{CryptoRng, RngCore};
@@ -114,10 +116,19 @@ pub fn validate_key_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The KEKs of one deployment: one active, others retired.
+/// Keys kept outside the KEK file that can unwrap data keys: the retention-period keys
+/// ([`crate::period::PeriodKeys`]).
+pub trait MoreKeys: fmt::Debug + Send + Sync {
+    /// The key `id`: `None` if this source never had it; an error if it is gone for good.
+    fn find(&self, id: &str) -> Result<Option<Kek>>;
+}
+
+/// The KEKs of one deployment: one active, others retired; and, if attached, the keys that
+/// live beside them ([`MoreKeys`]: the retention-period keys).
 #[derive(Clone, Debug)]
 pub struct KeyRing {
     keys: Vec<Kek>,
+    more: Option<Arc<dyn MoreKeys>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -157,14 +168,14 @@ impl KeyRing {
         }
         match keys.iter().filter(|k| k.status == KeyStatus::Active).count() {
             0 => Err(StorageError::NoActiveKey),
-            1 => Ok(KeyRing { keys }),
+            1 => Ok(KeyRing { keys, more: None }),
             _ => Err(StorageError::KeyFile { path: PathBuf::new(), reason: "more than one active key".into() }),
         }
     }
 
     /// A ring holding one new random active key.
     pub fn generate<R: RngCore + CryptoRng + ?Sized>(rng: &mut R, now: SystemTime) -> Self {
-        KeyRing { keys: vec![Kek::generate(rng, now)] }
+        KeyRing { keys: vec![Kek::generate(rng, now)], more: None }
     }
 
     /// The key that wraps the data keys of new objects.
@@ -172,9 +183,27 @@ impl KeyRing {
         self.keys.iter().find(|k| k.status == KeyStatus::Active).expect("a KeyRing always has one active key")
     }
 
-    /// The key with this id, active or retired.
+    /// The KEK with this id, active or retired.
     pub fn get(&self, id: &str) -> Result<&Kek> {
         self.keys.iter().find(|k| k.id == id).ok_or_else(|| StorageError::UnknownKeyId(id.to_owned()))
+    }
+
+    /// This ring with `more` keys attached (the retention-period keys).
+    pub fn with_periods(mut self, more: Arc<dyn MoreKeys>) -> Self {
+        self.more = Some(more);
+        self
+    }
+
+    /// The key named by an object header: a KEK, or one of the attached keys (a destroyed
+    /// period key is [`StorageError::KeyDestroyed`]).
+    pub fn unwrapping_key(&self, id: &str) -> Result<Cow<'_, Kek>> {
+        if let Some(k) = self.keys.iter().find(|k| k.id == id) {
+            return Ok(Cow::Borrowed(k));
+        }
+        match &self.more {
+            Some(more) => more.find(id)?.map(Cow::Owned).ok_or_else(|| StorageError::UnknownKeyId(id.to_owned())),
+            None => Err(StorageError::UnknownKeyId(id.to_owned())),
+        }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Kek> {
@@ -339,7 +368,8 @@ fn check_mode(_: &Path, _: &std::fs::Metadata) -> Result<()> {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for a time (UTC; times before 1970 print as the epoch).
-pub(crate) fn rfc3339(t: SystemTime) -> String {
+/// `t` as RFC 3339 UTC, to the second.
+pub fn rfc3339(t: SystemTime) -> String {
     let t = time::OffsetDateTime::from(t.max(UNIX_EPOCH));
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",

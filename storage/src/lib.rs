@@ -3,6 +3,8 @@
 //! - [`format`](mod@format): the encrypted object format (envelope encryption, key commitment, chunked
 //!   AEAD in the STREAM construction with random access). Specified in docs/storage-format.md.
 //! - [`keys`]: key-encryption keys, the KEK file, rotation.
+//! - [`period`]: retention-period keys, destroyed at expiry so that no copy of an expired
+//!   object decrypts.
 //! - [`store`]: the [`ObjectStore`] trait for where objects live; [`local`] is the
 //!   local-directory backend, [`s3`] the S3 backend (Garage, AWS, …).
 //! - [`spool`]: the durable local spool in front of a store (outages, backoff, quota).
@@ -19,6 +21,7 @@ pub mod error;
 pub mod format;
 pub mod keys;
 pub mod local;
+pub mod period;
 pub mod ranged;
 pub mod retention;
 pub mod s3;
@@ -33,8 +36,9 @@ pub use format::{
     Decryptor, EncryptOptions, EncryptWriter, Encryptor, Header, ObjectClass, ObjectId, ObjectInfo, OpenedObject,
     SeekableReader, open, rewrap, rewrap_header, seal,
 };
-pub use keys::{Kek, KeyRing, KeyStatus};
+pub use keys::{Kek, KeyRing, KeyStatus, MoreKeys};
 pub use local::LocalStore;
+pub use period::{PeriodKeyInfo, PeriodKeys, is_period_key_id};
 pub use ranged::{RangeOptions, RangeReader, RangedObject};
 pub use retention::{DestructionLog, DestructionRecord, ObjectRecord, RetentionConfig, RetentionPlan, RetentionPolicy};
 pub use s3::{LifecycleOutcome, LifecycleRule, S3Config, S3Credentials, S3Store};

@@ -10,9 +10,10 @@
 //!   unless set; other classes can be configured. An object expires at
 //!   `created_at + days × 86 400 s` and is destroyed by the first sweep at or after that.
 //!   Objects of a class without a period are never destroyed (and reported).
-//! - **Crypto-shredding**: an object's data key exists only wrapped in its own header, so
-//!   deleting the object destroys the key with it; copies outside the store (backups,
-//!   snapshots) keep it readable until they age out too.
+//! - **Crypto-shredding**: an object's data key is wrapped by the retention-period key of its
+//!   class and expiry month ([`crate::period`]), destroyed once the month has ended, so copies
+//!   outside the store (backups, snapshots) are unreadable from then on; deleting the object
+//!   removes the stored copy.
 //! - **Legal hold** (per case): blocks every destruction of the case's objects until lifted.
 //!   The store's own lifecycle rules cannot know about holds (Garage has no object lock and no
 //!   tag filters; its rules filter by prefix and size only), so a held object is moved out of

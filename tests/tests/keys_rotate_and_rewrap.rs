@@ -1,6 +1,9 @@
 //! Key rotation: `cunneng keys rotate` starts a new key for new objects while old ones keep
-//! decrypting; `cunneng keys rewrap` moves every stored object to the new key without touching
-//! its contents; `cunneng verify` checks them all.
+//! decrypting; `cunneng keys rewrap` moves every key to the new KEK: the retention-period keys
+//! (which wrap the data keys of papers and media) in their file, so that the objects
+//! themselves need no rewrite; `cunneng verify` checks them all. (Objects wrapped straight
+//! under a KEK, those a legal hold kept past their period, are rewritten header only: the
+//! retention test rotates over one.)
 
 use anyhow::{Result, bail};
 use cunneng_tests::cases::{Api, object_files, pdf, setup};
@@ -35,15 +38,21 @@ async fn keys_rotate_then_rewrap_keeps_every_object_readable() -> Result<()> {
     server.stop().await?;
     server.restart().await?;
     let out = cli(&server, &["keys", "rewrap"])?;
-    assert!(out.contains("rewrapped 1 objects"), "{out}");
+    assert!(out.contains("rewrapped 1 retention-period keys and 0 objects"), "{out}");
     let out = cli(&server, &["keys", "rewrap"])?;
-    assert!(out.contains("rewrapped 0 objects") && out.contains("1 were already under it"), "{out}");
+    assert!(
+        out.contains("rewrapped 0 retention-period keys and 0 objects") && out.contains("1 objects needed nothing"),
+        "{out}"
+    );
 
-    // Only the header changed: the encrypted body is the same bytes.
+    // The paper is under its period key, which moved: the object is the same bytes.
     let after = std::fs::read(&object_files(&server)[0])?;
-    assert_ne!(before, after);
-    let tail = 200_000 / 2;
-    assert_eq!(before[before.len() - tail..], after[after.len() - tail..]);
+    assert_eq!(before, after);
+    // The period key file now names the new KEK only.
+    let periods = std::fs::read_to_string(server.data_dir().join("keys/period-keys.toml"))?;
+    let kek = std::fs::read_to_string(server.data_dir().join("keys/kek.toml"))?;
+    let active = kek.split("[[key]]").find(|k| k.contains("\"active\"")).and_then(|k| k.split('"').nth(1)).unwrap();
+    assert!(periods.contains(&format!("kek_id = \"{active}\"")) && periods.matches("kek_id").count() == 1, "{periods}");
 
     let out = cli(&server, &["verify"])?;
     assert!(out.contains("verified 1 objects: 1 good, 0 damaged"), "{out}");

@@ -170,7 +170,7 @@ async fn recorded_call(
 
 #[tokio::test]
 async fn archive_and_segments_answer_ranges_with_exactly_the_decrypted_bytes() -> Result<()> {
-    let server = Server::start_demo().await?;
+    let mut server = Server::start_demo().await?;
     let p = pairing(&server, 0).await?;
     let token = p.approver.token.clone();
     let (case_no, recs) = recorded_call(&server, &p.approver, &p).await?;
@@ -385,6 +385,28 @@ async fn archive_and_segments_answer_ranges_with_exactly_the_decrypted_bytes() -
     let a = get(&server, &other_path, &token, &[("range", "bytes=0-9")]).await?;
     assert_eq!((a.status, a.json()["error"]["code"].as_str()), (410, Some("destroyed")), "{}", a.json());
     assert!(a.json()["error"]["message"].as_str().unwrap_or("").contains("已销毁"));
+
+    // The audit record: each viewer's playing of the recording is one `recording.played`
+    // access, written before the first byte; how much was watched is written when the viewing
+    // ends (here: at shutdown).
+    let (_, review) = sup.get(&format!("/api/review/cases/{case_no}")).await?;
+    let plays: Vec<&serde_json::Value> =
+        review["access"].as_array().unwrap().iter().filter(|e| e["action"] == "recording.played").collect();
+    assert!(
+        plays.iter().any(|e| e["actor"]["id"] == supervisor.id() && e["detail"]["recording_id"] == id),
+        "{plays:#?}"
+    );
+    let viewings: std::collections::HashSet<String> =
+        plays.iter().map(|e| format!("{}/{}", e["actor"]["id"], e["detail"]["recording_id"])).collect();
+    assert_eq!(plays.len(), viewings.len(), "one entry per viewer and recording: {plays:#?}");
+    server.stop().await?;
+    let db = rusqlite::Connection::open(server.data_dir().join("cunneng.sqlite3"))?;
+    let watched: i64 = db.query_row(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'recording.watched' AND json_extract(detail, '$.bytes') > 0",
+        [],
+        |r| r.get(0),
+    )?;
+    assert!(watched >= 1, "no viewing was summed up");
     Ok(())
 }
 

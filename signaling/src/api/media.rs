@@ -3,17 +3,21 @@
 //! see the case's recordings (`cases::recordings_case`); `/api/playback-cookie`, so that a
 //! `<video>` element can send the staff token. The work is `service::playback`.
 
+use std::net::SocketAddr;
+
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::extract::{CaseViewer, MEDIA_COOKIE, MediaViewer, bearer};
 use super::range::{self, Plan};
 use super::{ApiError, cases};
+use crate::audit::AccessAction;
 use crate::case::Viewer;
 use crate::error::Error;
 use crate::service::access::MediaPart;
+use crate::service::audit::Access;
 use crate::service::playback::MediaStream;
 use crate::state::AppState;
 
@@ -21,22 +25,33 @@ use crate::state::AppState;
 pub(super) async fn archive(
     State(state): State<AppState>,
     MediaViewer(viewer): MediaViewer,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((case_no, recording_id)): Path<(String, i64)>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    serve(&state, &viewer, case_no, recording_id, MediaPart::Archive, &method, &headers).await
+    let req = Request { method: &method, headers: &headers, address: super::review::address(&peer) };
+    serve(&state, &viewer, case_no, recording_id, MediaPart::Archive, req).await
 }
 
 /// `GET|HEAD …/recordings/{recording_id}/segments/{index}`: one segment (a complete file).
 pub(super) async fn segment(
     State(state): State<AppState>,
     MediaViewer(viewer): MediaViewer,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((case_no, recording_id, index)): Path<(String, i64, u32)>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    serve(&state, &viewer, case_no, recording_id, MediaPart::Segment(index), &method, &headers).await
+    let req = Request { method: &method, headers: &headers, address: super::review::address(&peer) };
+    serve(&state, &viewer, case_no, recording_id, MediaPart::Segment(index), req).await
+}
+
+/// What `serve` needs of the request.
+struct Request<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    address: Option<String>,
 }
 
 fn value(s: &str) -> HeaderValue {
@@ -49,9 +64,9 @@ async fn serve(
     case_no: String,
     recording_id: i64,
     part: MediaPart,
-    method: &Method,
-    headers: &HeaderMap,
+    req: Request<'_>,
 ) -> Result<Response, ApiError> {
+    let Request { method, headers, address } = req;
     let case = cases::recordings_case(state, viewer, case_no).await?;
     let media = match state.playback.open(&case, recording_id, part).await {
         Err(Error::Rejected(r)) if r.code == "streams_busy" => {
@@ -97,7 +112,16 @@ async fn serve(
     if method == Method::HEAD {
         return Ok((status, h).into_response());
     }
-    let stream = state.playback.stream(media, bytes, viewer.stamp().id)?;
+    // The viewing is recorded before its first byte (one entry per viewer and recording per
+    // ten minutes; how much was watched follows when the viewing ends).
+    let access = Access {
+        action: AccessAction::RecordingPlayed,
+        case_id: Some(case.id),
+        detail: serde_json::json!({"recording_id": recording_id}),
+        address: address.clone(),
+    };
+    state.audit.access_once(&viewer.stamp(), access, crate::service::review::OPEN_WINDOW_MS).await?;
+    let stream = state.playback.stream(media, bytes, viewer.stamp(), address)?;
     Ok((status, h, Body::from_stream(pieces(stream))).into_response())
 }
 

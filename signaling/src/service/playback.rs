@@ -22,7 +22,7 @@ use cunneng_storage::{ObjectClass, RangeReader, RangedObject, StorageError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::access::{MediaPart, PlaybackAccess, recording_played};
+use super::access::{MediaPart, PlaybackAccess, Viewings};
 use crate::case::CaseRecord;
 use crate::config::LimitsConfig;
 use crate::db::{DataError, Db};
@@ -40,6 +40,8 @@ pub struct Playback {
     limit: usize,
     idle: Duration,
     stopping: CancellationToken,
+    /// What each viewing served, for the audit record.
+    viewings: Arc<Viewings>,
 }
 
 /// A recording's media, opened: where it is, what it is, and its authentic length.
@@ -92,7 +94,13 @@ impl Playback {
             limit,
             idle: Duration::from_secs(limits.media_stream_idle_secs.max(1)),
             stopping: CancellationToken::new(),
+            viewings: Arc::new(Viewings::default()),
         }
+    }
+
+    /// The viewings in progress (the audit job writes them when they end).
+    pub fn viewings(&self) -> Arc<Viewings> {
+        self.viewings.clone()
     }
 
     /// End every stream (the server is stopping).
@@ -206,18 +214,36 @@ impl Playback {
     }
 
     /// Stream the plaintext bytes `range` of `media` (within its length) to the connection.
-    pub fn stream(&self, media: OpenMedia, range: Range<u64>, user_id: Option<i64>) -> Result<MediaStream, Error> {
+    pub fn stream(
+        &self,
+        media: OpenMedia,
+        range: Range<u64>,
+        viewer: crate::case::EventActor,
+        address: Option<String>,
+    ) -> Result<MediaStream, Error> {
+        let user_id = viewer.id;
         let OpenMedia { case_id, recording_id, part, object, permit, .. } = media;
         let total = object.len();
         let key = object.key().to_string();
         let reader = object.read(range.clone())?;
         let (tx, rx) = mpsc::channel(CHANNEL_PIECES);
-        let access = PlaybackAccess { user_id, case_id, recording_id, part, range, total, sent: 0, complete: false };
-        let (idle, stopping) = (self.idle, self.stopping.clone());
+        let access = PlaybackAccess {
+            user_id,
+            viewer,
+            address,
+            case_id,
+            recording_id,
+            part,
+            range,
+            total,
+            sent: 0,
+            complete: false,
+        };
+        let (idle, stopping, viewings) = (self.idle, self.stopping.clone(), self.viewings.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let access = pump(reader, tx, access, &key, idle, stopping).await;
-            recording_played(&access);
+            viewings.served(&access, crate::now_ms());
         });
         Ok(MediaStream { rx })
     }
