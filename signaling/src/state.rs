@@ -51,6 +51,8 @@ pub struct Inner {
     pub playback: Arc<Playback>,
     /// Public progress lookups per client address (`limits.progress_*`).
     pub progress_limit: KeyedLimiter<IpAddr>,
+    /// Progress lookups per kiosk, which checks several villagers (`limits.progress_kiosk_*`).
+    pub progress_kiosk_limit: KeyedLimiter<i64>,
     /// The tamper-evident audit record: accesses, checkpoints, sealed case manifests.
     pub audit: Arc<Audit>,
     /// Case exports running at once (`limits.exports_at_once`).
@@ -90,6 +92,11 @@ impl AppState {
         let l = &config.limits;
         let progress_limit =
             KeyedLimiter::new(1.0 / f64::from(l.progress_refill_secs), l.progress_burst, l.progress_max_clients);
+        let progress_kiosk_limit = KeyedLimiter::new(
+            1.0 / f64::from(l.progress_kiosk_refill_secs),
+            l.progress_kiosk_burst,
+            l.progress_max_clients,
+        );
 
         let p = papers.clone();
         jobs.every("upload-cleanup", UPLOAD_CLEANUP_EVERY, move || {
@@ -156,6 +163,7 @@ impl AppState {
             papers,
             playback,
             progress_limit,
+            progress_kiosk_limit,
             audit,
             exports,
             jobs,

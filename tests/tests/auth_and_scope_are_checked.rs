@@ -133,3 +133,36 @@ async fn review_choices_are_for_reviewers_in_their_scope() -> anyhow::Result<()>
     assert_eq!(ids, vec![chief.town_id()], "a chief sees his own town only");
     Ok(())
 }
+
+/// Who asks (for the failure message), with which token, and the status expected.
+type Row<'a> = (&'a str, Option<&'a str>, u16);
+
+/// Routes and who may use them: no token 401, a role that has no business there 403.
+#[tokio::test]
+async fn routes_check_the_role() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let kiosk = demo_kiosks(&server).await?[0].token.clone();
+    let approver = login_as(&server, "window").await?;
+    let chief = login_as(&server, "chief").await?;
+    let supervisor = login_as(&server, "supervisor").await?;
+    let dispatcher = login_as(&server, "dispatcher").await?;
+    // (path, [(who, token, expected status)])
+    let rows: Vec<(&str, Vec<Row<'_>>)> = vec![(
+        "/api/cases/undecided",
+        vec![
+            ("nobody", None, 401),
+            ("kiosk", Some(&kiosk), 403),
+            ("supervisor", Some(&supervisor), 403),
+            ("dispatcher", Some(&dispatcher), 403),
+            ("approver", Some(&approver), 200),
+            ("chief", Some(&chief), 200),
+        ],
+    )];
+    for (path, cases) in rows {
+        for (who, token, want) in cases {
+            let (status, body) = get_json(&server, path, token).await?;
+            assert_eq!(status, want, "GET {path} as {who}: {body}");
+        }
+    }
+    Ok(())
+}

@@ -1,3 +1,4 @@
+// @ts-check
 // HTTP API client: same-origin fetch with a bearer token; every failure becomes an ApiError
 // whose message is plain Chinese that can be shown to the user as it is.
 
@@ -15,6 +16,10 @@ const CODE_MESSAGES = {
 };
 
 export class ApiError extends Error {
+  /**
+   * @param {string} message
+   * @param {{status?: number, code?: string}} [options]
+   */
   constructor(message, { status = 0, code = '' } = {}) {
     super(message);
     this.name = 'ApiError';
@@ -36,6 +41,7 @@ export function messageForCode(code, fallback) {
  * @returns {Promise<any>}
  */
 export async function api(path, { method = 'GET', body, token, signal } = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';

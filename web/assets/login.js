@@ -1,3 +1,4 @@
+// @ts-check
 // Staff login. A fragment `#user=..&password=..[&next=/window]` (printed by the demo) fills
 // the form and submits it at once; `#next=/path` alone only says where to go afterwards.
 import { api } from './api.js';

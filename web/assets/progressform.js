@@ -1,3 +1,4 @@
+// @ts-check
 // 办事进度查询: case number + the last four digits of the villager's phone → status and next
 // step only (GET /api/progress, public, rate-limited). Used by /progress and by the kiosk.
 import { el, fill } from './common.js';
@@ -7,11 +8,15 @@ const CASE_RE = /^[A-Za-z0-9-]{3,40}$/;
 /**
  * Wire a lookup form: `form` holds inputs [name=case] and [name=phone4] and a submit button;
  * the answer goes into `result` (data-testid="progress-result", data-status = the status).
+ * `token`: the kiosk's, so that its lookups count against its own limit, not the address's.
+ * @param {HTMLFormElement} form
+ * @param {HTMLElement} result
+ * @param {{token?: string|null}} [options]
  */
-export function setupProgressLookup(form, result) {
-  const caseInput = form.querySelector('[name="case"]');
-  const phoneInput = form.querySelector('[name="phone4"]');
-  const button = form.querySelector('button[type="submit"]');
+export function setupProgressLookup(form, result, { token = null } = {}) {
+  const caseInput = /** @type {HTMLInputElement} */ (form.querySelector('[name="case"]'));
+  const phoneInput = /** @type {HTMLInputElement} */ (form.querySelector('[name="phone4"]'));
+  const button = /** @type {HTMLButtonElement} */ (form.querySelector('button[type="submit"]'));
   const show = (status, ...children) => {
     result.hidden = false;
     result.dataset.status = status;
@@ -34,7 +39,7 @@ export function setupProgressLookup(form, result) {
     button.disabled = true;
     show('loading', el('p', { class: 'hint' }, '正在查询…'));
     try {
-      const response = await fetch(`/api/progress?case=${encodeURIComponent(caseNo)}&phone4=${phone4}`, { cache: 'no-store', headers: { Accept: 'application/json' } });
+      const response = await fetch(`/api/progress?case=${encodeURIComponent(caseNo)}&phone4=${phone4}`, { cache: 'no-store', headers: token ? { Accept: 'application/json', Authorization: `Bearer ${token}` } : { Accept: 'application/json' } });
       const data = await response.json().catch(() => null);
       if (response.ok && data) {
         show(

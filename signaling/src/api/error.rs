@@ -89,7 +89,13 @@ impl From<crate::case::Refusal> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        // People read `message` (Chinese only); developers read `detail`.
+        let (message, detail) = crate::error::split_message(&self.message);
+        let mut error = serde_json::json!({"code": self.code, "message": message});
+        if let Some(d) = detail {
+            error["detail"] = d.into();
+        }
+        let body = serde_json::json!({ "error": error });
         (self.status, axum::Json(body)).into_response()
     }
 }

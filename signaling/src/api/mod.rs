@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         // Cases.
         .route("/api/cases", get(cases::list).post(cases::open))
         .route("/api/cases/current", get(cases::current))
+        .route("/api/cases/undecided", get(cases::undecided))
         .route("/api/cases/{case_no}", get(cases::get))
         .route("/api/cases/{case_no}/villager", put(cases::set_villager))
         .route("/api/cases/{case_no}/receipt", get(cases::receipt))

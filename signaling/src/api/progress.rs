@@ -1,13 +1,14 @@
 //! `GET /api/progress`: the public progress lookup by case number and the last four digits of
 //! the villager's phone. Rate-limited per client address; says nothing personal, and the same
-//! "not found" for every kind of mismatch.
+//! "not found" for every kind of mismatch. A kiosk that sends its token (the clerk checks
+//! several villagers from the room) is counted per kiosk (`limits.progress_kiosk_*`) instead.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::ApiError;
@@ -24,9 +25,22 @@ pub(super) struct ProgressQuery {
 pub(super) async fn lookup(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(q): Query<ProgressQuery>,
 ) -> Result<Json<Progress>, ApiError> {
-    if !state.progress_limit.allow(&peer.ip(), Instant::now()) {
+    // A token that is not a kiosk's (or not valid) counts as no token: the lookup is public.
+    let kiosk = match super::extract::bearer(&headers) {
+        Some(token) => match state.resolve_token(token.to_string()).await {
+            Ok(crate::identity::Principal::Kiosk { kiosk_id, .. }) => Some(kiosk_id),
+            _ => None,
+        },
+        None => None,
+    };
+    let allowed = match kiosk {
+        Some(k) => state.progress_kiosk_limit.allow(&k, Instant::now()),
+        None => state.progress_limit.allow(&peer.ip(), Instant::now()),
+    };
+    if !allowed {
         state.metrics.inc_rejected("progress_rate");
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
