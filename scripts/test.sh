@@ -9,8 +9,9 @@ ensure_debs "${BUILD_DEBS[@]}" "${TEST_DEBS[@]}"
 # A real S3 server for the storage tests (Garage; exports GARAGE_BIN).
 ensure_garage
 
-# playwright-core for the browser test, from the npm registry, pinned by package-lock.json.
-if [ ! -d tests/browser/node_modules/playwright-core ] \
+# playwright-core for the browser test and TypeScript for the pages' type check, from the npm
+# registry, pinned by package-lock.json.
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/typescript ] \
    || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -1,6 +1,8 @@
-//! The supervisors' search on a county-sized history: generates N cases (default 100,000) over
-//! a year in the demo county, with calls, ratings, recordings, legal holds and villagers, then
-//! times the review search (`Db::search_cases`, the code the API runs) over a mix of filters.
+//! The supervisors' search and statistics on a county-sized history: generates N cases
+//! (default 100,000) over a year in the demo county, with calls, ratings, recordings, legal
+//! holds and villagers, then times the review search (`Db::search_cases`, the code the API
+//! runs) over a mix of filters, and the statistics views (`Db::stats_facts` then
+//! `case::stats::compute`, what `GET /api/stats` runs).
 //!
 //! cargo run --release -p cunneng-signaling --example review_search_bench [-- CASES [QUERIES]]
 //!
@@ -78,10 +80,20 @@ fn main() -> anyhow::Result<()> {
             )?;
             let case_id = tx.last_insert_rowid();
             if decided || rng.gen_bool(0.5) {
+                let answered = created + rng.gen_range(0..600_000u64);
+                let ended = answered + rng.gen_range(60_000..1_800_000u64);
                 tx.execute(
                     "INSERT INTO calls (case_id, window_id, kiosk_id, staff_id, requested_at_ms, answered_at_ms,
-                        ended_at_ms, end_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5, 'hangup')",
-                    rusqlite::params![case_id, window.id, kiosk.id, approver, created as i64],
+                        ended_at_ms, end_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'hangup')",
+                    rusqlite::params![
+                        case_id,
+                        window.id,
+                        kiosk.id,
+                        approver,
+                        created as i64,
+                        answered as i64,
+                        ended as i64
+                    ],
                 )?;
                 let call = tx.last_insert_rowid();
                 if rng.gen_bool(0.5) {
@@ -215,5 +227,41 @@ fn main() -> anyhow::Result<()> {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
     println!("ALL ({} queries): p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms", all.len(), pct(0.5), pct(0.95), pct(0.99));
+
+    use cunneng_signaling::case::stats::{By, Grouping, compute};
+    let start = 1_767_225_600_000u64;
+    let (year, month, quarter) = (365 * 86_400_000u64, 30 * 86_400_000u64, 91 * 86_400_000u64);
+    /// A view: its name, the town (or the county), the range, the grouping, the breakdown.
+    type View<'a> = (&'a str, Option<i64>, u64, u64, Grouping, By);
+    let views: Vec<View<'_>> = vec![
+        ("county, a year, by day, by town", None, start, start + year, Grouping::Day, By::Town),
+        ("county, a year, by month, by matter", None, start, start + year, Grouping::Month, By::Matter),
+        ("county, a year, by week, by window", None, start, start + year, Grouping::Week, By::Window),
+        ("county, a month, by day, by village", None, mid, mid + month, Grouping::Day, By::Village),
+        ("town, a quarter, by week, by approver", Some(town), mid, mid + quarter, Grouping::Week, By::Approver),
+        ("town, a year, by month, by village", Some(town), start, start + year, Grouping::Month, By::Village),
+    ];
+    let runs = 12;
+    let mut all: Vec<Duration> = Vec::new();
+    println!("\n{:<40} {:>8} {:>8} {:>8} {:>9}", "statistics view", "p50 ms", "p95 ms", "max ms", "cases");
+    for (name, town, from, to, grouping, by) in &views {
+        let mut times = Vec::new();
+        let mut cases = 0;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let facts = db.stats_facts(*town, *from, *to)?;
+            let report = compute(&facts, *grouping, *by, start + year);
+            times.push(t.elapsed());
+            cases = report.totals.cases;
+        }
+        times.sort();
+        let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)].as_secs_f64() * 1000.0;
+        let max = times.last().unwrap().as_secs_f64() * 1000.0;
+        println!("{name:<40} {:>8.1} {:>8.1} {max:>8.1} {cases:>9}", pct(0.5), pct(0.95));
+        all.extend(times);
+    }
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0;
+    println!("ALL ({} views): p50 {:.1} ms, p95 {:.1} ms", all.len(), pct(0.5), pct(0.95));
     Ok(())
 }

@@ -41,6 +41,33 @@ crate::case::lifecycle::text_enum! {
     }
 }
 
+impl AccessAction {
+    /// What the access was, in the review page's words ("谁看过这个案件", the access report).
+    pub fn text(self) -> &'static str {
+        match self {
+            AccessAction::CaseOpened => "打开了案件",
+            AccessAction::PaperViewed => "查看了材料",
+            AccessAction::RecordingPlayed => "播放了录像",
+            AccessAction::RecordingWatched => "观看录像结束",
+            AccessAction::CasesSearched => "搜索了案件",
+            AccessAction::CaseExported => "导出了案件",
+            AccessAction::HoldPlaced => "设置了法律保全",
+            AccessAction::HoldLifted => "解除了法律保全",
+            AccessAction::ObjectDecrypted => "在服务器上解密了文件",
+            AccessAction::AccessReported => "查看了查阅记录",
+        }
+    }
+
+    /// The words of every access action, for the pages' words module (`/static/words.js`).
+    pub fn word_table() -> crate::case::words::WordTable {
+        crate::case::words::WordTable {
+            name: "ACCESS_ACTION",
+            about: "what an access entry of the audit record was (the review page)",
+            entries: AccessAction::ALL.iter().map(|a| (a.as_str(), a.text())).collect(),
+        }
+    }
+}
+
 /// `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const DOMAIN: &[u8] = b"cunneng-audit-v1\n";

@@ -214,6 +214,14 @@ pub struct LimitsConfig {
     /// earn one more.
     pub progress_case_burst: u32,
     pub progress_case_refill_secs: u32,
+    /// Progress lookups one kiosk (authenticated, checking several villagers) may make in a
+    /// burst, counted per kiosk instead of per address...
+    pub progress_kiosk_burst: u32,
+    /// ...and the seconds it takes to earn one more.
+    pub progress_kiosk_refill_secs: u32,
+    /// A case a kiosk opened and never called stays its current case (restored after a
+    /// reload or a power cut) for this many hours.
+    pub prepared_case_hours: u32,
     /// Recording media streams (playback, `docs/cases-api.md`) served at once; one more is
     /// refused with 503. Each holds about four chunks (256 KiB) of memory.
     pub media_streams: usize,
@@ -268,6 +276,9 @@ impl Default for LimitsConfig {
             progress_max_clients: 10_000,
             progress_case_burst: 10,
             progress_case_refill_secs: 60,
+            progress_kiosk_burst: 30,
+            progress_kiosk_refill_secs: 2,
+            prepared_case_hours: 12,
             media_streams: 32,
             media_stream_idle_secs: 60,
             exports_at_once: 2,
@@ -545,6 +556,9 @@ impl Config {
             ("limits.progress_max_clients", l.progress_max_clients),
             ("limits.progress_case_burst", l.progress_case_burst as usize),
             ("limits.progress_case_refill_secs", l.progress_case_refill_secs as usize),
+            ("limits.progress_kiosk_burst", l.progress_kiosk_burst as usize),
+            ("limits.progress_kiosk_refill_secs", l.progress_kiosk_refill_secs as usize),
+            ("limits.prepared_case_hours", l.prepared_case_hours as usize),
             ("limits.media_streams", l.media_streams),
             ("limits.media_stream_idle_secs", l.media_stream_idle_secs as usize),
             ("limits.exports_at_once", l.exports_at_once),

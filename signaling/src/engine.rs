@@ -622,6 +622,11 @@ impl Engine {
                         Input::StartGroup { dispatcher, villages: village_ids.into_iter().map(VillageId).collect() }
                     }
                     ClientMsg::GroupEnd { group_id } => Input::EndGroup { dispatcher, group: queue::GroupId(group_id) },
+                    ClientMsg::GroupReinvite { group_id, village_id } => Input::ReinviteGroup {
+                        dispatcher,
+                        group: queue::GroupId(group_id),
+                        village: VillageId(village_id),
+                    },
                     _ => return forbidden("dispatchers start and end group calls"),
                 }
             }
@@ -866,11 +871,12 @@ impl Engine {
     async fn notify(&mut self, to: Party, notice: Notice, now: Millis) {
         let mut log = None;
         let msg = match notice {
-            Notice::Position { call, queue, position, estimated_wait_secs } => ServerMsg::QueuePosition {
+            Notice::Position { call, queue, position, estimated_wait_secs, staffed } => ServerMsg::QueuePosition {
                 call_id: call.0,
                 window: self.names.queue(queue),
                 position: position as usize,
                 estimated_wait_secs,
+                staffed,
             },
             Notice::QueueSnapshot { queue } => ServerMsg::QueueSnapshot {
                 window: self.names.queue(queue),

@@ -96,6 +96,7 @@ impl From<Refusal> for Rejection {
             Refusal::Closed(_) => Rejection::new(RejectKind::Conflict, "case_closed", message),
             Refusal::Status { .. } | Refusal::InCall => Rejection::new(RejectKind::Conflict, "conflict", message),
             Refusal::Invalid(_) => Rejection::new(RejectKind::Invalid, "bad_request", message),
+            Refusal::VillagerRequired => Rejection::new(RejectKind::Conflict, "villager_required", message),
         }
     }
 }
@@ -103,5 +104,45 @@ impl From<Refusal> for Rejection {
 impl From<Refusal> for Error {
     fn from(r: Refusal) -> Error {
         Error::Rejected(r.into())
+    }
+}
+
+/// A message as people and developers read it: the words before a trailing ` (…)` without
+/// Chinese in it are for people (`message`), the parenthesised English is the `detail` for
+/// developers. "案件已办结 (the case is closed)" → ("案件已办结", Some("the case is closed")).
+pub fn split_message(message: &str) -> (&str, Option<&str>) {
+    let is_cjk = |c: char| ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{ff00}'..='\u{ffef}').contains(&c);
+    let Some(inner) = message.strip_suffix(')') else { return (message, None) };
+    let mut from = 0;
+    while let Some(i) = inner[from..].find(" (").map(|i| i + from) {
+        let (words, rest) = (&inner[..i], &inner[i + 2..]);
+        if !words.trim().is_empty() && words.chars().any(is_cjk) && !rest.chars().any(is_cjk) {
+            return (words.trim_end(), Some(rest));
+        }
+        from = i + 2;
+    }
+    (message, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_message;
+
+    #[test]
+    fn messages_split_into_words_and_detail() {
+        assert_eq!(
+            split_message("案件已办结 (the case is closed: done)"),
+            ("案件已办结", Some("the case is closed: done"))
+        );
+        assert_eq!(
+            split_message("无权操作 (not allowed for this role: cases (kiosk))"),
+            ("无权操作", Some("not allowed for this role: cases (kiosk)"))
+        );
+        assert_eq!(
+            split_message("姓名 (name) 不对 (name is not valid)"),
+            ("姓名 (name) 不对", Some("name is not valid"))
+        );
+        assert_eq!(split_message("outcome 应为 done 或 later"), ("outcome 应为 done 或 later", None));
+        assert_eq!(split_message("only english (x)"), ("only english (x)", None));
     }
 }

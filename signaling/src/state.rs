@@ -62,6 +62,8 @@ pub struct Inner {
     /// Login attempts per client address and per account (`limits.login_*`).
     pub login_address_limit: KeyedLimiter<IpAddr>,
     pub login_account_limit: KeyedLimiter<String>,
+    /// Progress lookups per kiosk, which checks several villagers (`limits.progress_kiosk_*`).
+    pub progress_kiosk_limit: KeyedLimiter<i64>,
     /// The tamper-evident audit record: accesses, checkpoints, sealed case manifests.
     pub audit: Arc<Audit>,
     /// Case exports running at once (`limits.exports_at_once`).
@@ -116,6 +118,11 @@ impl AppState {
             KeyedLimiter::new(1.0 / f64::from(l.login_address_refill_secs), l.login_address_burst, l.login_max_keys);
         let login_account_limit =
             KeyedLimiter::new(1.0 / f64::from(l.login_account_refill_secs), l.login_account_burst, l.login_max_keys);
+        let progress_kiosk_limit = KeyedLimiter::new(
+            1.0 / f64::from(l.progress_kiosk_refill_secs),
+            l.progress_kiosk_burst,
+            l.progress_max_clients,
+        );
 
         let p = papers.clone();
         jobs.every("upload-cleanup", UPLOAD_CLEANUP_EVERY, move || {
@@ -188,6 +195,7 @@ impl AppState {
             progress_case_limit,
             login_address_limit,
             login_account_limit,
+            progress_kiosk_limit,
             audit,
             exports,
             jobs,

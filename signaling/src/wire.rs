@@ -64,6 +64,9 @@ pub enum ClientMsg {
     GroupDecline { group_id: u64 },
     #[serde(rename = "group.leave")]
     GroupLeave { group_id: u64 },
+    /// The dispatcher invites a village of the open group call again.
+    #[serde(rename = "group.reinvite")]
+    GroupReinvite { group_id: u64, village_id: i64 },
     #[serde(rename = "media.offer")]
     MediaOffer { room: String, pc_id: String, sdp: String },
 }
@@ -130,7 +133,11 @@ pub enum ServerMsg {
     #[serde(rename = "error")]
     Error {
         code: &'static str,
+        /// For people (Chinese).
         message: String,
+        /// For developers (English), when the message carried one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
     },
@@ -139,7 +146,14 @@ pub enum ServerMsg {
     #[serde(rename = "presence")]
     Presence { presence: PresenceWire, forced: bool },
     #[serde(rename = "queue.position")]
-    QueuePosition { call_id: u64, window: Named, position: usize, estimated_wait_secs: u64 },
+    QueuePosition {
+        call_id: u64,
+        window: Named,
+        position: usize,
+        estimated_wait_secs: u64,
+        /// Someone staffs the window now; without anyone the estimate means nothing.
+        staffed: bool,
+    },
     #[serde(rename = "queue.snapshot")]
     QueueSnapshot { window: Named, items: Vec<QueueItemWire> },
     #[serde(rename = "call.ring")]
@@ -177,6 +191,13 @@ pub enum ServerMsg {
     PaperAdded { case_no: String, paper: PaperView },
     #[serde(rename = "paper.rescan_requested")]
     PaperRescanRequested { case_no: String, paper_id: Option<i64>, note: String },
+    /// To the village: the window cannot decide before the villager's name and phone are on
+    /// the case (a decision was refused with `villager_required` during the call).
+    #[serde(rename = "villager.requested")]
+    VillagerRequested { case_no: String },
+    /// To the approver of the live call: the case changed (the villager was entered); read it again.
+    #[serde(rename = "case.updated")]
+    CaseUpdated { case_no: String },
     #[serde(rename = "outcome")]
     Outcome {
         case_no: String,
@@ -197,7 +218,9 @@ pub enum ServerMsg {
 
 impl ServerMsg {
     pub fn error(code: &'static str, message: impl Into<String>, req: Option<u64>) -> Self {
-        ServerMsg::Error { code, message: message.into(), req }
+        let message = message.into();
+        let (words, detail) = crate::error::split_message(&message);
+        ServerMsg::Error { code, detail: detail.map(str::to_string), message: words.to_string(), req }
     }
 }
 

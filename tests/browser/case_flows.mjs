@@ -285,7 +285,15 @@ await step('放心回家: a call on a matter without sign-off, accepted to be fi
   await answer.click();
   await approver.waitForSelector(`${testId('call-case-number')}[data-case-no]:not([data-case-no=""])`);
   laterCase = await approver.getAttribute(testId('call-case-number'), 'data-case-no');
-  await approver.click(testId('outcome-later'));
+  // No decision before the villager is registered: the window says so, the kiosk is asked.
+  await approver.waitForSelector(`${testId('villager-required')}:visible`);
+  await approver.waitForSelector(`${testId('outcome-later')}:disabled`);
+  await kiosk.waitForSelector(`${testId('villager-request')}:visible`);
+  await kiosk.fill(testId('villager-name'), '王五');
+  await kiosk.fill(testId('villager-phone'), '13700001111');
+  await kiosk.click(testId('villager-save'));
+  await approver.waitForSelector(`${testId('villager-required')}`, { state: 'hidden' });
+  await approver.click(`${testId('outcome-later')}:enabled`);
   await approver.click(testId('outcome-confirm'));
   await approver.waitForSelector(`${testId('decision-state')}[data-status="later"]`);
   await kiosk.waitForSelector(`${testId('outcome-banner')}[data-status="later"]:visible`);
@@ -309,6 +317,9 @@ await step('window: finish the 放心回家 case from the desk with a result; th
 
 await step('kiosk: book tomorrow\'s first free slot, see it listed, cancel it', async () => {
   await kiosk.click(testId('booking-open'));
+  // The dates offered are working days only.
+  const weekend = await kiosk.$$eval(testId('booking-date'), (nodes) => nodes.map((n) => new Date(`${n.dataset.date}T12:00:00+08:00`).getUTCDay()).filter((d) => d === 0 || d === 6));
+  if (weekend.length) throw new Error('weekend dates are offered');
   await kiosk.click(`${testId('booking-date')} >> nth=1`);
   const slot = kiosk.locator(`${testId('booking-slot')}:enabled`).first();
   await slot.waitFor();
@@ -318,7 +329,12 @@ await step('kiosk: book tomorrow\'s first free slot, see it listed, cancel it', 
   const item = kiosk.locator(testId('booking-item')).first();
   await item.waitFor();
   await kiosk.waitForSelector(`${testId('booking-slot')}[data-start-ms="${start}"]:disabled`);
+  // Cancelling asks first.
   await item.locator(testId('booking-cancel')).click();
+  await item.locator(testId('booking-cancel-keep')).click();
+  if ((await kiosk.locator(testId('booking-item')).count()) !== 1) throw new Error('"不取消" cancelled the booking');
+  await item.locator(testId('booking-cancel')).click();
+  await item.locator(testId('booking-cancel-confirm')).click();
   await kiosk.waitForSelector('#booking-empty:not([hidden])');
   await kiosk.click('[data-view="booking"] .back-button');
   return new Date(Number(start)).toISOString();

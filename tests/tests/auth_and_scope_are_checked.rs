@@ -103,3 +103,66 @@ async fn roles_are_checked_on_the_socket() -> anyhow::Result<()> {
     k.expect("pong").await?;
     Ok(())
 }
+
+/// `GET /api/review/choices` (the review page's drop-downs): supervisors and chiefs only, each
+/// in their scope; nobody else.
+#[tokio::test]
+async fn review_choices_are_for_reviewers_in_their_scope() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let (s, body) = get_json(&server, "/api/review/choices", None).await?;
+    assert_eq!((s, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let kiosk = &demo_kiosks(&server).await?[0];
+    assert_eq!(get_json(&server, "/api/review/choices", Some(&kiosk.token)).await?.0, 403);
+    for role in ["window", "dispatcher"] {
+        let token = login_as(&server, role).await?;
+        assert_eq!(get_json(&server, "/api/review/choices", Some(&token)).await?.0, 403, "{role}");
+    }
+    let supervisor = login_as(&server, "supervisor").await?;
+    let (s, county) = get_json(&server, "/api/review/choices", Some(&supervisor)).await?;
+    assert_eq!(s, 200, "{county}");
+    let towns = county["towns"].as_array().unwrap();
+    assert!(towns.len() >= 2, "{county}");
+    assert!(towns.iter().all(|t| !t["villages"].as_array().unwrap().is_empty()));
+    assert!(towns.iter().all(|t| !t["windows"].as_array().unwrap().is_empty()));
+    assert!(towns.iter().any(|t| !t["staff"].as_array().unwrap().is_empty()));
+    assert!(!county["matters"].as_array().unwrap().is_empty());
+    let chief = &demo_staff(&server, "chief").await?[0];
+    let (s, mine) = get_json(&server, "/api/review/choices", Some(&chief.token)).await?;
+    assert_eq!(s, 200);
+    let ids: Vec<i64> = mine["towns"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![chief.town_id()], "a chief sees his own town only");
+    Ok(())
+}
+
+/// Who asks (for the failure message), with which token, and the status expected.
+type Row<'a> = (&'a str, Option<&'a str>, u16);
+
+/// Routes and who may use them: no token 401, a role that has no business there 403.
+#[tokio::test]
+async fn routes_check_the_role() -> anyhow::Result<()> {
+    let server = Server::start_demo().await?;
+    let kiosk = demo_kiosks(&server).await?[0].token.clone();
+    let approver = login_as(&server, "window").await?;
+    let chief = login_as(&server, "chief").await?;
+    let supervisor = login_as(&server, "supervisor").await?;
+    let dispatcher = login_as(&server, "dispatcher").await?;
+    // (path, [(who, token, expected status)])
+    let rows: Vec<(&str, Vec<Row<'_>>)> = vec![(
+        "/api/cases/undecided",
+        vec![
+            ("nobody", None, 401),
+            ("kiosk", Some(&kiosk), 403),
+            ("supervisor", Some(&supervisor), 403),
+            ("dispatcher", Some(&dispatcher), 403),
+            ("approver", Some(&approver), 200),
+            ("chief", Some(&chief), 200),
+        ],
+    )];
+    for (path, cases) in rows {
+        for (who, token, want) in cases {
+            let (status, body) = get_json(&server, path, token).await?;
+            assert_eq!(status, want, "GET {path} as {who}: {body}");
+        }
+    }
+    Ok(())
+}

@@ -10,11 +10,19 @@ use serde_json::json;
 
 const DAY: u64 = 86_400_000;
 
-/// `YYYY-MM-DD` in China time, `days` days from now.
-fn china_date_in(days: i64) -> String {
+/// The next day after today (China time) that is Monday to Friday, and the Saturday after it.
+fn next_working_date() -> (String, String) {
     let now = time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap());
-    let d = (now + time::Duration::days(days)).date();
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    let mut d = now.date().next_day().unwrap();
+    while matches!(d.weekday(), time::Weekday::Saturday | time::Weekday::Sunday) {
+        d = d.next_day().unwrap();
+    }
+    let mut sat = d;
+    while sat.weekday() != time::Weekday::Saturday {
+        sat = sat.next_day().unwrap();
+    }
+    let f = |d: time::Date| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    (f(d), f(sat))
 }
 
 #[tokio::test]
@@ -89,6 +97,10 @@ async fn later_case_result_arrives_in_the_inbox() -> anyhow::Result<()> {
     let (mut kiosk, mut window, call_id) = call(&server, &s, None).await?;
     let started = answer_call(&mut kiosk, &mut window, call_id).await?;
     let case_no = started["case_no"].as_str().unwrap().to_string();
+    let (st, _) = kiosk_api
+        .put(&format!("/api/cases/{case_no}/villager"), json!({"name": "孙大爷", "phone": "13500003434"}))
+        .await?;
+    assert_eq!(st, 200);
 
     // 放心回家: accepted, the town finishes it later.
     let (st, d) = window_api
@@ -142,7 +154,12 @@ async fn bookings_for_a_window_slot() -> anyhow::Result<()> {
     let other =
         kiosks.iter().find(|k| k.village_id() != s.kiosk.village_id() && k.town_id() == s.kiosk.town_id()).unwrap();
     let b = Api::new(&server, &other.token);
-    let tomorrow = china_date_in(1);
+    let (tomorrow, saturday) = next_working_date();
+
+    // Saturdays and Sundays have no slots.
+    let (st, weekend) = a.get(&format!("/api/bookings/slots?matter_id={}&date={saturday}", s.matter_id)).await?;
+    assert_eq!(st, 200, "{weekend}");
+    assert!(weekend["slots"].as_array().unwrap().is_empty(), "{weekend}");
 
     let (st, slots) = a.get(&format!("/api/bookings/slots?matter_id={}&date={tomorrow}", s.matter_id)).await?;
     assert_eq!(st, 200, "{slots}");
@@ -208,7 +225,8 @@ async fn one_village_cannot_book_every_slot() -> anyhow::Result<()> {
     let other =
         kiosks.iter().find(|k| k.village_id() != s.kiosk.village_id() && k.town_id() == s.kiosk.town_id()).unwrap();
     let b = Api::new(&server, &other.token);
-    let (_, slots) = a.get(&format!("/api/bookings/slots?matter_id={}&date={}", s.matter_id, china_date_in(1))).await?;
+    let (day, _) = next_working_date();
+    let (_, slots) = a.get(&format!("/api/bookings/slots?matter_id={}&date={day}", s.matter_id)).await?;
     let starts: Vec<u64> = slots["slots"].as_array().unwrap().iter().map(|x| x["start_ms"].as_u64().unwrap()).collect();
     let mut ids = Vec::new();
     for start in &starts[..3] {

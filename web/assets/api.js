@@ -1,3 +1,4 @@
+// @ts-check
 // HTTP API client: same-origin fetch with a bearer token; every failure becomes an ApiError
 // whose message is plain Chinese that can be shown to the user as it is.
 
@@ -15,6 +16,10 @@ const CODE_MESSAGES = {
 };
 
 export class ApiError extends Error {
+  /**
+   * @param {string} message
+   * @param {{status?: number, code?: string}} [options]
+   */
   constructor(message, { status = 0, code = '' } = {}) {
     super(message);
     this.name = 'ApiError';
@@ -31,8 +36,12 @@ export function messageForCode(code, fallback) {
 /**
  * `api('/api/matters', {token})`, `api('/api/login', {method: 'POST', body: {...}})`.
  * Resolves to the parsed JSON body (or null for 204); rejects with ApiError.
+ * @param {string} path
+ * @param {{ method?: string, body?: any, token?: string | null, signal?: AbortSignal }} [options]
+ * @returns {Promise<any>}
  */
 export async function api(path, { method = 'GET', body, token, signal } = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';

@@ -1,3 +1,4 @@
+// @ts-check
 // The video part of a call screen: one main remote <video>, a small local <video>, further
 // remote streams as captioned tiles, and a plain-words line about the media connection.
 import { el } from './common.js';
@@ -60,7 +61,7 @@ export class CallView {
   }
 
   renderTiles(labels) {
-    const existing = new Map([...this.tiles.children].map((tile) => [tile.dataset.label, tile]));
+    const existing = new Map([.../** @type {HTMLCollectionOf<HTMLElement>} */ (this.tiles.children)].map((tile) => [tile.dataset.label, tile]));
     for (const [label, tile] of existing) {
       if (!labels.includes(label)) tile.remove();
     }
@@ -78,7 +79,7 @@ export class CallView {
 
   /** Refresh tile captions (e.g. after names became known). */
   refreshCaptions() {
-    for (const tile of this.tiles.children) {
+    for (const tile of /** @type {HTMLCollectionOf<HTMLElement>} */ (this.tiles.children)) {
       const caption = this.captionOf(tile.dataset.label);
       tile.querySelector('figcaption').textContent = caption;
       tile.querySelector('video').setAttribute('aria-label', caption);

@@ -1,3 +1,4 @@
+// @ts-check
 // Stills from a chosen camera (the document camera, 高拍仪) at its full resolution: the clerk
 // picks the camera from the list of video inputs (remembered on this device), the track is
 // pushed to the largest size the camera offers, and a still is taken with ImageCapture when the

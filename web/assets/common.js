@@ -1,3 +1,4 @@
+// @ts-check
 // Small helpers shared by every page: tokens, DOM building, plain-word formatting.
 
 export const KIOSK_TOKEN_KEY = 'cunneng.kiosk_token';
@@ -38,7 +39,22 @@ export function goToLogin() {
   location.replace('/login#next=' + encodeURIComponent(location.pathname));
 }
 
+/**
+ * The first element matching `selector` (pages look up their own, known elements: typed
+ * loosely, as the element the markup has).
+ * @param {string} selector
+ * @param {ParentNode} [root]
+ * @returns {any}
+ */
 export const $ = (selector, root = document) => root.querySelector(selector);
+
+/**
+ * Every element matching `selector` (typed loosely, like `$`).
+ * @param {string} selector
+ * @param {ParentNode} [root]
+ * @returns {any[]}
+ */
+export const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
 
 /**
  * Build an element: el('button', {class: 'big', testid: 'call-button', onclick: f}, 'text', child).
@@ -63,7 +79,7 @@ export function el(tag, attrs = {}, ...children) {
 
 /** Show exactly one of the page's views (elements with a data-view attribute). */
 export function showView(name) {
-  for (const view of document.querySelectorAll('[data-view]')) {
+  for (const view of $$('[data-view]')) {
     view.hidden = view.dataset.view !== name;
   }
   document.body.dataset.state = name;
@@ -93,19 +109,37 @@ export function formatEstimate(secs) {
   return `${Math.ceil(s / 60)} 分钟`;
 }
 
+let noticeTimer = 0;
+
 /**
  * A short, non-blocking notice near the top of the page (role=status); it goes away after
- * `holdMs` (8 s unless told) or when clicked.
+ * `holdMs` (8 s unless told) or when clicked. `sticky`: a message that matters (an outcome, a
+ * result in the inbox) stays until the clerk presses 知道了.
+ * @param {string} text
+ * @param {string} [kind]
+ * @param {{holdMs?: number, sticky?: boolean}} [options]
  */
-export function notify(text, kind = 'info', { holdMs = 8000 } = {}) {
+export function notify(text, kind = 'info', { holdMs = 8000, sticky = false } = {}) {
   const box = $('#notice');
   if (!box) return;
-  box.textContent = text;
+  clearTimeout(noticeTimer);
+  // A sticky notice is not replaced by a passing one.
+  if (!sticky && text && box.dataset.sticky === 'true' && !box.hidden) return;
+  box.replaceChildren(text);
   box.dataset.kind = kind;
+  box.dataset.sticky = String(sticky);
   box.hidden = !text;
   box.onclick = () => { box.hidden = true; };
-  clearTimeout(notify.timer);
-  if (text) notify.timer = setTimeout(() => { box.hidden = true; }, holdMs);
+  if (sticky && text) {
+    const ok = document.createElement('button');
+    ok.type = 'button';
+    ok.className = 'secondary notice-ok';
+    ok.dataset.testid = 'notice-ok';
+    ok.textContent = '知道了';
+    box.append(' ', ok);
+    return;
+  }
+  if (text) noticeTimer = setTimeout(() => { box.hidden = true; }, holdMs);
 }
 
 /** A short ring tone made with WebAudio (no sound file); returns a stop function. */

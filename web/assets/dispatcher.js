@@ -1,3 +1,4 @@
+// @ts-check
 // Town dispatcher: choose villages, start a group call into their kiosks, watch who joined,
 // see every village's video, end the call.
 import { api, messageForCode } from './api.js';
@@ -39,7 +40,7 @@ const callView = new CallView({
 });
 const media = new CallMedia({ signal: () => signal, callView, onProblem: (problem) => notify(problem, 'warning') });
 
-window.__cunneng = {
+/** @type {any} */ (window).__cunneng = {
   get pc() { return media.pc; },
   get me() { return state.me; },
   state,
@@ -131,6 +132,10 @@ function renderMembers() {
         { class: `member ${m.state}`, testid: 'group-member', 'data-village-id': m.village?.id, 'data-member-state': m.state },
         el('span', { class: 'member-name' }, nameOf(m.village)),
         el('span', { class: 'member-state' }, GROUP_MEMBER[m.state] ?? m.state),
+        // A village that declined, did not answer or left can be called again.
+        state.groupId !== null && ['declined', 'no_answer', 'left'].includes(m.state) && m.village?.id !== undefined
+          ? el('button', { type: 'button', class: 'secondary', testid: 'group-reinvite', onclick: () => reinvite(m.village.id) }, '再呼叫这个村')
+          : null,
       ),
     ),
   );
@@ -138,6 +143,14 @@ function renderMembers() {
   const waiting = state.members.some((m) => m.state === 'invited' || m.state === 'joined');
   $('#group-empty').textContent = waiting || state.members.length === 0 ? '还没有村加入,请稍等…' : '没有村接听这次群呼。可以点"结束群呼",过一会儿再呼叫。';
   callView.refreshCaptions();
+}
+
+/** Invite a village of the open group call again (group.reinvite). */
+function reinvite(villageId) {
+  if (state.groupId === null) return;
+  if (signal.send({ type: 'group.reinvite', group_id: state.groupId, village_id: villageId }) === null) {
+    notify('网络中断了,连上后请再试', 'error');
+  }
 }
 
 /** Leave the group call locally (media, camera, state); the caller chooses the next screen. */
@@ -268,7 +281,7 @@ if (!token) {
     onUnauthorized: unauthorized,
     onReplaced: () => showSetup('这个账号在别处打开了', '同一个账号在另一个窗口或另一台电脑上打开了本页面,这里已经断开。', { retry: true }),
   });
-  window.__cunneng.signal = signal;
+  /** @type {any} */ (window).__cunneng.signal = signal;
   signal.on('welcome', onWelcome);
   signal.on('group.state', onGroupState);
   signal.on('group.ended', onGroupEnded);

@@ -1,3 +1,4 @@
+// @ts-check
 // Village service room (kiosk): pick a matter, enter the villager, scan the papers, call the
 // town window, wait in its queue, talk, see the outcome and print it, rate the service; and
 // answer group calls from the town dispatcher. Also: the inbox of results that come back
@@ -6,7 +7,7 @@
 import { api, messageForCode } from './api.js';
 import { CallView } from './callview.js';
 import {
-  $, KIOSK_TOKEN_KEY, el, forgetToken, formatEstimate, nameOf, notify, showView, startRinging, takeToken,
+  $, $$, KIOSK_TOKEN_KEY, el, forgetToken, formatEstimate, nameOf, notify, showView, startRinging, takeToken,
 } from './common.js';
 import { CaseDesk } from './kioskcase.js';
 import { Booking, Inbox, Rating, Resume } from './kiosktools.js';
@@ -25,8 +26,6 @@ const RESUME_LIMIT_MS = 5_000;
 const ENDED_BACK_TO_START_MS = 20_000;
 // After a call with a case: time to print and rate before the screen starts over by itself.
 const ENDED_WITH_CASE_MS = 10 * 60_000;
-// Words that carry no meaning in a search ("我要办低保的" → "低保").
-const FILLER = /[我要想办理的了个一下请问怎么如何去给帮]/g;
 
 const state = {
   me: null,
@@ -49,6 +48,9 @@ const state = {
   stopRing: null,
   // The current call was answered (a rating is due when it ends).
   answered: false,
+  // Matter searches sent, and the last one shown.
+  searchSeq: 0,
+  searchDone: 0,
 };
 
 const token = takeToken(KIOSK_TOKEN_KEY);
@@ -78,9 +80,10 @@ const rating = new Rating({ token, onUnauthorized: unauthorizedLater });
 const inbox = new Inbox({ token, onUnauthorized: unauthorizedLater });
 const booking = new Booking({ token, onUnauthorized: unauthorizedLater });
 const resume = new Resume({ token, onUnauthorized: unauthorizedLater, onResume: resumeCase });
+// The room's lookups carry its token: counted per kiosk, not per address.
 const progress = setupProgressLookup($('#progress-form'), $('#progress-result'), { token });
 
-window.__cunneng = {
+/** @type {any} */ (window).__cunneng = {
   get pc() { return media.pc; },
   get me() { return state.me; },
   get case() { return desk.case; },
@@ -91,32 +94,10 @@ window.__cunneng = {
 
 // ---- matters: load, search, select ---------------------------------------------------------
 
-function matterText(matter) {
-  return [matter.plain_name, matter.name, matter.department, nameOf(matter.window), ...(matter.required_papers ?? [])]
-    .filter(Boolean)
-    .join(' ')
-    .toLowerCase();
-}
-
-/** How well a matter fits the words typed: 0 means not at all. */
-function matchScore(matter, query) {
-  const words = query.toLowerCase().split(/[\s,,、。]+/).map((w) => w.replace(FILLER, '')).filter(Boolean);
-  if (words.length === 0) return 1;
-  const text = matterText(matter);
-  const plain = (matter.plain_name ?? '').toLowerCase();
-  let score = 0;
-  for (const word of words) {
-    if (plain.includes(word)) score += 100 * word.length;
-    else if (text.includes(word)) score += 20 * word.length;
-    else {
-      // Loose: most of the characters typed, wherever they stand ("危房改造申请书" still finds
-      // "农村危房改造申请").
-      const hits = [...word].filter((ch) => text.includes(ch)).length;
-      if (hits < Math.ceil(word.length * 0.67)) return 0;
-      score += hits;
-    }
-  }
-  return score;
+/** The server's search (`GET /api/matters?q=`): the catalog's keywords, ranked; ids in order. */
+async function searchMatters(query) {
+  const found = await api(`/api/matters?q=${encodeURIComponent(query)}`, { token });
+  return (found ?? []).map((m) => m.id);
 }
 
 function renderMatters() {
@@ -134,7 +115,7 @@ function renderMatters() {
           'data-window-id': matter.window?.id,
           'data-signoff': String(Boolean(matter.needs_signoff)),
           'aria-pressed': 'false',
-          onclick: () => selectMatter(matter),
+          onclick: () => chooseMatter(matter),
         },
         el('span', { class: 'matter-plain' }, matter.plain_name || matter.name),
         el('span', { class: 'matter-meta' }, [matter.department, nameOf(matter.window)].filter(Boolean).join(' · ')),
@@ -146,30 +127,64 @@ function renderMatters() {
   filterMatters();
 }
 
-function filterMatters() {
+/** Show the matters the search box finds, best first (the server ranks them). */
+async function filterMatters() {
   const query = $('#matter-search').value.trim();
-  const list = $('#matter-list');
-  const scored = state.matters.map((matter, index) => ({ matter, index, score: matchScore(matter, query) }));
-  scored.sort((a, b) => b.score - a.score || a.index - b.index);
-  const items = new Map([...list.children].map((li) => [li.firstChild.dataset.matterId, li]));
-  let shown = 0;
-  for (const { matter, score } of scored) {
-    const li = items.get(String(matter.id));
-    if (!li) continue;
-    li.hidden = score === 0;
-    if (score > 0) shown += 1;
-    list.append(li);
+  const seq = (state.searchSeq += 1);
+  let ids = null;
+  if (query) {
+    try {
+      ids = await searchMatters(query);
+    } catch (err) {
+      if (err.status === 401) return unauthorized();
+      ids = null; // the network: keep the whole list rather than an empty one
+    }
+    if (seq !== state.searchSeq) return; // a newer search is on its way
   }
+  const list = $('#matter-list');
+  const items = new Map([...list.children].map((li) => [li.firstElementChild?.dataset.matterId, li]));
+  const order = ids ?? state.matters.map((m) => m.id);
+  const shownIds = new Set(order.map(String));
+  for (const id of order) {
+    const li = items.get(String(id));
+    if (li) list.append(li);
+  }
+  let shown = 0;
+  for (const [id, li] of items) {
+    li.hidden = !shownIds.has(String(id));
+    if (!li.hidden) shown += 1;
+  }
+  state.searchDone = seq;
   const count = $('#matter-count');
+  count.dataset.query = query;
   if (state.matters.length === 0) count.textContent = '';
-  else if (!query) count.textContent = `共 ${state.matters.length} 个事项`;
+  else if (!query || ids === null) count.textContent = `共 ${state.matters.length} 个事项`;
   else if (shown === 0) count.textContent = '没有找到,换个说法试试,比如只输入两三个字';
   else count.textContent = `找到 ${shown} 个事项`;
 }
 
+let searchTimer = 0;
+function onSearchInput() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(filterMatters, 150);
+}
+
+/** A click on a matter: with an unfinished case of another matter, ask first. */
+function chooseMatter(matter) {
+  const c = desk.case;
+  if (c && c.matter?.id !== matter.id && ['open', 'missing'].includes(c.status)) {
+    $('#switch-text').textContent = `案件 ${c.case_no}(${nameOf(c.matter)}${c.villager?.name ? ',办事人 ' + c.villager.name : ''})还没有办完。要换成「${matter.plain_name || matter.name}」吗?`;
+    state.switchTo = matter;
+    $('#switch-dialog').hidden = false;
+    $('#switch-keep').focus();
+    return;
+  }
+  selectMatter(matter);
+}
+
 function selectMatter(matter) {
   state.selected = matter;
-  for (const button of document.querySelectorAll('[data-testid="matter-option"]')) {
+  for (const button of $$('[data-testid="matter-option"]')) {
     button.setAttribute('aria-pressed', String(button.dataset.matterId === String(matter.id)));
   }
   $('#selected-empty').hidden = true;
@@ -177,22 +192,55 @@ function selectMatter(matter) {
   $('#selected-name').textContent = matter.plain_name || matter.name;
   const where = [matter.name !== matter.plain_name ? matter.name : null, matter.department, nameOf(matter.window)];
   $('#selected-where').textContent = where.filter(Boolean).join(' · ');
+  // Before calling: a matter with 一审一核 is decided in two steps and its result comes later.
+  $('#selected-signoff').hidden = !matter.needs_signoff;
   const papers = matter.required_papers ?? [];
   $('#selected-papers').replaceChildren(...(papers.length ? papers.map((p) => el('li', {}, p)) : [el('li', {}, '不需要材料')]));
   // The checklist below shows the papers; the short list above is for a matter without a case.
   $('#selected-papers').parentElement.classList.add('compact');
   desk.setMatter(matter);
   $('#prepare').hidden = false;
-  desk.place($('#prepare-papers-slot'));
+  placePanel();
   const callButton = $('#call-button');
   callButton.disabled = false;
   updateCallButton();
-  $('#villager-title').scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  if (document.body.dataset.state === 'pick') $('#villager-title').scrollIntoView({ block: 'start', behavior: 'smooth' });
+}
+
+/** The case panel goes where the visible screen shows it. */
+function placePanel() {
+  const where = document.body.dataset.state;
+  if (where === 'waiting') desk.place($('#waiting-papers-slot'));
+  else if (where === 'call') desk.place(state.groupId === null && state.callId !== null ? $('#call-papers-slot') : null);
+  else if (where === 'pick') desk.place($('#prepare-papers-slot'));
+}
+
+/** Take the server's case (restored after a reload, or the case of a queued call) with its matter. */
+function adoptCase(c) {
+  if (!c) return;
+  desk.adopt(c);
+  if (state.selected?.id !== c.matter?.id && c.matter) {
+    const matter = state.matters.find((m) => m.id === c.matter.id) ?? { ...c.matter, window: null };
+    if (!state.matters.includes(matter)) state.matters.push(matter);
+    selectMatter(matter);
+  }
+  placePanel();
+  if (document.body.dataset.state === 'waiting' && state.lastPosition?.call_id === state.callId) renderPosition(state.lastPosition);
+}
+
+/** After a reload, a crash or a power cut: back to the case the server has for this room. */
+async function restoreCase() {
+  try {
+    adoptCase(await api('/api/cases/current', { token }));
+  } catch (err) {
+    if (err.status === 401) unauthorized();
+    // 404: nothing in preparation.
+  }
 }
 
 function clearSelection() {
   state.selected = null;
-  for (const button of document.querySelectorAll('[data-testid="matter-option"]')) button.setAttribute('aria-pressed', 'false');
+  for (const button of $$('[data-testid="matter-option"]')) button.setAttribute('aria-pressed', 'false');
   $('#selected-empty').hidden = false;
   $('#selected-matter').hidden = true;
   $('#prepare').hidden = true;
@@ -452,9 +500,9 @@ function onWelcome(msg) {
     desk.refresh();
     inbox.refresh();
   } else {
-    loadMatters();
-    inbox.refresh();
     showPick();
+    loadMatters().then(restoreCase);
+    inbox.refresh();
   }
 }
 
@@ -470,11 +518,21 @@ function onQueuePosition(msg) {
   const first = state.callId !== msg.call_id;
   state.callId = msg.call_id;
   state.requestReq = null;
-  // Waiting: learn the case so that papers can be scanned meanwhile.
-  if (first && !desk.caseNo && state.groupId === null) desk.attachCall(null);
+  state.lastPosition = msg;
+  // Waiting: learn the case so that papers can be scanned meanwhile (after a reload: the
+  // matter line and the scan panel come back with it).
+  if (first && state.groupId === null && (!desk.caseNo || !state.selected)) restoreCase();
+  renderPosition(msg);
+}
+
+/** The waiting screen for a `queue.position` (again once the matter is known after a reload). */
+function renderPosition(msg) {
   const position = Number(msg.position);
-  const estimate = formatEstimate(msg.estimated_wait_secs);
-  const ahead = position > 1 ? `前面还有 ${position - 1} 位` : '下一个就轮到您';
+  // Nobody at the window: an estimate would promise what nobody keeps.
+  const estimate = msg.staffed === false ? '' : formatEstimate(msg.estimated_wait_secs);
+  const ahead = msg.staffed === false
+    ? '镇窗口现在没有人接待,有人上岗后会马上接听'
+    : position > 1 ? `前面还有 ${position - 1} 位` : '下一个就轮到您';
   const matter = state.selected ? `事项:${state.selected.plain_name || state.selected.name}` : '';
   const windowName = nameOf(msg.window);
   showWaiting({
@@ -499,7 +557,9 @@ function onCallStarted(msg) {
   state.transferredTo = '';
   state.requeued = false;
   state.answered = true;
-  desk.attachCall(msg.case_no ?? null);
+  desk.attachCall(msg.case_no ?? null).then(() => {
+    if (!state.selected && desk.case) adoptCase(desk.case);
+  });
   const peer = msg.peer ?? {};
   showCall({
     title: '正在和镇窗口通话',
@@ -559,6 +619,10 @@ function onGroupInvite(msg) {
   // A new invitation: an older notice (e.g. that the last one lapsed) no longer applies.
   notify('');
   $('#incoming-from').textContent = `${fromText(msg.from)} 邀请您加入群呼`;
+  // Queued for the town window: accepting gives up the place, and the clerk is told before.
+  const queued = state.callId !== null && document.body.dataset.state === 'waiting';
+  $('#incoming-queue-warning').hidden = !queued;
+  $('#accept-call-button').textContent = queued ? '放弃排队,接听群呼' : '接听';
   $('#incoming-call').hidden = false;
   $('#accept-call-button').focus();
   state.stopRing?.();
@@ -603,8 +667,13 @@ function onRescanRequested(msg) {
 
 function onOutcome(msg) {
   if (desk.onOutcome(msg)) return;
-  // Another case of this village (a result after sign-off comes to the inbox as well).
-  notify(`案件 ${msg.case_no}:${msg.status_text}`);
+  // Another case of this village: decided after its call, it is in the inbox too. The notice
+  // stays until the clerk acknowledges it.
+  notify(`案件 ${msg.case_no}:${msg.status_text}。结果在收件箱里,可以打印。`, 'info', { sticky: true });
+}
+
+function onVillagerRequested(msg) {
+  desk.onVillagerRequested(msg);
 }
 
 function openTool(view) {
@@ -617,7 +686,7 @@ function openTool(view) {
 
 // ---- start ---------------------------------------------------------------------------------
 
-$('#matter-search').addEventListener('input', filterMatters);
+$('#matter-search').addEventListener('input', onSearchInput);
 $('#call-button').addEventListener('click', requestCall);
 $('#cancel-button').addEventListener('click', cancelCall);
 $('#hangup-button').addEventListener('click', hangUp);
@@ -632,8 +701,20 @@ $('#inbox-button').addEventListener('click', () => openTool('inbox'));
 $('#progress-open').addEventListener('click', () => openTool('progress'));
 $('#resume-open').addEventListener('click', () => openTool('resume'));
 $('#booking-open').addEventListener('click', () => openTool('booking'));
-for (const button of document.querySelectorAll('.back-button')) button.addEventListener('click', showPick);
+for (const button of $$('.back-button')) button.addEventListener('click', showPick);
 $('#accept-call-button').addEventListener('click', acceptInvite);
+$('#switch-keep').addEventListener('click', () => {
+  $('#switch-dialog').hidden = true;
+  state.switchTo = null;
+});
+$('#switch-confirm').addEventListener('click', () => {
+  $('#switch-dialog').hidden = true;
+  const matter = state.switchTo;
+  state.switchTo = null;
+  if (!matter) return;
+  desk.leaveCase();
+  selectMatter(matter);
+});
 $('#decline-call-button').addEventListener('click', declineInvite);
 $('#setup-retry').addEventListener('click', () => location.reload());
 
@@ -648,7 +729,7 @@ if (!token) {
     onUnauthorized: unauthorized,
     onReplaced: () => showSetup('这个页面在别处打开了', '同一台设备在另一个窗口或另一台电脑上打开了本页面,这里已经断开。', { retry: true }),
   });
-  window.__cunneng.signal = signal;
+  /** @type {any} */ (window).__cunneng.signal = signal;
   signal.on('welcome', onWelcome);
   signal.on('queue.position', onQueuePosition);
   signal.on('call.started', onCallStarted);
@@ -664,6 +745,7 @@ if (!token) {
   signal.on('error', onError);
   signal.on('paper.rescan_requested', onRescanRequested);
   signal.on('outcome', onOutcome);
+  signal.on('villager.requested', onVillagerRequested);
   signal.on('inbox.item', (msg) => inbox.onItem(msg.item));
   signal.connect();
   addEventListener('pagehide', () => media.stop());

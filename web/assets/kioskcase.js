@@ -1,3 +1,4 @@
+// @ts-check
 // The kiosk's case: the villager, the matter's checklist, the papers (scans and stills with
 // resumable uploads), re-scan requests and the outcome banner. One case at a time; the same
 // panel of papers moves between the prepare, waiting and call screens.
@@ -7,7 +8,7 @@ import { $, el, fill, nameOf, notify } from './common.js';
 import { ACCEPT, PaperStore, PaperViewer, checklistRows, clock, formatSize, isImage, thumbnail } from './papers.js';
 import { printPdf, printSheet } from './print.js';
 import { PaperUpload, uploadStatusText } from './upload.js';
-import { CLERK_NOTE, PRINT_LABEL, STATUS } from './words.js';
+import { CLERK_NOTE, NEXT_STEP, PRINT_LABEL, STATUS } from './words.js';
 
 const OTHER = ''; // the "其他材料" choice: a paper that answers no checklist item
 const CASE_RETRY_MS = [2_000, 4_000, 8_000, 15_000];
@@ -59,6 +60,8 @@ export class CaseDesk {
     this.outcome = null;
     this.rescan = null;
     this.editingVillager = true;
+    this.villagerRequested = false;
+    this.inCall = false;
     this.pumping = false;
     this.camera = new StillCamera({ select: $('#camera-select'), video: $('#camera-preview'), info: $('#camera-info') });
     this.wire();
@@ -116,17 +119,34 @@ export class CaseDesk {
 
   // ---- the case ----
 
-  /** A matter was chosen: a case of another matter is left behind (it stays on the server). */
+  /**
+   * A matter was chosen: a case of another matter is left behind (it stays on the server; the
+   * page asked the clerk first, see kiosk.js `chooseMatter`).
+   */
   setMatter(matter) {
     if (this.matter?.id === matter.id && (!this.case || this.case.matter?.id === matter.id)) return;
-    const hadCase = Boolean(this.case);
     this.matter = matter;
-    if (hadCase) {
-      this.forgetCase();
-      notify('换了事项,要重新登记办事人和材料');
-    }
+    if (this.case) this.forgetCase();
     this.target = this.items[0] ?? OTHER;
     this.render();
+  }
+
+  /** The clerk chose to leave the open case (it can be found again with 继续办理). */
+  leaveCase() {
+    this.forgetCase();
+    $('#villager-form').reset();
+    this.render();
+  }
+
+  /** villager.requested: the window cannot decide before the villager is entered. */
+  onVillagerRequested(msg) {
+    if (msg.case_no !== this.caseNo) return false;
+    this.villagerRequested = !this.case?.villager;
+    this.editingVillager = true;
+    this.render();
+    $('#villager-title').scrollIntoView({ block: 'start', behavior: 'smooth' });
+    $('#villager-name').focus();
+    return true;
   }
 
   /** Start over for the next villager. */
@@ -148,6 +168,7 @@ export class CaseDesk {
     this.outcome = null;
     this.previousMissing = [];
     this.rescan = null;
+    this.villagerRequested = false;
     this.editingVillager = true;
     this.store.clear();
     this.viewer.close();
@@ -165,7 +186,9 @@ export class CaseDesk {
     this.case = c;
     if (c.matter) this.matter = { ...(this.matter?.id === c.matter.id ? this.matter : {}), ...c.matter };
     if (c.villager && !same) this.editingVillager = false;
-    if (!this.items.includes(this.target) && this.target !== OTHER) this.target = this.firstMissing();
+    // A case taken over (resumed, restored, the call's): the next paper answers the first item
+    // still missing, never one already there.
+    if (!same || (!this.items.includes(this.target) && this.target !== OTHER)) this.target = this.firstMissing();
     // The decision in force, as the village sees it: none while the case is open again.
     if (c.status === 'open') {
       this.outcome = null;
@@ -268,6 +291,8 @@ export class CaseDesk {
       this.editingVillager = false;
       this.render();
       this.pump();
+      // The next step: the papers.
+      $('#papers-panel').scrollIntoView({ block: 'start', behavior: 'smooth' });
     } catch (err) {
       if (err.status === 401) return this.onUnauthorized();
       fail(err.code === 'bad_villager' ? `办事人信息不对:${err.message}` : err.message, $('#villager-name'));
@@ -279,6 +304,9 @@ export class CaseDesk {
 
   renderVillager() {
     const v = this.case?.villager;
+    if (v) this.villagerRequested = false;
+    // In the call, the window cannot decide without the villager: asked for here at once.
+    $('#villager-request').hidden = !(this.villagerRequested || (this.inCall && this.case && !v));
     const editing = this.editingVillager || !v;
     $('#villager-form').hidden = !editing;
     $('#villager-summary').hidden = editing;
@@ -507,6 +535,11 @@ export class CaseDesk {
   /** Put the case panel (villager and papers) into a slot of the visible screen (null: nowhere). */
   place(slot) {
     const panel = $('#case-panel');
+    const inCall = slot?.id === 'call-papers-slot';
+    if (inCall !== this.inCall) {
+      this.inCall = inCall;
+      this.renderVillager();
+    }
     if (!slot) {
       panel.hidden = true;
       return;
@@ -691,6 +724,7 @@ export class CaseDesk {
       receipt = null; // print what we know; the link is built from this page's address
     }
     const o = this.outcome;
+    const status = o?.status ?? receipt?.status ?? c.status;
     const result = o?.status === 'done' ? o.result : null;
     let resultImageUrl = null;
     if (result && isImage(result.content_type)) {
@@ -707,11 +741,12 @@ export class CaseDesk {
       village: nameOf(receipt?.village ?? c.village),
       town: nameOf(receipt?.town ?? c.town),
       createdAtMs: c.created_at_ms,
-      status: o?.status ?? receipt?.status ?? c.status,
+      status,
       statusText: o?.status_text ?? c.status_text,
       note: o?.note ?? '',
       missingItems: o?.missing_items ?? [],
-      nextStep: c.next_step ?? '',
+      // The next step of the status printed (the case read before the decision is stale).
+      nextStep: NEXT_STEP[status] ?? c.next_step ?? '',
       progressUrl: receipt?.progress_url ?? `${location.origin}${c.progress_path ?? `/progress?case=${c.case_no}`}`,
       lookupCode: receipt?.lookup_code ?? '',
       resultImageUrl,

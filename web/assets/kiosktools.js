@@ -1,15 +1,19 @@
+// @ts-check
 // The kiosk's other jobs: the rating after a call (好差评), the inbox of results that come back
 // later (放心回家, 一审一核), resuming a case by its number (补交材料), and bookings (预约).
 import { api } from './api.js';
-import { $, el, fill, nameOf, notify } from './common.js';
+import { $, $$, el, fill, nameOf, notify } from './common.js';
 import { PaperStore, isImage } from './papers.js';
 import { printPdf, printSheet } from './print.js';
-import { BOOKING_STATUS, PRINT_LABEL, STATUS } from './words.js';
+import { BOOKING_STATUS, NEXT_STEP, PRINT_LABEL, STATUS } from './words.js';
 
 const CHINA = 'Asia/Shanghai';
 const dayFormat = new Intl.DateTimeFormat('en-CA', { timeZone: CHINA, year: 'numeric', month: '2-digit', day: '2-digit' });
 const dayLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, month: 'long', day: 'numeric' });
 const weekdayLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, weekday: 'short' });
+const weekdayCode = new Intl.DateTimeFormat('en-US', { timeZone: CHINA, weekday: 'short' });
+/** Saturdays and Sundays: the town centre is closed, there are no slots. */
+const isWeekend = (d) => ['Sat', 'Sun'].includes(weekdayCode.format(d));
 const timeLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, hour: '2-digit', minute: '2-digit', hour12: false });
 const whenLabel = new Intl.DateTimeFormat('zh-CN', { timeZone: CHINA, month: 'long', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
 
@@ -22,7 +26,7 @@ export class Rating {
     this.caseNo = null;
     this.choice = null;
     this.sent = false;
-    for (const button of document.querySelectorAll('.rating-choice')) {
+    for (const button of $$('.rating-choice')) {
       button.addEventListener('click', () => this.choose(button.dataset.rating));
     }
     $('#rating-submit').addEventListener('click', () => this.submit());
@@ -54,7 +58,7 @@ export class Rating {
   }
 
   render() {
-    for (const button of document.querySelectorAll('.rating-choice')) {
+    for (const button of $$('.rating-choice')) {
       button.setAttribute('aria-pressed', String(button.dataset.rating === this.choice));
       button.disabled = this.sent;
     }
@@ -115,7 +119,8 @@ export class Inbox {
   onItem(item) {
     this.items = [item, ...this.items.filter((i) => i.id !== item.id)];
     this.render();
-    notify(`镇上送回了结果:${nameOf(item.matter)}(${item.case_no}),请到"收件箱"打印`);
+    // Stays on screen until the clerk acknowledges it (a result nobody prints helps nobody).
+    notify(`镇上送回了结果:${nameOf(item.matter)}(${item.case_no}),请到"收件箱"打印`, 'info', { sticky: true });
   }
 
   render() {
@@ -135,6 +140,7 @@ export class Inbox {
           el('p', { class: 'inbox-title' }, unread ? el('span', { class: 'tag new' }, '新') : null, `${nameOf(item.matter)} · ${title}`),
           el('p', { class: 'hint' }, `案件编号 ${item.case_no} · ${whenLabel.format(new Date(item.created_at_ms))} 送到`),
           item.note ? el('p', {}, item.status === 'refused' ? `原因:${item.note}` : `说明:${item.note}`) : null,
+          item.missing_items?.length ? el('ol', { class: 'banner-missing', testid: 'inbox-missing-list' }, ...item.missing_items.map((m) => el('li', {}, m))) : null,
           item.result ? el('p', {}, `结果文书:${item.result.name}`) : null,
           el(
             'div',
@@ -190,8 +196,8 @@ export class Inbox {
       status: item.status,
       statusText: item.status_text,
       note: item.note ?? '',
-      missingItems: [],
-      nextStep: c?.next_step ?? '',
+      missingItems: item.missing_items ?? [],
+      nextStep: NEXT_STEP[item.status] ?? c?.next_step ?? '',
       progressUrl: receipt?.progress_url ?? `${location.origin}/progress?case=${encodeURIComponent(item.case_no)}`,
       lookupCode: receipt?.lookup_code ?? '',
       resultImageUrl,
@@ -289,11 +295,16 @@ export class Booking {
       }),
     );
     const today = Date.now();
+    // The next two weeks, working days only.
     const days = [];
-    for (let i = 0; i < 14; i++) days.push(new Date(today + i * 86_400_000));
-    this.date = this.date ?? dayFormat.format(days[0]);
+    for (let i = 0; i < 14; i++) {
+      const d = new Date(today + i * 86_400_000);
+      if (!isWeekend(d)) days.push({ d, i });
+    }
+    const values = days.map(({ d }) => dayFormat.format(d));
+    if (!this.date || !values.includes(this.date)) this.date = values[0];
     fill($('#booking-dates'), 
-      ...days.map((d, i) => {
+      ...days.map(({ d, i }) => {
         const value = dayFormat.format(d);
         return el('button', { type: 'button', class: 'date-choice', testid: 'booking-date', 'data-date': value, 'aria-pressed': String(value === this.date), onclick: () => this.pickDate(value) },
           el('span', { class: 'date-day' }, dayLabel.format(d)),
@@ -307,7 +318,7 @@ export class Booking {
 
   pickDate(date) {
     this.date = date;
-    for (const b of document.querySelectorAll('[data-testid="booking-date"]')) b.setAttribute('aria-pressed', String(b.dataset.date === date));
+    for (const b of $$('[data-testid="booking-date"]')) b.setAttribute('aria-pressed', String(b.dataset.date === date));
     this.loadSlots();
   }
 
@@ -340,7 +351,7 @@ export class Booking {
 
   pickSlot(slot, button) {
     this.slot = slot;
-    for (const b of document.querySelectorAll('[data-testid="booking-slot"]')) b.setAttribute('aria-pressed', String(b === button));
+    for (const b of $$('[data-testid="booking-slot"]')) b.setAttribute('aria-pressed', String(b === button));
     $('#booking-confirm').disabled = false;
     $('#booking-confirm').focus();
   }
@@ -385,11 +396,30 @@ export class Booking {
           el('p', { class: 'big-text' }, el('strong', {}, whenLabel.format(new Date(b.start_ms))), ` ${nameOf(b.matter)}`),
           el('p', { class: 'hint' }, [nameOf(b.window), BOOKING_STATUS[b.status] ?? b.status, b.note].filter(Boolean).join(' · ')),
           b.status === 'booked' && b.start_ms > Date.now()
-            ? el('button', { type: 'button', class: 'secondary', testid: 'booking-cancel', onclick: () => this.cancel(b) }, '取消这个预约')
+            ? el('div', { class: 'booking-cancel-box' },
+                el('button', { type: 'button', class: 'secondary', testid: 'booking-cancel', onclick: (event) => this.askCancel(event.currentTarget) }, '取消这个预约'),
+                el('div', { class: 'booking-cancel-ask warning', hidden: true },
+                  el('p', {}, '真的要取消这个预约吗?取消后这个时间别人可以约。'),
+                  el('button', { type: 'button', class: 'danger', testid: 'booking-cancel-confirm', onclick: () => this.cancel(b) }, '确定取消'),
+                  el('button', { type: 'button', class: 'secondary', testid: 'booking-cancel-keep', onclick: (event) => this.keep(event.currentTarget) }, '不取消')))
             : null,
         ),
       ),
     );
+  }
+
+  /** Cancel asks first: the slot would be gone for good once someone else takes it. */
+  askCancel(button) {
+    button.hidden = true;
+    const ask = button.nextElementSibling;
+    ask.hidden = false;
+    ask.querySelector('[data-testid="booking-cancel-keep"]').focus();
+  }
+
+  keep(button) {
+    const ask = button.parentElement;
+    ask.hidden = true;
+    ask.previousElementSibling.hidden = false;
   }
 
   async cancel(b) {

@@ -1,9 +1,10 @@
+// @ts-check
 // Staff login. A fragment `#user=..&password=..[&next=/window]` (printed by the demo) fills
 // the form and submits it at once; `#next=/path` alone only says where to go afterwards.
 import { api } from './api.js';
 import { $, STAFF_TOKEN_KEY, clearFragment, fragmentParams } from './common.js';
 
-const HOME_BY_ROLE = { approver: '/window', chief: '/window', dispatcher: '/dispatcher' };
+const HOME_BY_ROLE = { approver: '/window', chief: '/window', dispatcher: '/dispatcher', supervisor: '/review' };
 
 /** Only same-origin paths ("/window"), never "//host" or "https://…". */
 function safeNext(next) {

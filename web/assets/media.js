@@ -1,3 +1,4 @@
+// @ts-check
 // Media for one room ("call:ID" or "group:ID"), as docs/protocol.md says:
 // - the browser always offers, the server answers; non-trickle: the offer is sent only when ICE
 //   gathering is complete, and the answer carries all server candidates;
@@ -31,6 +32,7 @@ export async function getLocalStream() {
     return { stream: null, problem: '这个页面要用 https 地址打开,才能使用摄像头和麦克风' };
   }
   const video = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15, max: 30 } };
+  /** @type {[MediaStreamConstraints, string][]} */
   const attempts = [
     [{ audio: true, video }, ''],
     [{ audio: true }, '没有找到摄像头,对方只能听到声音'],
@@ -241,7 +243,7 @@ export class MediaSession {
     if (!pending || msg.req === undefined || msg.req !== pending.req) return;
     clearTimeout(pending.timer);
     this.pending = null;
-    const err = new Error(`server refused the offer: ${msg.code} ${msg.message ?? ''}`);
+    const err = /** @type {Error & {fatal?: boolean}} */ (new Error(`server refused the offer: ${msg.code} ${msg.message ?? ''}`));
     // The room is gone or not ours: trying again cannot help.
     err.fatal = ['not_found', 'forbidden', 'bad_message'].includes(msg.code);
     pending.reject(err);

@@ -1,3 +1,4 @@
+// @ts-check
 // Papers on screen: fetching a paper with the bearer token into a blob: URL (papers are never
 // public), thumbnails, a checklist, and a viewer that zooms and rotates images and shows PDFs.
 import { el, fill } from './common.js';
@@ -78,6 +79,11 @@ export function formatSize(bytes) {
  * answer it. `papers` are Paper objects (scans). Options: `onPick(item)` makes each row a button
  * (aria-pressed = the picked one), `picked`.
  */
+/**
+ * @param {string[]} items
+ * @param {any[]} papers
+ * @param {{onPick?: (item: string) => void, picked?: string|null}} [options]
+ */
 export function checklistRows(items, papers, { onPick, picked } = {}) {
   return items.map((item) => {
     const count = papers.filter((p) => p.kind !== 'result' && p.checklist_item === item).length;
@@ -99,6 +105,9 @@ export function checklistRows(items, papers, { onPick, picked } = {}) {
  * by the browser in an <iframe> of the blob: URL.
  */
 export class PaperViewer {
+  /**
+   * @param {{store: PaperStore, actions?: (paper: any) => Node[]}} options
+   */
   constructor({ store, actions = () => [] }) {
     this.store = store;
     this.actions = actions;
@@ -164,7 +173,7 @@ export class PaperViewer {
 
   open(paper, list = [paper]) {
     this.list = list;
-    this.opener = document.activeElement;
+    this.opener = /** @type {HTMLElement|null} */ (document.activeElement);
     this.root.hidden = false;
     this.show(Math.max(0, list.findIndex((p) => p.id === paper.id)));
     this.stage.focus();

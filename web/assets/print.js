@@ -1,3 +1,4 @@
+// @ts-check
 // The printed sheet of the village room: a receipt with the case number, villager, matter,
 // outcome, the missing-papers list or the result, and a QR code of the progress link. The page
 // has one hidden <section id="print-sheet">; app.css shows only it when printing.

@@ -1,3 +1,4 @@
+// @ts-check
 // Public progress page (/progress?case=...&code=...): no login; the case number and the lookup
 // code come from the QR code on the receipt, the villager adds the last four digits of the phone.
 import { $ } from './common.js';

@@ -1,3 +1,4 @@
+// @ts-check
 // 办事进度查询: case number + the lookup code printed on the receipt (查询码) + the last four
 // digits of the villager's phone → status and next step only (GET /api/progress, public,
 // rate-limited). Used by /progress and by the kiosk (which sends its device token instead of
@@ -9,13 +10,17 @@ const CASE_RE = /^[A-Za-z0-9-]{3,40}$/;
 /**
  * Wire a lookup form: `form` holds inputs [name=case], [name=code] (the public page only) and
  * [name=phone4] and a submit button; the answer goes into `result`
- * (data-testid="progress-result", data-status = the status). `token`: the kiosk's device token.
+ * (data-testid="progress-result", data-status = the status). `token`: the kiosk's device token
+ * (its lookups count against its own limit, and its own village's cases need no code).
+ * @param {HTMLFormElement} form
+ * @param {HTMLElement} result
+ * @param {{token?: string|null}} [options]
  */
 export function setupProgressLookup(form, result, { token = null } = {}) {
-  const caseInput = form.querySelector('[name="case"]');
-  const codeInput = form.querySelector('[name="code"]');
-  const phoneInput = form.querySelector('[name="phone4"]');
-  const button = form.querySelector('button[type="submit"]');
+  const caseInput = /** @type {HTMLInputElement} */ (form.querySelector('[name="case"]'));
+  const codeInput = /** @type {HTMLInputElement|null} */ (form.querySelector('[name="code"]'));
+  const phoneInput = /** @type {HTMLInputElement} */ (form.querySelector('[name="phone4"]'));
+  const button = /** @type {HTMLButtonElement} */ (form.querySelector('button[type="submit"]'));
   const show = (status, ...children) => {
     result.hidden = false;
     result.dataset.status = status;
@@ -45,6 +50,7 @@ export function setupProgressLookup(form, result, { token = null } = {}) {
     show('loading', el('p', { class: 'hint' }, '正在查询…'));
     try {
       const query = `case=${encodeURIComponent(caseNo)}&phone4=${phone4}${code ? `&code=${code}` : ''}`;
+      /** @type {Record<string, string>} */
       const headers = { Accept: 'application/json' };
       if (token) headers.Authorization = `Bearer ${token}`;
       const response = await fetch(`/api/progress?${query}`, { cache: 'no-store', headers });

@@ -1,3 +1,4 @@
+// @ts-check
 // A small QR code encoder (ISO/IEC 18004): byte mode, error correction level M, versions 1-10
 // (up to 213 bytes of UTF-8). Enough for a progress link on a printed receipt; no network and
 // no library needed. `encodeQr(text)` gives the module matrix, `qrSvg(text)` an <svg> element.

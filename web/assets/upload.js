@@ -1,3 +1,4 @@
+// @ts-check
 // Resumable paper uploads (docs/cases-api.md "Papers: resumable upload"):
 // POST /api/cases/{case}/papers starts one; each chunk is PUT {url}?offset=N; after a dropped
 // connection GET {url} says where the server stands and the upload goes on from there; a
@@ -31,14 +32,25 @@ export class UploadRefused extends Error {
 }
 
 class Transient extends Error {
+  /**
+   * @param {string} message
+   * @param {{status?: number, code?: string}} [options]
+   */
   constructor(message, { status = 0, code = '' } = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    /** @type {number|undefined} the server's offset (409 offset_mismatch) */
+    this.offset = undefined;
   }
 }
 
+/**
+ * @param {string} url
+ * @param {{method?: string, token?: string|null, json?: any, body?: BodyInit, signal?: AbortSignal}} options
+ */
 async function call(url, { method = 'GET', token, json, body, signal }) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (json !== undefined) headers['Content-Type'] = 'application/json';
@@ -103,6 +115,10 @@ function sleep(ms, signal) {
  * 'refused', 'cancelled'), `sent` or `attempt` changes.
  */
 export class PaperUpload {
+  /**
+   * @param {{token: string, caseNo: string, blob: Blob, name: string, checklistItem?: string|null,
+   *   kind?: string, onChange?: (up: PaperUpload) => void}} options
+   */
   constructor({ token, caseNo, blob, name, checklistItem = null, kind = 'scan', onChange = () => {} }) {
     this.token = token;
     this.caseNo = caseNo;

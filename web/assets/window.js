@@ -1,10 +1,11 @@
+// @ts-check
 // Town window (approver / chief): presence, the window's queue, ringing, the call, transfer;
 // the case of the call (papers as they arrive, viewer, re-scan, the four outcomes), and on the
 // desk: 一审一核 sign-off (chief), 放心回家 cases to finish, cases sent back, today's bookings.
 import { api, messageForCode } from './api.js';
 import { CallView } from './callview.js';
 import {
-  $, STAFF_TOKEN_KEY, el, forgetToken, formatWaited, goToLogin, nameOf, notify, showView, startRinging, takeToken,
+  $, $$, STAFF_TOKEN_KEY, el, forgetToken, formatWaited, goToLogin, nameOf, notify, showView, startRinging, takeToken,
 } from './common.js';
 import { CallMedia } from './media.js';
 import { CaseBoard } from './windowcase.js';
@@ -55,7 +56,7 @@ const media = new CallMedia({
 
 const board = new CaseBoard({ token, me: () => state.me, onUnauthorized: () => unauthorized(), showView });
 
-window.__cunneng = {
+/** @type {any} */ (window).__cunneng = {
   get pc() { return media.pc; },
   get me() { return state.me; },
   get case() { return board.case; },
@@ -67,7 +68,7 @@ window.__cunneng = {
 // ---- presence ------------------------------------------------------------------------------
 
 function renderPresence() {
-  for (const button of document.querySelectorAll('.presence-button')) {
+  for (const button of $$('.presence-button')) {
     button.setAttribute('aria-pressed', String(button.dataset.presenceValue === state.presence));
     if (state.presence) button.dataset.presence = state.presence;
   }
@@ -108,7 +109,7 @@ function renderQueue() {
 
 function tickWaited() {
   const extra = state.queue.receivedAt ? (Date.now() - state.queue.receivedAt) / 1000 : 0;
-  for (const node of document.querySelectorAll('.queue-waited')) {
+  for (const node of $$('.queue-waited')) {
     node.textContent = `已等 ${formatWaited(Number(node.dataset.waited) + extra)}`;
   }
   if (state.callStartedAt) $('#call-elapsed').textContent = `通话 ${formatWaited((Date.now() - state.callStartedAt) / 1000)}`;
@@ -140,9 +141,9 @@ function answer(callId) {
     return;
   }
   state.answerReqs.set(req, callId);
-  for (const button of document.querySelectorAll('[data-testid="answer-button"]')) button.disabled = true;
+  for (const button of $$('[data-testid="answer-button"]')) button.disabled = true;
   setTimeout(() => {
-    for (const button of document.querySelectorAll('[data-testid="answer-button"]')) button.disabled = false;
+    for (const button of $$('[data-testid="answer-button"]')) button.disabled = false;
   }, 3000);
   // Start the camera now (a click lets the browser allow sound and camera at once).
   media.ensureLocal();
@@ -250,6 +251,10 @@ function onWelcome(msg) {
     showSetup('这个账号不能接待来电', where);
     return;
   }
+  // A chief may review his town's cases (read-only) on /review.
+  $('#review-link').hidden = role !== 'chief';
+  // Chiefs take no calls: their page has no presence switch and no call queue (app.css).
+  document.body.dataset.role = role;
   const parts = [msg.me.name, nameOf(msg.me.window), nameOf(msg.me.town)].filter(Boolean);
   $('#place').textContent = parts.join(' · ');
   document.title = `${nameOf(msg.me.window) || '镇窗口'} · 村能办`;
@@ -321,6 +326,25 @@ function onPeerReconnecting(msg) {
   const status = $('#peer-status');
   status.textContent = '村里那边网络断了,正在等对方重新连上…';
   status.hidden = false;
+  watchVideoBack(msg.call_id, Date.now());
+}
+
+/**
+ * The notice goes as soon as the village's video plays again (call.peer_reconnected may come
+ * later than the picture): a frame decoded a while after the drop means it is back.
+ */
+function watchVideoBack(callId, since) {
+  const video = /** @type {HTMLVideoElement} */ ($('#remote-video'));
+  if (typeof video.requestVideoFrameCallback !== 'function') return;
+  const onFrame = () => {
+    if (state.callId !== callId || $('#peer-status').hidden) return;
+    if (Date.now() - since > 1500 && !state.transfer) {
+      $('#peer-status').hidden = true;
+      return;
+    }
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
 }
 
 function onPeerReconnected(msg) {
@@ -343,7 +367,7 @@ function onCallEnded(msg) {
 function onError(msg) {
   if (msg.req !== undefined && state.answerReqs.has(msg.req)) {
     state.answerReqs.delete(msg.req);
-    for (const button of document.querySelectorAll('[data-testid="answer-button"]')) button.disabled = false;
+    for (const button of $$('[data-testid="answer-button"]')) button.disabled = false;
     if (state.callId === null) media.releaseLocal();
     notify(msg.code === 'conflict' ? RING_STOPPED.answered_elsewhere : messageForCode(msg.code, msg.message), 'error');
     return;
@@ -360,7 +384,7 @@ function onError(msg) {
 
 // ---- start ---------------------------------------------------------------------------------
 
-for (const button of document.querySelectorAll('.presence-button')) {
+for (const button of $$('.presence-button')) {
   button.addEventListener('click', () => setPresence(button.dataset.presenceValue));
 }
 $('#ring-answer').addEventListener('click', () => state.ring && answer(state.ring.call_id));
@@ -392,7 +416,7 @@ if (!token) {
     onUnauthorized: unauthorized,
     onReplaced: () => showSetup('这个账号在别处打开了', '同一个账号在另一个窗口或另一台电脑上打开了本页面,这里已经断开。', { retry: true }),
   });
-  window.__cunneng.signal = signal;
+  /** @type {any} */ (window).__cunneng.signal = signal;
   signal.on('welcome', onWelcome);
   signal.on('presence', onPresence);
   signal.on('queue.snapshot', onQueueSnapshot);
@@ -404,6 +428,7 @@ if (!token) {
   signal.on('call.ended', onCallEnded);
   signal.on('error', onError);
   signal.on('paper.added', (msg) => board.onPaperAdded(msg));
+  signal.on('case.updated', (msg) => board.onCaseUpdated(msg));
   signal.on('signoff.requested', (msg) => {
     notify(`有案件等您审核:${nameOf(msg.village)} · ${nameOf(msg.matter)}(${msg.case_no})`);
     board.refreshDesk();

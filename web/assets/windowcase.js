@@ -1,10 +1,11 @@
+// @ts-check
 // The town window's case work (docs/cases-api.md): the papers of the live call as they arrive
 // (pushed), the checklist, the viewer, re-scan requests, the four outcomes with the result
 // document, finishing 放心回家 cases, cases sent back by the chief, 一审一核 sign-off for chiefs,
 // and today's bookings. One papers panel and one outcome panel move between the call screen
 // and the case screen, so each data-testid is on the page once.
 import { api } from './api.js';
-import { $, el, fill, nameOf, notify } from './common.js';
+import { $, $$, el, fill, nameOf, notify } from './common.js';
 import { ACCEPT, PaperStore, PaperViewer, checklistRows, clock, formatSize, isImage, thumbnail } from './papers.js';
 import { PaperUpload, uploadStatusText } from './upload.js';
 import { BOOKING_STATUS, DECISION_STATE, OUTCOME, SIGNOFF_DECISION } from './words.js';
@@ -20,13 +21,25 @@ const OUTCOME_HELP = {
   later: '材料已受理,镇上办好后在"放心回家的案件"里上传结果办结,结果会送到村里。',
   finish: '上传办好的结果文书。办结后结果会送到村里的收件箱。',
 };
+// For a matter with 一审一核 nothing goes back to the village before the chief approves.
+const OUTCOME_HELP_SIGNOFF = {
+  done: '上传结果文书(证书、回执等)。这个事项要一审一核:窗口负责人核准后,结果才回传到村里打印。',
+  refused: '写明不能办理的原因。这个事项要一审一核:窗口负责人核准后,村里才看到结果。',
+  finish: '上传办好的结果文书。这个事项要一审一核:窗口负责人核准后,结果才送到村里的收件箱。',
+};
 const DEFAULT_NOTE = {
   done: '当场办结,结果文书已回传到村里。',
   missing: '',
   refused: '',
-  later: '材料齐全,已受理。镇上办好后把结果送回村里。',
+  later: '已受理。镇上办好后把结果送回村里。',
   finish: '已办结,结果文书已送到村里。',
 };
+const DEFAULT_NOTE_SIGNOFF = {
+  done: '审查通过,请窗口负责人核准。',
+  finish: '已办好,请窗口负责人核准。',
+};
+// Shown briefly after a call ends, until the server's list has it (GET /api/cases/undecided).
+const UNDECIDED_LOCAL_MS = 15_000;
 const DESK_REFRESH_MS = 60_000;
 // The live case is read again now and then (the villager may be entered during the call).
 const LIVE_REFRESH_MS = 15_000;
@@ -85,7 +98,7 @@ export class CaseBoard {
   // ---- wiring ----
 
   wire() {
-    for (const button of document.querySelectorAll('#outcome-buttons [data-outcome]')) {
+    for (const button of $$('#outcome-buttons [data-outcome]')) {
       button.addEventListener('click', () => this.openOutcome(button.dataset.outcome));
     }
     $('#result-upload').accept = ACCEPT;
@@ -185,6 +198,11 @@ export class CaseBoard {
     this.case = c;
     if (c.status !== 'open') this.undecided.delete(c.case_no);
     this.render();
+  }
+
+  /** case.updated: the live call's case changed (the villager was entered). */
+  onCaseUpdated(msg) {
+    if (this.case?.case_no === msg.case_no) this.load(msg.case_no);
   }
 
   /** paper.added: a scan of the live call's case arrived. */
@@ -314,9 +332,21 @@ export class CaseBoard {
     // Who may decide: the approver, on an open case in the call, or a case sent back.
     const canDecide = Boolean(c) && this.role === 'approver' && (c.status === 'open' || c.status === 'returned') && (this.mode === 'call' ? c.case_no === this.liveCaseNo : true);
     $('#outcome-buttons').hidden = !canDecide;
+    // No decision without the villager's name and phone (the server answers 409
+    // villager_required); in the call the village is asked for them.
+    const noVillager = canDecide && !c.villager;
+    $('#villager-required').hidden = !noVillager;
+    $('#villager-required-text').textContent = this.mode === 'call'
+      ? '办事人的姓名和电话还没有登记。请村里先登记(已经提醒村里),登记后才能作决定。'
+      : '办事人的姓名和电话还没有登记,登记后才能作决定。';
+    // A supplement call: what was asked for last time, beside the checklist.
+    const previous = c?.status === 'open' && c.outcome?.outcome === 'missing' ? c.outcome.missing_items ?? [] : [];
+    const prev = $('#previous-missing-town');
+    prev.hidden = previous.length === 0;
+    fill(prev, previous.length ? el('p', {}, '上次现场开单要补的材料:') : null, previous.length ? el('ol', {}, ...previous.map((m) => el('li', {}, m))) : null);
     $('#outcome-panel').hidden = !c || (!canDecide && !text);
     $('#outcome-panel').dataset.status = c?.status ?? '';
-    for (const button of document.querySelectorAll('#outcome-buttons button')) button.disabled = !canDecide;
+    for (const button of $$('#outcome-buttons button')) button.disabled = !canDecide || noVillager;
   }
 
   // ---- re-scan ----
@@ -358,11 +388,15 @@ export class CaseBoard {
     this.dialog = { kind, caseNo: c.case_no, resultPaper: null, upload: null };
     $('#outcome-dialog').dataset.kind = kind;
     $('#outcome-title').textContent = kind === 'finish' ? '办结:上传办好的结果' : `${OUTCOME[kind]}:${nameOf(c.matter)}`;
-    $('#outcome-help').textContent = OUTCOME_HELP[kind];
+    const signoff = Boolean(c.matter?.needs_signoff);
+    $('#outcome-help').textContent = (signoff && OUTCOME_HELP_SIGNOFF[kind]) || OUTCOME_HELP[kind];
     $('#result-part').hidden = kind !== 'done' && kind !== 'finish';
     $('#missing-part').hidden = kind !== 'missing';
     $('#result-upload').value = '';
-    $('#outcome-note').value = DEFAULT_NOTE[kind];
+    // 材料齐全 only when every paper of the checklist is there.
+    const items = c.matter?.required_papers ?? [];
+    const complete = items.length > 0 && items.every((item) => this.scans.some((p) => p.checklist_item === item));
+    $('#outcome-note').value = (signoff && DEFAULT_NOTE_SIGNOFF[kind]) || (kind === 'later' && complete ? '材料齐全,已受理。镇上办好后把结果送回村里。' : DEFAULT_NOTE[kind]);
     $('#outcome-note-label').textContent = kind === 'refused' ? '不能办理的原因(必须写)' : kind === 'missing' ? '说明(可以不写)' : '说明';
     $('#outcome-error').hidden = true;
     if (kind === 'missing') {
@@ -411,7 +445,7 @@ export class CaseBoard {
     const note = $('#outcome-note').value.trim();
     const body = { outcome: d.kind, note };
     if (d.kind === 'missing') {
-      const ticked = [...document.querySelectorAll('#missing-checks input:checked')].map((i) => i.value);
+      const ticked = [...$$('#missing-checks input:checked')].map((i) => i.value);
       const other = $('#missing-other').value.split('\n').map((s) => s.trim()).filter(Boolean);
       body.missing_items = [...ticked, ...other].slice(0, 20);
       if (!body.missing_items.length && !note) return fail('请勾上缺的材料,或者写上要补什么');
@@ -452,7 +486,11 @@ export class CaseBoard {
       this.refreshDesk();
     } catch (err) {
       if (err.status === 401) return this.onUnauthorized();
-      const why = err.code === 'case_closed' ? '这个案件已经办结了' : err.code === 'conflict' ? '案件状态已经变了,请关掉再看一次' : err.message;
+      const why = err.code === 'case_closed' ? '这个案件已经办结了'
+        : err.code === 'conflict' ? '案件状态已经变了,请关掉再看一次'
+        : err.code === 'villager_required' ? '办事人的姓名和电话还没有登记,已经提醒村里登记。登记后再作决定。'
+        : err.message;
+      if (err.code === 'villager_required') this.load(c.case_no);
       fail(why);
       if (err.code === 'case_closed' || err.code === 'conflict') this.load(c.case_no);
     }
@@ -585,11 +623,12 @@ export class CaseBoard {
       if (err.status === 401) this.onUnauthorized();
       return null;
     });
-    const [signoffs, later, returned, bookings] = await Promise.all([
+    const [signoffs, later, returned, bookings, undecidedHere] = await Promise.all([
       role === 'chief' ? get('/api/signoffs') : Promise.resolve(null),
       get('/api/cases?status=later'),
       role === 'approver' ? get('/api/cases?status=returned') : Promise.resolve(null),
       get('/api/bookings'),
+      role === 'approver' ? get('/api/cases/undecided') : Promise.resolve(null),
     ]);
     if (signoffs) {
       this.renderList('#signoff', signoffs, { testid: 'signoff-item', action: '审核', detail: (s) => `一审:${OUTCOME[s.outcome?.outcome] ?? ''} · ${nameOf(s.outcome?.decided_by)}` });
@@ -598,9 +637,22 @@ export class CaseBoard {
     if (later) this.renderList('#later', later, { testid: 'later-case', action: '办结', detail: () => '放心回家,等办结' });
     if (returned) this.renderList('#returned', returned, { testid: 'returned-case', action: '重新决定', detail: (s) => s.status_text });
     $('#returned-section').hidden = role !== 'approver' || !returned?.length;
-    const undecided = [...this.undecided.values()];
+    // The server's list (a reload loses nothing); a call that just ended shows at once.
+    const undecided = [...(undecidedHere ?? [])];
+    const now = Date.now();
+    for (const [caseNo, local] of this.undecided) {
+      if (now - local.at_ms > UNDECIDED_LOCAL_MS || undecided.some((s) => s.case_no === caseNo)) this.undecided.delete(caseNo);
+      else undecided.push(local);
+    }
     this.renderList('#undecided', undecided, { testid: 'undecided-case', action: '作出决定', detail: () => '通话已结束,还没有决定' });
     $('#undecided-section').hidden = undecided.length === 0;
+    if (this.undecided.size && this.localTimer === undefined) {
+      // Local rows are replaced by the server's within seconds.
+      this.localTimer = setTimeout(() => {
+        this.localTimer = undefined;
+        this.refreshDesk();
+      }, 3_000);
+    }
     if (bookings) this.renderBookings(bookings);
   }
 

@@ -1,3 +1,4 @@
+// @ts-check
 // WebSocket client for /ws: hello with the token, reconnect with backoff (1, 2, 4, 8, 10 s),
 // ping every 20 s, dispatch by message type, and keep the connection indicator up to date.
 

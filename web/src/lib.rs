@@ -1,9 +1,9 @@
 //! The browser pages of cunneng (kiosk, town window with the chief's sign-off, dispatcher,
-//! login, the public progress page), embedded into the binary: plain HTML, CSS and JavaScript
+//! login, the public progress page, the supervisors' review), embedded into the binary: plain HTML, CSS and JavaScript
 //! modules with no build step.
 //!
 //! Routes the server gives them: `/` → `page("index")`, `/login`, `/kiosk`, `/window`,
-//! `/dispatcher`, `/progress` → `page(name)` (as `text/html; charset=utf-8`), and
+//! `/dispatcher`, `/progress`, `/review` → `page(name)` (as `text/html; charset=utf-8`), and
 //! `/static/{path}` → `asset(path)`, except the modules of [`SERVER_MODULES`], which the server
 //! renders itself (`/static/words.js`: every status and reason word the pages show). The pages reference their assets as `/static/...` and the
 //! JavaScript modules import each other relatively (`./api.js`), so everything under
@@ -19,7 +19,7 @@
 //! browser tests fail on any CSP violation.
 
 /// Names accepted by [`page`], in the order of the routes above.
-pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher", "progress"];
+pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher", "progress", "review"];
 
 const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -45,6 +45,8 @@ const ASSETS: &[(&str, &[u8], &str)] = &[
     ("progress.js", include_bytes!("../assets/progress.js"), JS),
     ("progressform.js", include_bytes!("../assets/progressform.js"), JS),
     ("qr.js", include_bytes!("../assets/qr.js"), JS),
+    ("replay.js", include_bytes!("../assets/replay.js"), JS),
+    ("review.js", include_bytes!("../assets/review.js"), JS),
     ("upload.js", include_bytes!("../assets/upload.js"), JS),
     ("window.js", include_bytes!("../assets/window.js"), JS),
     ("windowcase.js", include_bytes!("../assets/windowcase.js"), JS),
@@ -63,7 +65,8 @@ pub const SCRIPT_CONTENT_TYPE: &str = JS;
 /// The content type of the HTML pages.
 pub const PAGE_CONTENT_TYPE: &str = HTML;
 
-/// The HTML of a page by name (`index`, `login`, `kiosk`, `window`, `dispatcher`, `progress`).
+/// The HTML of a page by name (`index`, `login`, `kiosk`, `window`, `dispatcher`, `progress`,
+/// `review`).
 pub fn page(name: &str) -> Option<&'static str> {
     match name {
         "index" => Some(include_str!("../assets/index.html")),
@@ -72,6 +75,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "window" => Some(include_str!("../assets/window.html")),
         "dispatcher" => Some(include_str!("../assets/dispatcher.html")),
         "progress" => Some(include_str!("../assets/progress.html")),
+        "review" => Some(include_str!("../assets/review.html")),
         _ => None,
     }
 }
@@ -525,6 +529,7 @@ mod tests {
         let window = sources("window", &["window.js", "windowcase.js", "papers.js"]);
         let dispatcher = sources("dispatcher", &["dispatcher.js"]);
         let progress = sources("progress", &["progress.js", "progressform.js"]);
+        let review = sources("review", &["review.js", "replay.js", "papers.js"]);
         let has = |src: &str, id: &str| {
             src.contains(&format!("data-testid=\"{id}\"")) || src.contains(&format!("testid: '{id}'"))
         };
@@ -606,6 +611,23 @@ mod tests {
         }
         for id in ["village-checkbox", "group-start-button", "hangup-button", "local-video", "connection-status"] {
             assert!(has(&dispatcher, id), "dispatcher lacks {id}");
+        }
+        // The review (issue 8).
+        for id in [
+            "review-query",
+            "review-search",
+            "review-result",
+            "playback-video",
+            "playback-play",
+            "playback-seek",
+            "timeline-event",
+            "access-entry",
+            "hold-place",
+            "hold-lift",
+            "export-case",
+            "paper-viewer",
+        ] {
+            assert!(has(&review, id), "review page lacks {id}");
         }
     }
 }

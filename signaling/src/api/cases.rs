@@ -17,7 +17,7 @@ use crate::audit::AccessAction;
 use crate::case::villager::Villager;
 use crate::case::{Outcome, Rating, ShownStatus, SignoffDecision, Viewer};
 use crate::service::audit::Access;
-use crate::service::cases::{self as cases, DecisionInput};
+use crate::service::cases::{self as cases, DecisionInput, Notice};
 use crate::service::views::{CaseSummary, CaseView, RatingView, Receipt, SignoffItem};
 use crate::state::AppState;
 
@@ -78,7 +78,15 @@ pub(super) async fn current(
     let Viewer::Kiosk { kiosk_id, .. } = viewer else {
         return Err(ApiError::forbidden("the current case is the village room's"));
     };
-    Ok(Json(cases::current_of_kiosk(&state.db, kiosk_id).await?))
+    Ok(Json(cases::current_of_kiosk(&state.db, kiosk_id, state.config.limits.prepared_case_hours).await?))
+}
+
+/// `GET /api/cases/undecided`: the window's calls that ended without a decision.
+pub(super) async fn undecided(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+) -> Result<Json<Vec<CaseSummary>>, ApiError> {
+    Ok(Json(cases::undecided(&state.db, &viewer, 200).await?))
 }
 
 #[derive(Deserialize)]
@@ -193,6 +201,7 @@ pub(super) async fn set_villager(
     let case = load(&state, &viewer, case_no).await?;
     let v = villager(&b)?;
     let case = cases::set_villager(&state.db, &state.vault, &viewer, &case, v).await?;
+    super::push::announce_case_updated(&state, case.id, &case.case_no).await;
     Ok(Json(view(&state, &viewer, case.id).await?))
 }
 
@@ -249,7 +258,17 @@ pub(super) async fn decide(
     };
     let live = state.engine.case_parties(case.id).await.and_then(|l| l.staff).map(|s| s.0);
     let input = DecisionInput { outcome, note, missing_items, result_paper_id: b.result_paper_id };
-    let (case, notices) = cases::decide(&state.db, &viewer, &case, input, live).await?;
+    let (case, notices) = match cases::decide(&state.db, &viewer, &case, input, live).await {
+        Err(crate::error::Error::Rejected(r)) if r.code == "villager_required" => {
+            // In the call: the village room is asked for the villager there and then.
+            if live.is_some() {
+                let ask = Notice::VillagerRequested { village_id: case.village_id, case_no: case.case_no.clone() };
+                deliver(&state, vec![ask]).await;
+            }
+            return Err(r.into());
+        }
+        r => r?,
+    };
     tracing::info!(case_id = case.id, outcome = %outcome, status = %case.status(), "case decided");
     deliver(&state, notices).await;
     Ok(Json(view(&state, &viewer, case.id).await?))

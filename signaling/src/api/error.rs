@@ -97,7 +97,13 @@ impl From<crate::case::Refusal> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        // People read `message` (Chinese only); developers read `detail`.
+        let (message, detail) = crate::error::split_message(&self.message);
+        let mut error = serde_json::json!({"code": self.code, "message": message});
+        if let Some(d) = detail {
+            error["detail"] = d.into();
+        }
+        let body = serde_json::json!({ "error": error });
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));

@@ -19,6 +19,7 @@ mod range;
 mod region;
 mod review;
 mod session;
+mod stats;
 mod ws;
 
 use axum::Router;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         // Cases.
         .route("/api/cases", get(cases::list).post(cases::open))
         .route("/api/cases/current", get(cases::current))
+        .route("/api/cases/undecided", get(cases::undecided))
         .route("/api/cases/{case_no}", get(cases::get))
         .route("/api/cases/{case_no}/villager", put(cases::set_villager))
         .route("/api/cases/{case_no}/receipt", get(cases::receipt))
@@ -89,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/review/cases/{case_no}/export", get(review::export))
         .route("/api/review/access", get(review::access))
         .route("/api/review/public-key", get(review::public_key))
+        .route("/api/review/choices", get(review::choices))
+        // Statistics (supervisors, chiefs).
+        .route("/api/stats", get(stats::report))
+        .route("/api/stats/export.csv", get(stats::export_csv))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(pages::security_headers))

@@ -48,7 +48,14 @@ pub(super) async fn words() -> Response {
         .into_response()
 }
 
-/// The words of `case::words` as the pages' ES module: one frozen object per table, keyed by
+/// Every table of words the pages import: `case::words` and the audit record's access actions.
+pub fn word_tables() -> Vec<words::WordTable> {
+    let mut all = words::tables();
+    all.push(crate::audit::AccessAction::word_table());
+    all
+}
+
+/// The words of [`word_tables`] as the pages' ES module: one frozen object per table, keyed by
 /// the wire values (`STATUS.missing`, `CALL_ENDED_TOWN.peer_gone`, ...).
 pub fn words_module() -> String {
     let mut js = String::from(
@@ -56,9 +63,11 @@ pub fn words_module() -> String {
          // Every table is keyed by the values on the wire. Import the words from here; a page\n\
          // keeps no copy of them (signaling/src/api/pages.rs tests that).\n",
     );
-    for table in words::tables() {
+    for table in word_tables() {
         js.push_str(&format!(
-            "\n/** {} */\n/** @type {{Readonly<Record<string, string>>}} */\nexport const {} = Object.freeze({{\n",
+            // No looser type than the object's own: the pages' type check
+            // (tests/tests/pages_type_check.rs) then knows every key, and `STATUS.opne` fails.
+            "\n/** {} */\nexport const {} = Object.freeze({{\n",
             table.about, table.name
         ));
         for (key, word) in &table.entries {
@@ -95,9 +104,10 @@ pub(super) async fn security_headers(req: Request, next: Next) -> Response {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use super::words_module;
-    use crate::case::words::tables;
-    use crate::case::{BookingStatus, Outcome, ShownStatus, SignoffDecision};
+    use super::{word_tables as tables, words_module};
+    use crate::audit::AccessAction;
+    use crate::case::EventKind;
+    use crate::case::{BookingStatus, Outcome, Rating, ShownStatus, SignoffDecision};
     use crate::queue::{CallEndReason, MemberStatus, RingStopReason};
 
     /// The `"key": "word"` entries of each `export const NAME = Object.freeze({...})` of the module.
@@ -145,6 +155,9 @@ mod tests {
         check("CALL_ENDED_TOWN", CallEndReason::ALL.iter().map(|r| (r.as_str(), r.town_text())).collect());
         check("RING_STOPPED", RingStopReason::ALL.iter().map(|r| (r.as_str(), r.text())).collect());
         check("GROUP_MEMBER", MemberStatus::ALL.iter().map(|m| (m.as_str(), m.text())).collect());
+        check("EVENT", EventKind::ALL.iter().map(|e| (e.as_str(), e.text())).collect());
+        check("RATING", Rating::ALL.iter().map(|r| (r.as_str(), r.text())).collect());
+        check("ACCESS_ACTION", AccessAction::ALL.iter().map(|a| (a.as_str(), a.text())).collect());
         assert_eq!(module.len(), tables().len(), "{:?}", module.keys());
         // Frozen, and plain module syntax (no build step).
         assert_eq!(words_module().matches("Object.freeze({").count(), tables().len());

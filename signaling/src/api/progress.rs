@@ -1,7 +1,9 @@
 //! `GET /api/progress`: the public progress lookup by case number, the lookup code printed on
 //! the receipt and the last four digits of the villager's phone (the village room's own kiosk
 //! needs no code: it sends its device token). Rate-limited per client address and per case
-//! number; says nothing personal, and the same "not found" for every kind of mismatch.
+//! number; says nothing personal, and the same "not found" for every kind of mismatch. A kiosk
+//! that sends its token (the clerk checks several villagers from the room) is counted per kiosk
+//! (`limits.progress_kiosk_*`) instead of per address.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -32,7 +34,19 @@ pub(super) async fn lookup(
     Query(q): Query<ProgressQuery>,
 ) -> Result<Json<Progress>, ApiError> {
     let now = Instant::now();
-    if let Err(wait) = state.progress_limit.take(&peer.ip(), now) {
+    // A token that is not a kiosk's (or not valid) counts as no token: the lookup is public.
+    let kiosk = match bearer(&headers) {
+        Some(token) => match state.resolve_token(token.to_string()).await {
+            Ok(Principal::Kiosk { kiosk_id, village_id, .. }) => Some((kiosk_id, village_id)),
+            _ => None,
+        },
+        None => None,
+    };
+    let allowed = match kiosk {
+        Some((k, _)) => state.progress_kiosk_limit.take(&k, now),
+        None => state.progress_limit.take(&peer.ip(), now),
+    };
+    if let Err(wait) = allowed {
         state.metrics.inc_rejected("progress_rate");
         return Err(ApiError::rate_limited("查询太频繁,请稍后再试 (too many lookups)", wait));
     }
@@ -51,13 +65,7 @@ pub(super) async fn lookup(
         state.metrics.inc_rejected("progress_case_rate");
         return Err(ApiError::rate_limited("这个案件查询太频繁,请稍后再试 (too many lookups of this case)", wait));
     }
-    let kiosk_village = match bearer(&headers) {
-        Some(token) => match state.resolve_token(token.to_string()).await {
-            Ok(Principal::Kiosk { village_id, .. }) => Some(village_id),
-            _ => None,
-        },
-        None => None,
-    };
+    let kiosk_village = kiosk.map(|(_, v)| v);
     let no = case_no.clone();
     let case = state.db.run(move |db| db.case_by_no(&no)).await?.ok_or_else(generic)?;
     let id = case.id;

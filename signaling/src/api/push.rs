@@ -51,6 +51,9 @@ pub async fn deliver(state: &AppState, notices: Vec<Notice>) {
             Notice::RescanRequested { village_id, case_no, paper_id, note } => {
                 to_village(state, village_id, ServerMsg::PaperRescanRequested { case_no, paper_id, note }).await;
             }
+            Notice::VillagerRequested { village_id, case_no } => {
+                to_village(state, village_id, ServerMsg::VillagerRequested { case_no }).await;
+            }
         }
     }
 }
@@ -60,5 +63,12 @@ pub async fn announce_paper(state: &AppState, case_id: i64, case_no: &str, paper
     if let Some(staff) = state.engine.case_parties(case_id).await.and_then(|p| p.staff) {
         let msg = ServerMsg::PaperAdded { case_no: case_no.to_string(), paper: paper.clone() };
         state.engine.notify(Party::Staff(staff), msg).await;
+    }
+}
+
+/// The case changed (the villager was entered): the approver in its live call reads it again.
+pub async fn announce_case_updated(state: &AppState, case_id: i64, case_no: &str) {
+    if let Some(staff) = state.engine.case_parties(case_id).await.and_then(|p| p.staff) {
+        state.engine.notify(Party::Staff(staff), ServerMsg::CaseUpdated { case_no: case_no.to_string() }).await;
     }
 }

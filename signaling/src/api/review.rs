@@ -15,7 +15,7 @@ use super::extract::CaseViewer;
 use crate::case::{Outcome, Rating, ShownStatus};
 use crate::db::{CaseFilter, CaseOrder, RatingFilter, SignoffFilter};
 use crate::service::bookings::{day_start, parse_day};
-use crate::service::review::{self, AccessReport, CaseReview, SearchPage};
+use crate::service::review::{self, AccessReport, CaseReview, Choices, SearchPage};
 use crate::state::AppState;
 
 /// The client address, for the access record.
@@ -201,4 +201,13 @@ pub(super) async fn public_key(
     review::scope_of(&viewer)?;
     let key = state.audit.public_key();
     Ok(Json(serde_json::json!({"algorithm": "ed25519", "key_id": key.key_id(), "public_key": key.to_hex()})))
+}
+
+/// `GET /api/review/choices`: the search form's towns, villages, windows, staff and matters,
+/// in the reviewer's scope.
+pub(super) async fn choices(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+) -> Result<Json<Choices>, ApiError> {
+    Ok(Json(review::choices(&state.db, &viewer).await?))
 }

@@ -228,6 +228,9 @@ pub enum Command {
         missing_items: Vec<String>,
         result_paper: Option<ResultPaper>,
         calls: CallFacts,
+        /// The villager's name and phone are on the case (a receipt's progress lookup needs
+        /// the phone; a decided case no longer takes the villager).
+        villager: bool,
     },
     /// The town finishes a 放心回家 case with its result.
     Finish { note: String, result_paper: ResultPaper },
@@ -380,6 +383,9 @@ pub enum Refusal {
     /// The case already has a call waiting or live.
     #[error("这个案件已经在通话或排队中 (the case is already in a call)")]
     InCall,
+    /// No decision before the villager's name and phone are on the case.
+    #[error("请先让村里登记办事人的姓名和电话,再作决定 (the villager's name and phone are required before a decision)")]
+    VillagerRequired,
     /// The command is incomplete or contradicts itself.
     #[error("{0}")]
     Invalid(&'static str),
@@ -459,7 +465,7 @@ pub fn apply(state: &CaseState, actor: Actor, command: Command, now_ms: u64) -> 
                 vec![Effect::AskRescan { paper_id, note }],
             ))
         }
-        Command::Decide { outcome, note, missing_items, result_paper, calls } => {
+        Command::Decide { outcome, note, missing_items, result_paper, calls, villager } => {
             let Actor::Approver(user) = actor else {
                 return Err(Refusal::Role("outcomes are decided by the approver"));
             };
@@ -485,6 +491,9 @@ pub fn apply(state: &CaseState, actor: Actor, command: Command, now_ms: u64) -> 
             if !allowed {
                 return Err(Refusal::NotTheDecider);
             }
+            if !villager {
+                return Err(Refusal::VillagerRequired);
+            }
             let result_paper_id = match (outcome, result_paper) {
                 (Outcome::Done, None) => {
                     return Err(Refusal::Invalid("当场办结需要上传结果文书 (result_paper_id is required for done)"));
@@ -507,6 +516,10 @@ pub fn apply(state: &CaseState, actor: Actor, command: Command, now_ms: u64) -> 
             let mut effects = vec![Effect::PushOutcome];
             if pending {
                 effects.push(Effect::RequestSignoff);
+            } else if calls.live_approver.is_none() {
+                // Decided after the call: the village room learns it from its inbox (and can
+                // print it there), not from a notice it may have missed.
+                effects.insert(0, Effect::DeliverToInbox);
             }
             Ok(Transition {
                 state: CaseState {

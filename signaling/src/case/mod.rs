@@ -7,6 +7,7 @@ pub mod access;
 pub mod booking;
 pub mod lifecycle;
 pub mod record;
+pub mod stats;
 pub mod villager;
 pub mod words;
 

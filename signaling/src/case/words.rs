@@ -7,7 +7,7 @@
 //! (`reviewing`).
 
 use super::booking::BookingStatus;
-use super::lifecycle::{Outcome, SignoffDecision, Status, text_enum};
+use super::lifecycle::{EventKind, Outcome, Rating, SignoffDecision, Status, text_enum};
 use crate::queue::{CallEndReason, MemberStatus, RingStopReason};
 
 /// Whose eyes a status is shown to.
@@ -214,6 +214,32 @@ word_tables! {
         NotServed => "这个来电已不归您的窗口接待。",
     }
 
+    /// The villager's 好差评, as the review page shows it.
+    "RATING" ("the villager's rating of the service (好差评)") => Rating::text {
+        Good => "好评(满意)",
+        Fair => "中评(一般)",
+        Bad => "差评(不满意)",
+    }
+
+    /// A timeline entry of a case, as the review page lists it (who did it is shown beside).
+    "EVENT" ("a case timeline entry's kind (the review page's timeline and seek-bar marks)") => EventKind::text {
+        Opened => "案件登记",
+        CallRequested => "村里发起视频呼叫",
+        CallAnswered => "镇窗口接听",
+        CallEnded => "通话结束",
+        Resumed => "继续办理",
+        RescanRequested => "要求重新扫描材料",
+        Decided => "窗口作出决定",
+        Finished => "窗口办结(放心回家的案件)",
+        SignoffApproved => "窗口负责人核准",
+        SignoffReturned => "窗口负责人退回",
+        OutcomeFinal => "结果生效",
+        VillagerSet => "登记办事人",
+        PaperAdded => "添加材料",
+        PaperViewed => "查看材料",
+        RatingGiven => "办事人评价",
+    }
+
     /// A village's place in a dispatcher's group call.
     "GROUP_MEMBER" ("a village's state in a group call (group.state), for the dispatcher") => MemberStatus::text {
         Invited => "正在呼叫…",
@@ -308,9 +334,11 @@ mod tests {
         check("CALL_ENDED_TOWN", CallEndReason::ALL.iter().map(|r| (r.as_str(), r.town_text())).collect());
         check("RING_STOPPED", RingStopReason::ALL.iter().map(|r| (r.as_str(), r.text())).collect());
         check("GROUP_MEMBER", MemberStatus::ALL.iter().map(|m| (m.as_str(), m.text())).collect());
+        check("EVENT", EventKind::ALL.iter().map(|e| (e.as_str(), e.text())).collect());
+        check("RATING", Rating::ALL.iter().map(|r| (r.as_str(), r.text())).collect());
         let names: std::collections::BTreeSet<_> = tables.iter().map(|t| t.name).collect();
         assert_eq!(names.len(), tables.len(), "a table name twice");
-        assert_eq!(tables.len(), 12, "a table without a check here: {names:?}");
+        assert_eq!(tables.len(), 14, "a table without a check here: {names:?}");
         // The village's words for the statuses it sees read as the village should read them.
         assert_eq!(ShownStatus::Refused.text(), "不能办理");
         assert!(ShownStatus::Later.text().starts_with("已受理"));

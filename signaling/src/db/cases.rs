@@ -213,20 +213,58 @@ impl Db {
         Ok(rows)
     }
 
-    /// The case of the kiosk's call that has not ended (waiting or live), if any.
-    pub fn current_case_of_kiosk(&self, kiosk_id: i64) -> Result<Option<CaseRecord>, DataError> {
-        let id: Option<i64> = self
-            .conn()
+    /// The case the kiosk works on: the case of its call that has not ended (waiting or
+    /// live), or else the case it is preparing: the newest it opened since `since_ms` that is
+    /// `open` and was never called.
+    pub fn current_case_of_kiosk(&self, kiosk_id: i64, since_ms: u64) -> Result<Option<CaseRecord>, DataError> {
+        let conn = self.conn();
+        let mut id: Option<i64> = conn
             .query_row(
                 "SELECT case_id FROM calls WHERE kiosk_id = ?1 AND ended_at_ms IS NULL ORDER BY id DESC LIMIT 1",
                 [kiosk_id],
                 |r| r.get(0),
             )
             .optional()?;
+        if id.is_none() {
+            id = conn
+                .query_row(
+                    "SELECT c.id FROM cases c WHERE c.kiosk_id = ?1 AND c.status = 'open' AND c.created_at_ms >= ?2
+                     AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.case_id = c.id)
+                     ORDER BY c.id DESC LIMIT 1",
+                    params![kiosk_id, sql_ms(since_ms)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+        }
+        drop(conn);
         match id {
             Some(id) => self.case(id),
             None => Ok(None),
         }
+    }
+
+    /// Cases of `town_id` whose last call was answered and ended without a decision (`open`,
+    /// no call waiting or live), oldest first; `answered_by`: only those whose last answered
+    /// call was that approver's (who decides them).
+    pub fn undecided_cases(
+        &self,
+        town_id: i64,
+        answered_by: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<CaseRecord>, DataError> {
+        let sql = format!(
+            "{CASE_SELECT} WHERE v.town_id = ?1 AND c.status = 'open'
+             AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.case_id = c.id AND k.ended_at_ms IS NULL)
+             AND EXISTS (SELECT 1 FROM calls k WHERE k.id = (
+                 SELECT MAX(k2.id) FROM calls k2 WHERE k2.case_id = c.id AND k2.answered_at_ms IS NOT NULL
+                 AND k2.staff_id IS NOT NULL) AND (?2 IS NULL OR k.staff_id = ?2))
+             ORDER BY c.id ASC LIMIT ?3"
+        );
+        let conn = self.conn();
+        let mut st = conn.prepare(&sql)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = st.query_map(params![town_id, answered_by, limit], case_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// Remove a case that was opened for a call the queue then refused (nothing else refers

@@ -92,6 +92,7 @@ mod recordings;
 mod region;
 mod review;
 mod sessions;
+mod stats;
 mod topology;
 mod upsert;
 
@@ -105,7 +106,7 @@ pub use recordings::{CatalogRow, HoldHistoryRow, IntentRow, LegalHold, Recording
 pub use region::{
     CountyRow, KioskRow, MatterRow, Me, NamedRef, TownRow, UserRow, VillageKind, VillageRow, WindowKind, WindowRow,
 };
-pub use review::{CaseFilter, CaseOrder, CasePage, RatingFilter, SignoffFilter};
+pub use review::{CaseFilter, CaseOrder, CasePage, RatingFilter, SignoffFilter, TownStaff};
 pub use topology::{TopoKiosk, TopoMatter, TopoStaff, TopoTown, TopoWindow, Topology};
 pub use upsert::{MatterFields, Tx, Upsert, UserFields};
 

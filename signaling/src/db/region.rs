@@ -223,29 +223,35 @@ pub(super) fn search_terms(query: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// How well a matter matches the search terms: `Some(0)` when every term occurs in the name,
-/// plain name, keywords, code or department; `Some(1)` when, in addition, some term only
-/// contains one of the keywords (Chinese has no spaces: "修房子" finds the keyword "修房");
-/// `None` otherwise.
+/// How well a matter matches the search terms, best first: for each term, `0` when the name
+/// or plain name contains it or it is one of the keywords, `1` when a keyword contains it,
+/// `2` when the code or department does, `3` when the term contains one of the keywords
+/// (Chinese has no spaces: "修房子" finds the keyword "修房"); the matter ranks by its worst
+/// term, `None` when some term matches nothing. No loose character matching: "补卡" does not
+/// find 种粮补贴.
 fn matter_rank(m: &MatterRow, terms: &[String]) -> Option<u8> {
-    let hay = format!("{} {} {} {} {}", m.name, m.plain_name, m.keywords, m.code, m.department).to_lowercase();
-    let keywords: Vec<String> =
-        m.keywords.split_whitespace().filter(|k| k.chars().count() >= 2).map(str::to_lowercase).collect();
+    let names = format!("{} {}", m.name, m.plain_name).to_lowercase();
+    let other = format!("{} {}", m.code, m.department).to_lowercase();
+    let keywords: Vec<String> = m.keywords.split_whitespace().map(str::to_lowercase).collect();
     let mut rank = 0;
     for t in terms {
-        if hay.contains(t.as_str()) {
-            continue;
-        }
-        if keywords.iter().any(|k| t.contains(k.as_str())) {
-            rank = 1;
-            continue;
-        }
-        return None;
+        let r = if names.contains(t.as_str()) || keywords.iter().any(|k| k == t) {
+            0
+        } else if keywords.iter().any(|k| k.contains(t.as_str())) {
+            1
+        } else if other.contains(t.as_str()) {
+            2
+        } else if keywords.iter().any(|k| k.chars().count() >= 2 && t.contains(k.as_str())) {
+            3
+        } else {
+            return None;
+        };
+        rank = rank.max(r);
     }
     Some(rank)
 }
 
-/// Matching matters, exact matches first, each group in catalog order.
+/// Matching matters, best ranked first, each rank in catalog order.
 fn search(rows: Vec<(MatterRow, String)>, terms: &[String]) -> Result<Vec<MatterRow>, DataError> {
     let mut ranked = Vec::new();
     for row in rows {

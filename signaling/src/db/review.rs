@@ -6,8 +6,9 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use super::cases::{CASE_SELECT, case_row};
-use super::{DataError, Db, sql_ms};
+use super::{DataError, Db, role_col, sql_ms};
 use crate::case::{CaseRecord, CaseScope, Outcome, Rating, Status};
+use crate::identity::Role;
 
 /// The 一审一核 state a search asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,5 +211,33 @@ impl Db {
             None
         };
         Ok(CasePage { cases, total: u64::try_from(total).unwrap_or_default(), next })
+    }
+}
+
+/// Someone of a town's staff who may have handled cases (approvers and chiefs), for the
+/// review's drop-downs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TownStaff {
+    pub id: i64,
+    pub name: String,
+    pub town_id: i64,
+    pub role: Role,
+}
+
+impl Db {
+    /// The approvers and chiefs of every town (of `town` only, if given), by town and name.
+    pub fn deciding_staff(&self, town: Option<i64>) -> Result<Vec<TownStaff>, DataError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT id, display_name, town_id, role FROM users
+             WHERE role IN ('approver', 'chief') AND town_id IS NOT NULL AND (?1 IS NULL OR town_id = ?1)
+             ORDER BY town_id, id",
+        )?;
+        let rows = st
+            .query_map([town], |r| {
+                Ok(TownStaff { id: r.get(0)?, name: r.get(1)?, town_id: r.get(2)?, role: role_col(r.get(3)?)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 }

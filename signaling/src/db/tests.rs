@@ -474,6 +474,7 @@ mod cases {
             missing_items: vec![],
             result_paper: None,
             calls,
+            villager: true,
         };
         let open = rec.state.clone();
         step(&db, case.id, Actor::Approver(ids.a), refuse(), None).unwrap();
@@ -599,7 +600,7 @@ mod cases {
             Err(DataError::Conflict(_))
         ));
         assert_eq!(db.rating_of_case(case.id).unwrap().unwrap().rating, Rating::Good);
-        assert_eq!(db.current_case_of_kiosk(ids.k1).unwrap().unwrap().id, case.id);
+        assert_eq!(db.current_case_of_kiosk(ids.k1, 0).unwrap().unwrap().id, case.id);
 
         let item = db.add_inbox_item(ids.v1, case.id, 5).unwrap();
         assert_eq!(db.inbox_of_village(ids.v1, true, 10).unwrap().len(), 1);

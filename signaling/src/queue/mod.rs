@@ -212,6 +212,9 @@ impl Queue {
             Input::DeclineGroup { kiosk, group } => self.decline_group(kiosk, group, &mut fx)?,
             Input::LeaveGroup { kiosk, group } => self.leave_group(kiosk, group, &mut fx)?,
             Input::EndGroup { dispatcher, group } => self.end_group_input(dispatcher, group, &mut fx)?,
+            Input::ReinviteGroup { dispatcher, group, village } => {
+                self.reinvite_group(now, dispatcher, group, village, &mut fx)?
+            }
         }
         self.finish(now, &mut fx);
         Ok(fx.actions)
@@ -548,8 +551,15 @@ impl Queue {
         self.st.next_call += 1;
         let rank = self.st.next_tail;
         self.st.next_tail += 1;
-        let waiting =
-            Waiting { queue: q, rank, enqueued_at: now, back: None, ringing: BTreeSet::new(), notified: None };
+        let waiting = Waiting {
+            queue: q,
+            rank,
+            enqueued_at: now,
+            back: None,
+            ringing: BTreeSet::new(),
+            notified: None,
+            notified_staffed: None,
+        };
         let call = Call {
             id,
             kiosk,
@@ -812,6 +822,46 @@ impl Queue {
         Ok(())
     }
 
+    /// The dispatcher invites a village again: its kiosks that declined, did not answer or
+    /// left are invited anew, with a fresh invitation time.
+    fn reinvite_group(
+        &mut self,
+        now: Millis,
+        dispatcher: StaffId,
+        group: GroupId,
+        village: VillageId,
+        fx: &mut Fx,
+    ) -> Result<(), QueueError> {
+        self.dispatcher_town(dispatcher)?;
+        let g = self.st.groups.get(&group).ok_or(QueueError::UnknownGroup(group))?;
+        if g.dispatcher != dispatcher {
+            return Err(QueueError::NotGroupOwner(dispatcher, group));
+        }
+        let (town, invite_until) = (g.town, now.plus(self.config.group_invite_timeout));
+        let again: Vec<usize> = g
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                m.village == village
+                    && matches!(m.state, MemberState::Declined | MemberState::NoAnswer | MemberState::Left)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if again.is_empty() {
+            return Err(QueueError::NothingToReinvite(village, group));
+        }
+        let g = self.st.groups.get_mut(&group).expect("checked above");
+        for i in again {
+            let m = &mut g.members[i];
+            m.state = MemberState::Invited;
+            m.invite_until = invite_until;
+            fx.notify(Party::Kiosk(m.kiosk), Notice::GroupInvite { group, dispatcher, town, expires_at: invite_until });
+        }
+        fx.groups.insert(group);
+        Ok(())
+    }
+
     fn end_group_input(&mut self, dispatcher: StaffId, group: GroupId, fx: &mut Fx) -> Result<(), QueueError> {
         self.dispatcher_town(dispatcher)?;
         let g = self.st.groups.get(&group).ok_or(QueueError::UnknownGroup(group))?;
@@ -974,11 +1024,19 @@ impl Queue {
                 let est = estimate_secs(position, avg_ms, staffed);
                 let c = self.st.calls.get_mut(&id).expect("queues hold existing calls");
                 let CallState::Waiting(w) = &mut c.state else { unreachable!("queues hold waiting calls") };
-                if w.notified != Some((q, position, est)) {
+                let is_staffed = staffed > 0;
+                if w.notified != Some((q, position, est)) || w.notified_staffed != Some(is_staffed) {
                     w.notified = Some((q, position, est));
+                    w.notified_staffed = Some(is_staffed);
                     fx.notify(
                         Party::Kiosk(c.kiosk),
-                        Notice::Position { call: id, queue: q, position, estimated_wait_secs: est },
+                        Notice::Position {
+                            call: id,
+                            queue: q,
+                            position,
+                            estimated_wait_secs: est,
+                            staffed: is_staffed,
+                        },
                     );
                 }
             }
@@ -1254,6 +1312,7 @@ impl Queue {
             back: Some(reason),
             ringing: BTreeSet::new(),
             notified: None,
+            notified_staffed: None,
         });
         let kiosk = c.kiosk;
         self.insert_sorted(q, id);
@@ -1385,8 +1444,9 @@ impl Queue {
     fn position_notice(&self, id: CallId) -> Option<Notice> {
         let CallState::Waiting(w) = &self.st.calls.get(&id)?.state else { return None };
         let position = self.position_in_queue(id)?;
-        let est = estimate_secs(position, self.avg_handling_ms(w.queue), self.staffed(w.queue));
-        Some(Notice::Position { call: id, queue: w.queue, position, estimated_wait_secs: est })
+        let staffed = self.staffed(w.queue);
+        let est = estimate_secs(position, self.avg_handling_ms(w.queue), staffed);
+        Some(Notice::Position { call: id, queue: w.queue, position, estimated_wait_secs: est, staffed: staffed > 0 })
     }
 
     fn ring_notice(&self, id: CallId) -> Option<Notice> {

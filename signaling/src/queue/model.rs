@@ -315,6 +315,12 @@ pub enum Input {
         dispatcher: StaffId,
         group: GroupId,
     },
+    /// Invite a village of the group again (it declined, did not answer, or left).
+    ReinviteGroup {
+        dispatcher: StaffId,
+        group: GroupId,
+        village: VillageId,
+    },
 }
 
 /// What the machine asks the glue to do.
@@ -349,7 +355,9 @@ pub enum Action {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Notice {
     /// To a kiosk: its place in a queue (1 = next) and the estimated wait.
-    Position { call: CallId, queue: QueueKey, position: u32, estimated_wait_secs: u64 },
+    /// `staffed`: some approver serving the queue is connected and available or in a call
+    /// (nobody there: the estimate means nothing, and the page says so).
+    Position { call: CallId, queue: QueueKey, position: u32, estimated_wait_secs: u64, staffed: bool },
     /// To an approver: the items of this queue changed; send `queue_items(queue)`.
     QueueSnapshot { queue: QueueKey },
     /// To an approver: this call rings you.
@@ -673,6 +681,8 @@ pub enum QueueError {
     NotJoined(KioskId, GroupId),
     #[error("group {1} belongs to another dispatcher than {0}")]
     NotGroupOwner(StaffId, GroupId),
+    #[error("village {0} of group {1} has no kiosk that declined, did not answer or left")]
+    NothingToReinvite(VillageId, GroupId),
 }
 
 impl QueueError {
@@ -708,6 +718,7 @@ impl QueueError {
             InviteNotPending(..) => "no pending invitation to the group call",
             NotJoined(..) => "has not joined the group call",
             NotGroupOwner(..) => "the group call belongs to another dispatcher",
+            NothingToReinvite(..) => "no member of the group call can be invited again",
         }
     }
 
@@ -719,10 +730,18 @@ impl QueueError {
             NotApprover(_) | NotDispatcher(_) | OutOfScope | NotParticipant(..) | NotMember(..) | NotGroupOwner(..) => {
                 ErrorKind::Forbidden
             }
-            NotConnected(_) | KioskBusy(_) | StaffBusy(_) | AlreadyAnswered(_) | NotWaiting(_) | NotLive(_)
-            | KioskOffline(_) | SameWindow(..) | DispatcherBusy(_) | InviteNotPending(..) | NotJoined(..) => {
-                ErrorKind::Conflict
-            }
+            NotConnected(_)
+            | KioskBusy(_)
+            | StaffBusy(_)
+            | AlreadyAnswered(_)
+            | NotWaiting(_)
+            | NotLive(_)
+            | KioskOffline(_)
+            | SameWindow(..)
+            | DispatcherBusy(_)
+            | InviteNotPending(..)
+            | NotJoined(..)
+            | NothingToReinvite(..) => ErrorKind::Conflict,
             NoWindow { .. } => ErrorKind::NoWindow,
             QueueFull(_) => ErrorKind::QueueFull,
             EmptyGroup | GroupTooLarge => ErrorKind::BadRequest,

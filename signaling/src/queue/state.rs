@@ -82,6 +82,9 @@ pub(super) struct Waiting {
     pub ringing: BTreeSet<StaffId>,
     /// The last (queue, position, estimate) told to the kiosk.
     pub notified: Option<(QueueKey, u32, u64)>,
+    /// Whether the queue was staffed when the kiosk was last told (older snapshots: unknown).
+    #[serde(default)]
+    pub notified_staffed: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -277,7 +277,7 @@ fn request_waits_on_the_window_that_accepts_the_matter() {
     let call = h.q.call_of(pk(K1)).unwrap();
     assert_eq!(
         notices_to(&a, pk(K1)),
-        vec![Notice::Position { call, queue: w(SOCIAL), position: 1, estimated_wait_secs: 300 }]
+        vec![Notice::Position { call, queue: w(SOCIAL), position: 1, estimated_wait_secs: 300, staffed: true }]
     );
     assert_eq!(snapshots_to(&a, A3), vec![w(SOCIAL)]);
     let items = h.q.queue_items(w(SOCIAL));
@@ -387,9 +387,10 @@ fn waiting_kiosks_see_fifo_positions_and_estimates_that_follow_staffing() {
     assert_eq!(positions(&a), vec![(K2, 2, 600)]);
     let c3 = h.request(K3, M_CIVIL);
     assert_eq!(h.q.queue_items(w(CIVIL)).iter().map(|i| i.position).collect::<Vec<_>>(), vec![1, 2, 3]);
-    // One approver: estimates unchanged (max(1, 0) = 1 before), A1 rings for the head.
+    // One approver: estimates unchanged (max(1, 0) = 1 before), but every kiosk learns that
+    // someone staffs the window now; A1 rings for the head.
     let a = h.staff_on(&[A1]);
-    assert_eq!(positions(&a), vec![]);
+    assert_eq!(positions(&a), vec![(K1, 1, 300), (K2, 2, 600), (K3, 3, 900)]);
     assert_eq!(rings(&a), vec![(A1, c1)]);
     // Two approvers halve every estimate; the second joins the ring of the head.
     let a = h.staff_on(&[A2]);
@@ -641,7 +642,7 @@ fn hang_up_by_the_kiosk_records_handling_time_and_the_estimate_follows() {
     let c2 = h.request(K2, M_CIVIL);
     assert_eq!(
         h.q.state_for(pk(K2)),
-        vec![Notice::Position { call: c2, queue: w(CIVIL), position: 1, estimated_wait_secs: 300 }]
+        vec![Notice::Position { call: c2, queue: w(CIVIL), position: 1, estimated_wait_secs: 300, staffed: true }]
     );
     h.advance(120);
     let a = h.ok(Input::HangUp { by: pk(K1), call: c1 });
@@ -724,7 +725,7 @@ fn transfer_puts_the_call_at_the_head_of_the_other_window_keeping_case_and_reque
         notices_to(&a, pk(K1)),
         vec![
             Notice::BackInQueue { call: c1, queue: w(SOCIAL), reason: back },
-            Notice::Position { call: c1, queue: w(SOCIAL), position: 1, estimated_wait_secs: 300 },
+            Notice::Position { call: c1, queue: w(SOCIAL), position: 1, estimated_wait_secs: 300, staffed: false },
         ]
     );
     assert_eq!(positions(&a), vec![(K1, 1, 300), (K2, 2, 600)]);
@@ -790,7 +791,7 @@ fn a_kiosk_dropping_while_waiting_keeps_its_place_and_resumes_within_grace() {
     assert_eq!(snapshots_to(&a, A1), vec![w(CIVIL)]);
     assert_eq!(
         h.q.state_for(pk(K1)),
-        vec![Notice::Position { call: c1, queue: w(CIVIL), position: 1, estimated_wait_secs: 300 }]
+        vec![Notice::Position { call: c1, queue: w(CIVIL), position: 1, estimated_wait_secs: 300, staffed: true }]
     );
     assert_eq!(h.items(w(CIVIL)), vec![c1, c2]);
     // A1 rang out meanwhile (ring timeout at 35 s was never processed: the test did not tick),
@@ -875,7 +876,7 @@ fn an_approver_dropping_mid_call_puts_the_kiosk_back_at_the_head() {
         notices_to(&a, pk(K1)),
         vec![
             Notice::BackInQueue { call: c1, queue: w(CIVIL), reason: BackReason::ApproverGone { staff: A1 } },
-            Notice::Position { call: c1, queue: w(CIVIL), position: 1, estimated_wait_secs: 300 },
+            Notice::Position { call: c1, queue: w(CIVIL), position: 1, estimated_wait_secs: 300, staffed: false },
         ]
     );
     assert_eq!(positions(&a)[1], (K2, 2, 600));
@@ -894,8 +895,9 @@ fn a_ringing_approver_who_drops_stops_ringing_and_keeps_presence() {
     h.staff_on(&[A1]);
     let c1 = h.request(K1, M_CIVIL);
     let a = h.ok(Input::StaffDisconnected { staff: A1 });
-    // Nobody to tell (the approver's socket is gone), nothing else changes.
-    assert_eq!(a, vec![]);
+    // The approver's socket is gone; the kiosk learns nobody staffs the window now.
+    let nobody = Notice::Position { call: c1, queue: w(CIVIL), position: 1, estimated_wait_secs: 300, staffed: false };
+    assert_eq!(a, vec![Action::Notify { to: Party::Kiosk(K1), notice: nobody }]);
     assert!(h.ringing(c1).is_empty());
     assert_eq!(h.q.poll_timeout(), None);
     // Away while disconnected, back: not rung.
@@ -1049,6 +1051,32 @@ fn unanswered_group_invites_expire() {
 }
 
 #[test]
+fn the_dispatcher_invites_a_village_that_declined_again() {
+    let (mut h, g) = group_setup();
+    // V1 (K1, K4): K1 declines, K4 is still invited; nothing to invite again in V2 (invited).
+    h.ok(Input::DeclineGroup { kiosk: K1, group: g });
+    assert_eq!(
+        h.err(Input::ReinviteGroup { dispatcher: D1, group: g, village: V2 }),
+        QueueError::NothingToReinvite(V2, g)
+    );
+    h.advance(10);
+    let a = h.ok(Input::ReinviteGroup { dispatcher: D1, group: g, village: V1 });
+    let expires_at = T0.plus(Duration::from_secs(70));
+    assert_eq!(notices_to(&a, pk(K1)), vec![Notice::GroupInvite { group: g, dispatcher: D1, town: T1, expires_at }]);
+    assert!(notices_to(&a, pk(K4)).is_empty(), "K4's invitation was still pending");
+    assert!(matches!(notices_to(&a, ps(D1)).as_slice(), [Notice::GroupState { .. }]));
+    assert_eq!(member_statuses(&h, g)[0], (K1, MemberStatus::Invited));
+    // Only the group's dispatcher.
+    assert!(h.q.group_of(D1).is_some());
+    assert_eq!(
+        h.err(Input::ReinviteGroup { dispatcher: D1, group: GroupId(999), village: V1 }),
+        QueueError::UnknownGroup(GroupId(999))
+    );
+    // The invitation is pending again (K1 is busy in its own call, so it cannot accept yet).
+    assert_eq!(h.err(Input::AcceptGroup { kiosk: K1, group: g }), QueueError::KioskBusy(K1));
+}
+
+#[test]
 fn an_invited_kiosk_that_connects_gets_the_invite_and_a_joined_one_that_drops_shows_offline() {
     let (mut h, g) = group_setup();
     let a = h.ok(Input::KioskConnected { kiosk: K2 });
@@ -1158,7 +1186,7 @@ fn state_for_tells_each_party_what_to_resume() {
     // Estimate: one approver in a call and one available → 300 ÷ 2.
     assert_eq!(
         h.q.state_for(pk(K2)),
-        vec![Notice::Position { call: c2, queue: w(CIVIL), position: 1, estimated_wait_secs: 150 }]
+        vec![Notice::Position { call: c2, queue: w(CIVIL), position: 1, estimated_wait_secs: 150, staffed: true }]
     );
     assert_eq!(h.q.state_for(ps(D1)), vec![]);
     h.ok(Input::StartGroup { dispatcher: D1, villages: vec![V2] });
@@ -1254,7 +1282,7 @@ fn snapshot_restore_round_trip_loses_no_waiting_call_and_resumes_after_reconnect
     h.kiosks_on(&[K1]);
     assert_eq!(
         h.q.state_for(pk(K1)),
-        vec![Notice::Position { call: c1, queue: w(CIVIL), position: 1, estimated_wait_secs: 5 }]
+        vec![Notice::Position { call: c1, queue: w(CIVIL), position: 1, estimated_wait_secs: 5, staffed: false }]
     );
     // A1 comes back: rung for the returned call; the held call of offline K2 is skipped.
     let a = h.staff_on(&[A1]);

@@ -57,8 +57,17 @@ pub fn day_start(day: u64) -> u64 {
     (day * DAY).saturating_sub(CHINA_OFFSET)
 }
 
-/// The slots (start ms) of a day.
+/// Monday to Friday (1970-01-01, day 0, was a Thursday): the town centre is closed on
+/// Saturdays and Sundays, which have no slots.
+pub fn is_working_day(day: u64) -> bool {
+    (day + 3) % 7 < 5
+}
+
+/// The slots (start ms) of a day: none on a Saturday or Sunday.
 pub fn slots_of_day(day: u64) -> Vec<u64> {
+    if !is_working_day(day) {
+        return Vec::new();
+    }
     SLOT_STARTS_MIN.iter().map(|m| day_start(day) + m * MINUTE).collect()
 }
 
@@ -233,9 +242,10 @@ mod tests {
 
     #[test]
     fn days_and_slots_in_china_time() {
-        let day = parse_day("2026-11-22").unwrap();
-        assert_eq!(crate::db::china_date(day_start(day)), "20261122");
-        assert_eq!(crate::db::china_date(day_start(day) - 1), "20261121");
+        // A Monday.
+        let day = parse_day("2026-11-23").unwrap();
+        assert_eq!(crate::db::china_date(day_start(day)), "20261123");
+        assert_eq!(crate::db::china_date(day_start(day) - 1), "20261122");
         // 09:00 China = 01:00 UTC.
         let nine = slots_of_day(day)[0];
         assert_eq!(nine, day_start(day) + 9 * 60 * MINUTE);
@@ -252,8 +262,23 @@ mod tests {
     }
 
     #[test]
+    fn no_slots_on_weekends() {
+        // 2026-11-21 is a Saturday, 2026-11-22 a Sunday, 2026-11-27 a Friday.
+        for (date, working) in
+            [("2026-11-21", false), ("2026-11-22", false), ("2026-11-23", true), ("2026-11-27", true)]
+        {
+            let day = parse_day(date).unwrap();
+            assert_eq!(is_working_day(day), working, "{date}");
+            assert_eq!(slots_of_day(day).is_empty(), !working, "{date}");
+        }
+        let saturday = parse_day("2026-11-21").unwrap();
+        let nine = day_start(saturday) + 9 * 60 * MINUTE;
+        assert!(!is_slot_start(nine) && !bookable(nine, nine - DAY));
+    }
+
+    #[test]
     fn bookable_window() {
-        let day = parse_day("2026-11-22").unwrap();
+        let day = parse_day("2026-11-23").unwrap();
         let nine = slots_of_day(day)[0];
         assert!(bookable(nine, nine - BOOK_AHEAD_MIN_MS));
         assert!(!bookable(nine, nine - BOOK_AHEAD_MIN_MS + 1));

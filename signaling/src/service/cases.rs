@@ -29,6 +29,8 @@ pub enum Notice {
     SignoffReturned { to: i64, case_no: String, reason: String },
     /// `paper.rescan_requested` to the kiosks of the village.
     RescanRequested { village_id: i64, case_no: String, paper_id: Option<i64>, note: String },
+    /// `villager.requested` to the kiosks of the village: enter the villager to be decided.
+    VillagerRequested { village_id: i64, case_no: String },
 }
 
 /// The case `case_no` (404 if unknown or implausible) checked against the viewer's scope.
@@ -167,6 +169,7 @@ pub async fn decide(
         missing_items: input.missing_items,
         result_paper: result_paper(db, case.id, input.result_paper_id).await?,
         calls: CallFacts { live_approver, last_answerer },
+        villager: case.villager_name.is_some() && case.villager_phone.is_some(),
     };
     run(db, viewer, case, command).await
 }
@@ -254,10 +257,12 @@ pub async fn set_villager(
     .await
 }
 
-/// The case of the kiosk's waiting or live call.
-pub async fn current_of_kiosk(db: &Db, kiosk_id: i64) -> Result<CaseView, Error> {
+/// The case of the kiosk's waiting or live call, or else the case it prepares (opened within
+/// `prepared_hours`, never called): what a reloaded kiosk page comes back to.
+pub async fn current_of_kiosk(db: &Db, kiosk_id: i64, prepared_hours: u32) -> Result<CaseView, Error> {
+    let since = crate::now_ms().saturating_sub(u64::from(prepared_hours) * 3_600_000);
     db.run(move |db| -> Result<_, Error> {
-        let case = db.current_case_of_kiosk(kiosk_id)?.ok_or_else(|| Rejection::not_found("current case"))?;
+        let case = db.current_case_of_kiosk(kiosk_id, since)?.ok_or_else(|| Rejection::not_found("current case"))?;
         Ok(views::case_view(db, &case, Audience::Village)?)
     })
     .await
@@ -278,6 +283,21 @@ pub async fn list(
     let scope = viewer.scope();
     let list = db.run(move |db| db.cases_in_scope(scope, statuses, limit, false)).await?;
     Ok(list.iter().map(|c| CaseSummary::of(c, audience)).collect())
+}
+
+/// Calls that ended without a decision, from the server (not a page's memory): for an
+/// approver the cases whose last call they answered (they decide them), for a chief those of
+/// the town; oldest first.
+pub async fn undecided(db: &Db, viewer: &Viewer, limit: usize) -> Result<Vec<CaseSummary>, Error> {
+    let (town, by) = match *viewer {
+        Viewer::Approver { town_id, user_id, .. } => (town_id, Some(user_id)),
+        Viewer::Chief { town_id, .. } => (town_id, None),
+        Viewer::Kiosk { .. } | Viewer::Supervisor { .. } => {
+            return Err(Rejection::forbidden("undecided calls are the window's").into());
+        }
+    };
+    let list = db.run(move |db| db.undecided_cases(town, by, limit)).await?;
+    Ok(list.iter().map(|c| CaseSummary::of(c, Audience::Town)).collect())
 }
 
 /// The chief's list: cases of the town waiting for sign-off, oldest first.

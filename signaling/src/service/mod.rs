@@ -12,4 +12,5 @@ pub mod export;
 pub mod papers;
 pub mod playback;
 pub mod review;
+pub mod stats;
 pub mod views;

@@ -286,6 +286,54 @@ pub async fn case_review_unrecorded(db: &Db, viewer: &Viewer, case: &CaseRecord)
     .await
 }
 
+/// A town as the search form offers it: its villages, windows and deciding staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TownChoices {
+    pub id: i64,
+    pub name: String,
+    pub villages: Vec<Named>,
+    pub windows: Vec<Named>,
+    /// Approvers and chiefs (the search's `approver`).
+    pub staff: Vec<Named>,
+}
+
+/// What the search form's drop-downs offer, in the reviewer's scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Choices {
+    pub towns: Vec<TownChoices>,
+    pub matters: Vec<MatterRef>,
+}
+
+/// The towns (all, or the reviewer's own), their villages, windows and staff, and the matters.
+pub async fn choices(db: &Db, viewer: &Viewer) -> Result<Choices, Error> {
+    let town = match scope_of(viewer)? {
+        CaseScope::Town(t) => Some(t),
+        CaseScope::County | CaseScope::Village(_) => None,
+    };
+    db.run(move |db| -> Result<Choices, DataError> {
+        let staff = db.deciding_staff(town)?;
+        let mut towns = Vec::new();
+        for t in db.towns()?.into_iter().filter(|t| town.is_none_or(|only| only == t.id)) {
+            let named = |id, name: &str| Named { id, name: name.to_string() };
+            towns.push(TownChoices {
+                villages: db.villages_of_town(t.id)?.iter().map(|v| named(v.id, &v.name)).collect(),
+                windows: db.windows_of_town(t.id)?.iter().map(|w| named(w.id, &w.name)).collect(),
+                staff: staff.iter().filter(|s| s.town_id == t.id).map(|s| named(s.id, &s.name)).collect(),
+                id: t.id,
+                name: t.name,
+            });
+        }
+        let matters = db
+            .matters_all(None)?
+            .into_iter()
+            .map(|m| MatterRef { id: m.id, name: m.name, plain_name: m.plain_name })
+            .collect();
+        Ok(Choices { towns, matters })
+    })
+    .await
+    .map_err(Error::from)
+}
+
 /// The access report's rows.
 pub type AccessReport = Vec<AccessRow>;
 

@@ -373,6 +373,8 @@ pub struct InboxItemView {
     pub status_text: &'static str,
     pub outcome: Option<Outcome>,
     pub note: Option<String>,
+    /// 现场开单: what to bring (printable from the inbox).
+    pub missing_items: Vec<String>,
     pub result: Option<PaperView>,
     pub created_at_ms: u64,
     pub read_at_ms: Option<u64>,
@@ -392,6 +394,7 @@ pub fn inbox_item(db: &Db, row: &InboxRow) -> Result<InboxItemView, DataError> {
         status_text: status.text(),
         outcome: outcome.as_ref().map(|o| o.outcome),
         note: outcome.as_ref().map(|o| o.note.clone()),
+        missing_items: outcome.as_ref().map(|o| o.missing_items.clone()).unwrap_or_default(),
         result: outcome.and_then(|o| o.result),
         created_at_ms: row.created_at_ms,
         read_at_ms: row.read_at_ms,

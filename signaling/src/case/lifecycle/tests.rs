@@ -27,6 +27,7 @@ fn decide(outcome: Outcome, calls: CallFacts) -> Command {
             Outcome::Refused | Outcome::Missing | Outcome::Later => None,
         },
         calls,
+        villager: true,
     }
 }
 
@@ -111,6 +112,34 @@ fn decide_with_signoff_waits_for_the_chief() {
 }
 
 #[test]
+fn no_decision_without_the_villager() {
+    let s = CaseState::new(false);
+    for outcome in Outcome::ALL {
+        let mut c = decide(*outcome, in_call(APPROVER));
+        if let Command::Decide { villager, .. } = &mut c {
+            *villager = false;
+        }
+        assert_eq!(step(&s, Actor::Approver(APPROVER), c), Err(Refusal::VillagerRequired), "{outcome:?}");
+    }
+}
+
+#[test]
+fn a_decision_after_the_call_goes_to_the_inbox() {
+    let s = CaseState::new(false);
+    let dropped = CallFacts { live_approver: None, last_answerer: Some(APPROVER) };
+    for outcome in Outcome::ALL {
+        let t = step(&s, Actor::Approver(APPROVER), decide(*outcome, dropped)).unwrap();
+        assert_eq!(t.effects, vec![Effect::DeliverToInbox, Effect::PushOutcome], "{outcome:?}");
+        // In the call: the kiosk is told there and then.
+        let t = step(&s, Actor::Approver(APPROVER), decide(*outcome, in_call(APPROVER))).unwrap();
+        assert_eq!(t.effects, vec![Effect::PushOutcome], "{outcome:?}");
+    }
+    // Waiting for the chief: the inbox gets it once signed off.
+    let t = step(&CaseState::new(true), Actor::Approver(APPROVER), decide(Outcome::Done, dropped)).unwrap();
+    assert_eq!(t.effects, vec![Effect::PushOutcome, Effect::RequestSignoff]);
+}
+
+#[test]
 fn who_decides() {
     let s = CaseState::new(false);
     let d = |calls| decide(Outcome::Refused, calls);
@@ -143,6 +172,7 @@ fn decisions_need_what_their_outcome_needs() {
         missing_items: missing,
         result_paper: paper,
         calls: in_call(APPROVER),
+        villager: true,
     };
     assert!(matches!(step(&s, a, with(Outcome::Done, vec![], "好", None)), Err(Refusal::Invalid(_))));
     assert!(matches!(step(&s, a, with(Outcome::Missing, vec![], "", None)), Err(Refusal::Invalid(_))));
@@ -374,6 +404,7 @@ fn random_command(rng: &mut Rng) -> Command {
             missing_items: rng.pick(&[Vec::new(), vec!["户口本".to_string()]]),
             result_paper: paper(rng),
             calls: CallFacts { live_approver: person(rng), last_answerer: person(rng) },
+            villager: rng.pick(&[true, false]),
         },
         6 => Command::Finish {
             note: "x".into(),
