@@ -16,7 +16,8 @@
 //! - 一审一核 turnaround: decision to the chief's sign-off (approved or returned);
 //! - bookings: *kept* when the booked call was made, *missed* when the slot ended without it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -43,16 +44,19 @@ pub enum CallEnd {
 pub struct CaseFact {
     pub id: i64,
     pub created_at_ms: u64,
-    pub town: (i64, String),
-    pub village: (i64, String),
-    pub matter: (i64, String),
+    /// Ids with their names (shared: a county's hundred thousand cases name a few hundred
+    /// places).
+    pub town: (i64, Arc<str>),
+    pub village: (i64, Arc<str>),
+    pub matter: (i64, Arc<str>),
     pub outcome: Option<Outcome>,
     pub decided_at_ms: Option<u64>,
-    pub decided_by: Option<(i64, String)>,
+    pub decided_by: Option<(i64, Arc<str>)>,
     pub signoff_at_ms: Option<u64>,
     pub rating: Option<Rating>,
     pub rating_comment: Option<String>,
-    pub case_no: String,
+    /// Only where a report shows it: with a rating comment.
+    pub case_no: Option<String>,
 }
 
 /// One call (a kiosk's request; its transfers are the same call).
@@ -60,7 +64,7 @@ pub struct CaseFact {
 pub struct CallFact {
     pub case_id: i64,
     /// The window that answered it, or the one it was first routed to.
-    pub window: (i64, String),
+    pub window: (i64, Arc<str>),
     pub requested_at_ms: u64,
     pub answered_at_ms: Option<u64>,
     pub ended_at_ms: Option<u64>,
@@ -114,6 +118,20 @@ impl Grouping {
             "month" => Grouping::Month,
             _ => return None,
         })
+    }
+
+    /// The first day (China time, days since 1970-01-01) of the period `ms` falls in.
+    pub fn first_day(self, ms: u64) -> u64 {
+        let day = (ms + CHINA_OFFSET) / DAY;
+        match self {
+            Grouping::Day => day,
+            // 1970-01-01 was a Thursday: Monday is 3 days before a day ≡ 0 (mod 7).
+            Grouping::Week => day - (day + 3) % 7,
+            Grouping::Month => {
+                let date = date_of(day);
+                day + 1 - u64::from(date.day())
+            }
+        }
     }
 
     /// The label of the period `ms` falls in (China time): `2026-12-04`, the Monday
@@ -254,7 +272,7 @@ pub struct Report {
 /// Most comments in a report.
 pub const MAX_COMMENTS: usize = 50;
 
-fn figures<'a>(cases: &[&'a CaseFact], calls_of: &BTreeMap<i64, Vec<&'a CallFact>>) -> Figures {
+fn figures<'a>(cases: &[&'a CaseFact], calls_of: &HashMap<i64, Vec<&'a CallFact>>) -> Figures {
     let mut f = Figures { cases: cases.len(), ..Figures::default() };
     let (mut waits, mut handled, mut turnaround) = (Vec::new(), Vec::new(), Vec::new());
     let (mut done, mut first_contact, mut good, mut rated) = (0, 0, 0, 0);
@@ -301,7 +319,7 @@ fn figures<'a>(cases: &[&'a CaseFact], calls_of: &BTreeMap<i64, Vec<&'a CallFact
 
 /// The report over `facts` at `now`.
 pub fn compute(facts: &Facts, grouping: Grouping, by: By, now_ms: u64) -> Report {
-    let mut calls_of: BTreeMap<i64, Vec<&CallFact>> = BTreeMap::new();
+    let mut calls_of: HashMap<i64, Vec<&CallFact>> = HashMap::with_capacity(facts.cases.len());
     for call in &facts.calls {
         calls_of.entry(call.case_id).or_default().push(call);
     }
@@ -310,34 +328,41 @@ pub fn compute(facts: &Facts, grouping: Grouping, by: By, now_ms: u64) -> Report
     }
     let all: Vec<&CaseFact> = facts.cases.iter().collect();
 
-    let mut periods: BTreeMap<String, Vec<&CaseFact>> = BTreeMap::new();
+    // Periods by their first day (China time), labelled at the end.
+    let mut periods: BTreeMap<u64, Vec<&CaseFact>> = BTreeMap::new();
     for c in &all {
-        periods.entry(grouping.label(c.created_at_ms)).or_default().push(c);
+        periods.entry(grouping.first_day(c.created_at_ms)).or_default().push(c);
     }
     let series = periods
         .into_iter()
-        .map(|(label, cases)| Row { name: label.clone(), key: label, figures: figures(&cases, &calls_of) })
+        .map(|(day, cases)| {
+            let label = grouping.label((day * DAY).saturating_sub(CHINA_OFFSET));
+            Row { name: label.clone(), key: label, figures: figures(&cases, &calls_of) }
+        })
         .collect();
 
-    let mut groups: BTreeMap<i64, (String, Vec<&CaseFact>)> = BTreeMap::new();
+    let mut groups: BTreeMap<i64, (&str, Vec<&CaseFact>)> = BTreeMap::new();
     for c in &all {
-        let (id, name) = match by {
-            By::Town => c.town.clone(),
-            By::Village => c.village.clone(),
-            By::Matter => c.matter.clone(),
-            By::Approver => c.decided_by.clone().unwrap_or((0, "未决定".to_string())),
+        let (id, name): (i64, &str) = match by {
+            By::Town => (c.town.0, &*c.town.1),
+            By::Village => (c.village.0, &*c.village.1),
+            By::Matter => (c.matter.0, &*c.matter.1),
+            By::Approver => c.decided_by.as_ref().map_or((0, "未决定"), |(id, n)| (*id, &**n)),
             // The window of the case's first call.
             By::Window => calls_of
                 .get(&c.id)
                 .and_then(|calls| calls.first())
-                .map(|call| call.window.clone())
-                .unwrap_or((0, "未通话".to_string())),
+                .map_or((0, "未通话"), |call| (call.window.0, &*call.window.1)),
         };
         groups.entry(id).or_insert_with(|| (name, Vec::new())).1.push(c);
     }
     let mut breakdown: Vec<Row> = groups
         .into_iter()
-        .map(|(id, (name, cases))| Row { key: id.to_string(), name, figures: figures(&cases, &calls_of) })
+        .map(|(id, (name, cases))| Row {
+            key: id.to_string(),
+            name: name.to_string(),
+            figures: figures(&cases, &calls_of),
+        })
         .collect();
     breakdown.sort_by(|a, b| b.figures.cases.cmp(&a.figures.cases).then_with(|| a.key.cmp(&b.key)));
 
@@ -361,7 +386,7 @@ pub fn compute(facts: &Facts, grouping: Grouping, by: By, now_ms: u64) -> Report
         .filter_map(|c| {
             let comment = c.rating_comment.as_deref().map(str::trim).filter(|t| !t.is_empty())?;
             Some(Comment {
-                case_no: c.case_no.clone(),
+                case_no: c.case_no.clone()?,
                 rating: c.rating?,
                 comment: comment.to_string(),
                 at_ms: c.decided_at_ms.unwrap_or(c.created_at_ms),
@@ -388,15 +413,15 @@ mod tests {
             id,
             created_at_ms: created,
             town: (1, "城关镇".into()),
-            village: (village, format!("村{village}")),
-            matter: (10 + id % 2, format!("事项{}", 10 + id % 2)),
+            village: (village, format!("村{village}").into()),
+            matter: (10 + id % 2, format!("事项{}", 10 + id % 2).into()),
             outcome,
             decided_at_ms: outcome.map(|_| created + 30 * MIN),
             decided_by: outcome.map(|_| (7, "李审批".into())),
             signoff_at_ms: None,
             rating,
             rating_comment: None,
-            case_no: format!("ZH-2026120{}-{id:04}", 1 + day),
+            case_no: Some(format!("ZH-2026120{}-{id:04}", 1 + day)),
         }
     }
 
@@ -420,6 +445,15 @@ mod tests {
         assert_eq!(Grouping::Week.label(DEC1 + 6 * DAY), "2026-12-07"); // the next Monday
         assert_eq!(Grouping::Month.label(DEC1 + 30 * DAY), "2026-12");
         assert_eq!(Grouping::Month.label(DEC1 + 31 * DAY), "2027-01");
+        // A period's first day gives back its label, for every day of two years.
+        for g in [Grouping::Day, Grouping::Week, Grouping::Month] {
+            for d in 0..730 {
+                let ms = DEC1 + d * DAY + 5 * 3_600_000;
+                let first = g.first_day(ms) * DAY - CHINA_OFFSET;
+                assert_eq!(g.label(first), g.label(ms), "{g:?} day {d}");
+                assert!(first <= ms && g.label(first.wrapping_sub(1)) != g.label(ms), "{g:?} day {d}");
+            }
+        }
     }
 
     #[test]

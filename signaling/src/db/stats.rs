@@ -2,7 +2,8 @@
 //! (no personal data), their calls (a transfer continues its call) and the bookings whose slot
 //! started in the range, for the county or one town.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use rusqlite::params;
 
@@ -17,35 +18,45 @@ impl Db {
         let conn = self.conn();
         let (from, to, town) = (sql_ms(from_ms), sql_ms(to_ms), town_id.unwrap_or(-1));
         let mut facts = Facts::default();
+        // The names, once each (the rows carry ids).
+        let names = |sql: &str| -> Result<HashMap<i64, Arc<str>>, DataError> {
+            let mut st = conn.prepare_cached(sql)?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, Arc::<str>::from(r.get::<_, String>(1)?))))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        let (towns, villages, matters, windows, staff) = (
+            names("SELECT id, name FROM towns")?,
+            names("SELECT id, name FROM villages")?,
+            names("SELECT id, name FROM matters")?,
+            names("SELECT id, name FROM windows")?,
+            names("SELECT id, display_name FROM users")?,
+        );
+        let named = |map: &HashMap<i64, Arc<str>>, id: i64| (id, map.get(&id).cloned().unwrap_or_else(|| "".into()));
 
         let mut st = conn.prepare_cached(
-            "SELECT c.id, c.case_no, c.created_at_ms, t.id, t.name, v.id, v.name, m.id, m.name,
-                    c.outcome, c.decided_at_ms, c.decided_by, u.display_name, c.signoff_at_ms,
-                    (SELECT r.rating FROM ratings r WHERE r.case_id = c.id ORDER BY r.at_ms DESC LIMIT 1),
-                    (SELECT r.comment FROM ratings r WHERE r.case_id = c.id ORDER BY r.at_ms DESC LIMIT 1)
+            "SELECT c.id, CASE WHEN r.comment IS NOT NULL THEN c.case_no END, c.created_at_ms, v.town_id, c.village_id,
+                    c.matter_id, c.outcome, c.decided_at_ms, c.decided_by, c.signoff_at_ms, r.rating, r.comment
              FROM cases c
              JOIN villages v ON v.id = c.village_id
-             JOIN towns t ON t.id = v.town_id
-             JOIN matters m ON m.id = c.matter_id
-             LEFT JOIN users u ON u.id = c.decided_by
+             -- The case's latest rating (SQLite takes the bare columns from the row of MAX).
+             LEFT JOIN (SELECT case_id, rating, comment, MAX(at_ms) FROM ratings GROUP BY case_id) r
+                    ON r.case_id = c.id
              WHERE c.created_at_ms >= ?1 AND c.created_at_ms < ?2 AND (?3 < 0 OR v.town_id = ?3)",
         )?;
         let rows = st.query_map(params![from, to, town], |r| {
-            let decided_by: Option<i64> = r.get(11)?;
-            let decided_name: Option<String> = r.get(12)?;
             Ok(CaseFact {
                 id: r.get(0)?,
                 case_no: r.get(1)?,
                 created_at_ms: row_ms(r.get(2)?),
-                town: (r.get(3)?, r.get(4)?),
-                village: (r.get(5)?, r.get(6)?),
-                matter: (r.get(7)?, r.get(8)?),
-                outcome: r.get::<_, Option<String>>(9)?.as_deref().and_then(Outcome::parse),
-                decided_at_ms: r.get::<_, Option<i64>>(10)?.map(row_ms),
-                decided_by: decided_by.map(|id| (id, decided_name.unwrap_or_default())),
-                signoff_at_ms: r.get::<_, Option<i64>>(13)?.map(row_ms),
-                rating: r.get::<_, Option<String>>(14)?.as_deref().and_then(Rating::parse),
-                rating_comment: r.get(15)?,
+                town: named(&towns, r.get(3)?),
+                village: named(&villages, r.get(4)?),
+                matter: named(&matters, r.get(5)?),
+                outcome: r.get::<_, Option<String>>(6)?.as_deref().and_then(Outcome::parse),
+                decided_at_ms: r.get::<_, Option<i64>>(7)?.map(row_ms),
+                decided_by: r.get::<_, Option<i64>>(8)?.map(|id| named(&staff, id)),
+                signoff_at_ms: r.get::<_, Option<i64>>(9)?.map(row_ms),
+                rating: r.get::<_, Option<String>>(10)?.as_deref().and_then(Rating::parse),
+                rating_comment: r.get(11)?,
             })
         })?;
         for row in rows {
@@ -59,12 +70,11 @@ impl Db {
             reason: Option<String>,
         }
         let mut st = conn.prepare_cached(
-            "SELECT k.id, k.case_id, k.window_id, w.name, k.requested_at_ms, k.answered_at_ms, k.ended_at_ms,
+            "SELECT k.id, k.case_id, k.window_id, k.requested_at_ms, k.answered_at_ms, k.ended_at_ms,
                     k.end_reason, k.transferred_from_id
              FROM calls k
              JOIN cases c ON c.id = k.case_id
              JOIN villages v ON v.id = c.village_id
-             JOIN windows w ON w.id = k.window_id
              WHERE c.created_at_ms >= ?1 AND c.created_at_ms < ?2 AND (?3 < 0 OR v.town_id = ?3)
              ORDER BY k.id",
         )?;
@@ -75,14 +85,14 @@ impl Db {
                 Raw {
                     call: CallFact {
                         case_id: r.get(1)?,
-                        window: (r.get(2)?, r.get(3)?),
-                        requested_at_ms: row_ms(r.get(4)?),
-                        answered_at_ms: r.get::<_, Option<i64>>(5)?.map(row_ms),
-                        ended_at_ms: r.get::<_, Option<i64>>(6)?.map(row_ms),
+                        window: named(&windows, r.get(2)?),
+                        requested_at_ms: row_ms(r.get(3)?),
+                        answered_at_ms: r.get::<_, Option<i64>>(4)?.map(row_ms),
+                        ended_at_ms: r.get::<_, Option<i64>>(5)?.map(row_ms),
                         end: CallEnd::Open,
                     },
-                    reason: r.get(7)?,
-                    from: r.get(8)?,
+                    reason: r.get(6)?,
+                    from: r.get(7)?,
                 },
             ))
         })?;
