@@ -64,7 +64,7 @@ export function thumbnail({ contentType, name, source }) {
 /** "10:32" of a Unix ms time. */
 export function clock(ms) {
   if (!ms) return '';
-  return new Date(ms).toLocaleTimeString('zh-CN', { hour: '2-digit', minute: '2-digit' });
+  return new Date(ms).toLocaleTimeString('zh-CN', { timeZone: 'Asia/Shanghai', hour: '2-digit', minute: '2-digit' });
 }
 
 /** "1.2 MB" / "340 KB". */

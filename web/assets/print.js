@@ -12,7 +12,7 @@ function row(label, value) {
 }
 
 function dateText(ms) {
-  return new Date(ms || Date.now()).toLocaleString('zh-CN', { year: 'numeric', month: 'long', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  return new Date(ms || Date.now()).toLocaleString('zh-CN', { timeZone: 'Asia/Shanghai', year: 'numeric', month: 'long', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 }
 
 /**

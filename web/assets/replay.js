@@ -276,7 +276,7 @@ export class SyncPlayer {
       'div',
       { class: 'replay', testid: 'playback' },
       el('div', { class: `replay-videos count-${Math.min(this.sides.length, 4)}` }, ...this.sides.map((s) => s.tile)),
-      gone.length ? el('p', { class: 'hint' }, gone.map((r) => (r.destroyed_at_ms ? `一段录像已销毁(${new Date(r.destroyed_at_ms).toLocaleDateString('zh-CN')})` : '一段录像没有内容')).join(';')) : null,
+      gone.length ? el('p', { class: 'hint' }, gone.map((r) => (r.destroyed_at_ms ? `一段录像已销毁(${new Date(r.destroyed_at_ms).toLocaleDateString('zh-CN', { timeZone: 'Asia/Shanghai' })})` : '一段录像没有内容')).join(';')) : null,
       el('div', { class: 'replay-controls' }, this.playButton, this.clock, this.wall),
       el('div', { class: 'replay-bar' }, el('div', { class: 'replay-marks' }, ...markButtons), this.seekBar),
       el('div', { class: 'replay-lanes' }, ...lanes),
@@ -349,7 +349,7 @@ export class SyncPlayer {
     if (document.activeElement !== this.seekBar || this.playing) this.seekBar.value = this.position.toFixed(2);
     this.clock.textContent = `${formatClock(this.position)} / ${formatClock(this.total)}`;
     const wall = new Date(this.originMs + this.position * 1000);
-    this.wall.textContent = wall.toLocaleTimeString('zh-CN', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    this.wall.textContent = wall.toLocaleTimeString('zh-CN', { timeZone: 'Asia/Shanghai', hour: '2-digit', minute: '2-digit', second: '2-digit' });
     this.root.dataset.positionMs = String(Math.round(this.originMs + this.position * 1000));
   }
 

@@ -67,17 +67,20 @@ window.__cunneng = {
 
 // ---- formatting ---------------------------------------------------------------------------
 
-/** "2026-12-04 10:32" of Unix ms. */
+// Times are China time wherever the page runs, as the case numbers and the date filters are.
+const CHINA = 'Asia/Shanghai';
+const dateTimeFormat = new Intl.DateTimeFormat('sv-SE', {
+  timeZone: CHINA, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hour12: false,
+});
+
+/** "2026-12-04 10:32" (China time) of Unix ms. */
 function dateTime(/** @type {?number} */ ms) {
-  if (!ms) return '';
-  const d = new Date(ms);
-  const two = (/** @type {number} */ n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+  return ms ? dateTimeFormat.format(new Date(ms)) : '';
 }
 
-/** "10:32:05" of Unix ms. */
+/** "10:32:05" (China time) of Unix ms. */
 function timeOfDay(/** @type {?number} */ ms) {
-  return ms ? new Date(ms).toLocaleTimeString('zh-CN', { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : '';
+  return ms ? new Date(ms).toLocaleTimeString('zh-CN', { timeZone: CHINA, hour: '2-digit', minute: '2-digit', second: '2-digit' }) : '';
 }
 
 /** Who did it, in words. */
