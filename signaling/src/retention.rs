@@ -294,7 +294,9 @@ async fn shred_period_keys(
                 && (r.in_hold_area || holds.contains(&r.case_id))
         });
         for r in held {
-            let mut done = false;
+            // The object's hold area first, then its own key; gone from both: nothing to keep.
+            // Any other error (the store down) keeps the period key for the next sweep.
+            let mut outcome = Ok(());
             for location in [cunneng_storage::retention::hold_key(&r.key), r.key.clone()] {
                 let rewrap = cunneng_storage::period::rewrap_stored(
                     store,
@@ -306,21 +308,20 @@ async fn shred_period_keys(
                 match rewrap.await {
                     Ok(rewrapped) => {
                         summary.rewrapped_for_hold += usize::from(rewrapped);
-                        done = true;
+                        outcome = Ok(());
                         break;
                     }
                     Err(cunneng_storage::StorageError::NotFound(_)) => continue,
                     Err(e) => {
-                        tracing::warn!(key = %r.key, error = %e, "retention: a held object could not be re-wrapped");
+                        outcome = Err(e);
                         break;
                     }
                 }
             }
-            // Not found anywhere: nothing to keep.
-            let missing = !done
-                && store.head(&r.key).await.is_err()
-                && store.head(&cunneng_storage::retention::hold_key(&r.key)).await.is_err();
-            kept &= done || missing;
+            if let Err(e) = outcome {
+                tracing::warn!(key = %r.key, error = %e, "retention: a held object could not be re-wrapped");
+                kept = false;
+            }
         }
         if !kept {
             summary.failed += 1;
@@ -336,8 +337,8 @@ async fn shred_period_keys(
             class: key.class.clone(),
             case_id: String::new(),
             created_at: String::new(),
-            expired_at: rfc3339_ms(key.period.end()),
-            destroyed_at: rfc3339_ms(now),
+            expired_at: cunneng_storage::keys::rfc3339(key.period.end()),
+            destroyed_at: cunneng_storage::keys::rfc3339(now),
             reason: format!(
                 "retention-period key of class {} for the objects expiring in {} destroyed: no copy of them decrypts",
                 key.class, key.period
@@ -349,10 +350,6 @@ async fn shred_period_keys(
         tracing::info!(key = %key.id, "retention: period key destroyed");
         summary.keys_shredded += 1;
     }
-}
-
-fn rfc3339_ms(t: SystemTime) -> String {
-    cunneng_storage::keys::rfc3339(t)
 }
 
 /// The destruction log file next to the database.

@@ -298,28 +298,8 @@ impl KeyRing {
 
     /// Write the KEK file atomically (temp file with mode 0600, fsync, rename, fsync dir).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let ctx = |what: &str| format!("{what} key file {}", path.display());
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .ok_or_else(|| StorageError::KeyFile { path: path.to_owned(), reason: "not a file name".into() })?;
-        let mut tmp_name = name.to_owned();
-        tmp_name.push(format!(".tmp-{}", hex::encode(rand::random::<[u8; 6]>())));
-        let tmp = dir.join(tmp_name);
-        let result = (|| {
-            let mut f = open_private(&tmp).map_err(|e| StorageError::io(ctx("creating"), e))?;
-            f.write_all(self.to_toml().as_bytes()).map_err(|e| StorageError::io(ctx("writing"), e))?;
-            f.sync_all().map_err(|e| StorageError::io(ctx("syncing"), e))?;
-            std::fs::rename(&tmp, path).map_err(|e| StorageError::io(ctx("renaming"), e))?;
-            crate::local::sync_dir(&dir).map_err(|e| StorageError::io(ctx("syncing directory of"), e))
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        write_private(path, self.to_toml().as_bytes())
+            .map_err(|e| StorageError::io(format!("writing key file {}", path.display()), e))
     }
 
     /// `cunneng keys generate`: a new KEK file with one active key. Fails if the file exists.
@@ -339,6 +319,29 @@ impl KeyRing {
         ring.save(path)?;
         Ok(ring)
     }
+}
+
+/// Write a secret file atomically: a temp file beside it with mode 0600, fsync, rename over
+/// `path`, fsync of the directory. The temp file is removed if anything fails.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp_name = path.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?.to_owned();
+    tmp_name.push(format!(".tmp-{}", hex::encode(rand::random::<[u8; 6]>())));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = open_private(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        crate::local::sync_dir(&dir)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(unix)]

@@ -139,8 +139,8 @@ struct DestroyedToml {
 
 #[derive(Default)]
 struct Cache {
-    /// (modification time, length) of the file when it was read.
-    stamp: Option<(SystemTime, u64)>,
+    /// Whether the file was read, and its (modification time, length) then (`None`: absent).
+    read: Option<Option<(SystemTime, u64)>>,
     file: FileToml,
     /// Unwrapped keys, by id (filled lazily).
     open: BTreeMap<String, Kek>,
@@ -188,11 +188,11 @@ impl PeriodKeys {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(StorageError::io(format!("reading {}", self.path.display()), e)),
         };
-        if cache.stamp == stamp && (stamp.is_some() || cache.file.format == FILE_FORMAT) {
+        if cache.read == Some(stamp) {
             return Ok(());
         }
         cache.file = self.read()?;
-        cache.stamp = stamp;
+        cache.read = Some(stamp);
         let live: Vec<String> = cache.file.keys.iter().map(|e| e.id.clone()).collect();
         cache.open.retain(|id, _| live.contains(id));
         Ok(())
@@ -242,21 +242,10 @@ impl PeriodKeys {
              # A key removed from here (at the end of its period) makes its objects unreadable.\n{}",
             toml::to_string(&file).map_err(|e| self.err(format!("cannot encode: {e}")))?
         ));
-        let tmp = self.path.with_extension(format!("tmp-{}", hex::encode(rand::random::<[u8; 6]>())));
-        let written = (|| -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = open_private(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            crate::local::sync_dir(&dir)
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(StorageError::io(format!("writing {}", self.path.display()), e));
-        }
+        crate::keys::write_private(&self.path, text.as_bytes())
+            .map_err(|e| StorageError::io(format!("writing {}", self.path.display()), e))?;
         drop(lock);
-        cache.stamp = None;
+        cache.read = None;
         self.refresh(cache)?;
         Ok(out)
     }
@@ -451,17 +440,6 @@ fn wrap_aad(id: &str) -> Vec<u8> {
     let mut aad = WRAP_LABEL.to_vec();
     aad.extend_from_slice(id.as_bytes());
     aad
-}
-
-#[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod booking;
+pub mod days;
 pub mod lifecycle;
 pub mod record;
 pub mod stats;

@@ -23,8 +23,7 @@ use serde::Serialize;
 
 use super::{Outcome, Rating};
 
-const DAY: u64 = 86_400_000;
-const CHINA_OFFSET: u64 = 8 * 3_600_000;
+use super::days::{date_of, day_of, day_start};
 
 /// How a call ended, as far as statistics care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +121,7 @@ impl Grouping {
 
     /// The first day (China time, days since 1970-01-01) of the period `ms` falls in.
     pub fn first_day(self, ms: u64) -> u64 {
-        let day = (ms + CHINA_OFFSET) / DAY;
+        let day = day_of(ms);
         match self {
             Grouping::Day => day,
             // 1970-01-01 was a Thursday: Monday is 3 days before a day ≡ 0 (mod 7).
@@ -137,7 +136,7 @@ impl Grouping {
     /// The label of the period `ms` falls in (China time): `2026-12-04`, the Monday
     /// `2026-11-30` of its week, or `2026-12`.
     pub fn label(self, ms: u64) -> String {
-        let day = (ms + CHINA_OFFSET) / DAY;
+        let day = day_of(ms);
         let date = date_of(day);
         match self {
             Grouping::Day => date.to_string(),
@@ -161,11 +160,6 @@ impl By {
             _ => return None,
         })
     }
-}
-
-fn date_of(day: u64) -> time::Date {
-    let epoch = time::Date::from_calendar_date(1970, time::Month::January, 1).expect("valid date");
-    time::Date::from_julian_day(epoch.to_julian_day() + day as i32).unwrap_or(epoch)
 }
 
 /// p50 and p90 of a set of durations (nearest rank), in whole seconds.
@@ -336,7 +330,7 @@ pub fn compute(facts: &Facts, grouping: Grouping, by: By, now_ms: u64) -> Report
     let series = periods
         .into_iter()
         .map(|(day, cases)| {
-            let label = grouping.label((day * DAY).saturating_sub(CHINA_OFFSET));
+            let label = grouping.label(day_start(day));
             Row { name: label.clone(), key: label, figures: figures(&cases, &calls_of) }
         })
         .collect();
@@ -402,6 +396,7 @@ pub fn compute(facts: &Facts, grouping: Grouping, by: By, now_ms: u64) -> Report
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::days::{CHINA_OFFSET_MS as CHINA_OFFSET, DAY_MS as DAY};
 
     const MIN: u64 = 60_000;
     /// 2026-12-01 00:00 China time (a Tuesday).

@@ -10,11 +10,10 @@ use crate::error::{Error, Rejection};
 use crate::queue::Priority;
 
 use super::views::{BookingView, Named};
+pub use crate::case::days::{day_of, day_start, parse_day};
 
 const MINUTE: u64 = 60_000;
 const DAY: u64 = 86_400_000;
-/// China Standard Time is UTC+8 all year.
-const CHINA_OFFSET: u64 = 8 * 60 * MINUTE;
 pub const SLOT_MS: u64 = 30 * MINUTE;
 /// Slot starts, in minutes after midnight China time: 09:00-12:00 and 14:00-17:30.
 pub const SLOT_STARTS_MIN: [u64; 13] = [540, 570, 600, 630, 660, 690, 840, 870, 900, 930, 960, 990, 1020];
@@ -29,33 +28,6 @@ pub const BOOKED_PRIORITY: Priority = Priority(1);
 
 // ---------------------------------------------------------------------------------------------
 // Days and slots in China time.
-
-/// The China-time day (days since 1970-01-01) of a `YYYY-MM-DD` date.
-pub fn parse_day(s: &str) -> Option<u64> {
-    let mut it = s.trim().splitn(3, '-');
-    let y: i32 = it.next()?.parse().ok()?;
-    let m: u8 = it.next()?.parse().ok()?;
-    let d: u8 = it.next()?.parse().ok()?;
-    if !(2000..=2200).contains(&y) {
-        return None;
-    }
-    // Rejects 2026-02-31 and the like.
-    let date = time::Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()?;
-    u64::try_from(
-        date.to_julian_day() - time::Date::from_calendar_date(1970, time::Month::January, 1).ok()?.to_julian_day(),
-    )
-    .ok()
-}
-
-/// The China-time day of an instant.
-pub fn day_of(ms: u64) -> u64 {
-    (ms + CHINA_OFFSET) / DAY
-}
-
-/// Unix ms of midnight (China time) starting `day`.
-pub fn day_start(day: u64) -> u64 {
-    (day * DAY).saturating_sub(CHINA_OFFSET)
-}
 
 /// Monday to Friday (1970-01-01, day 0, was a Thursday): the town centre is closed on
 /// Saturdays and Sundays, which have no slots.
