@@ -38,6 +38,10 @@ crate::case::lifecycle::text_enum! {
         ObjectDecrypted = "object.decrypted",
         /// The access report was read.
         AccessReported = "access.reported",
+        /// A group call's recordings were opened for review (一对多: they belong to no case).
+        GroupCallOpened = "group_call.opened",
+        /// The group calls were listed.
+        GroupCallsListed = "group_calls.listed",
     }
 }
 
@@ -55,6 +59,8 @@ impl AccessAction {
             AccessAction::HoldLifted => "解除了法律保全",
             AccessAction::ObjectDecrypted => "在服务器上解密了文件",
             AccessAction::AccessReported => "查看了查阅记录",
+            AccessAction::GroupCallOpened => "打开了群组通话录像",
+            AccessAction::GroupCallsListed => "查看了群组通话列表",
         }
     }
 

@@ -147,17 +147,30 @@ async fn routes_check_the_role() -> anyhow::Result<()> {
     let supervisor = login_as(&server, "supervisor").await?;
     let dispatcher = login_as(&server, "dispatcher").await?;
     // (path, [(who, token, expected status)])
-    let rows: Vec<(&str, Vec<Row<'_>>)> = vec![(
-        "/api/cases/undecided",
-        vec![
-            ("nobody", None, 401),
-            ("kiosk", Some(&kiosk), 403),
-            ("supervisor", Some(&supervisor), 403),
-            ("dispatcher", Some(&dispatcher), 403),
-            ("approver", Some(&approver), 200),
-            ("chief", Some(&chief), 200),
-        ],
-    )];
+    let rows: Vec<(&str, Vec<Row<'_>>)> = vec![
+        (
+            "/api/cases/undecided",
+            vec![
+                ("nobody", None, 401),
+                ("kiosk", Some(&kiosk), 403),
+                ("supervisor", Some(&supervisor), 403),
+                ("dispatcher", Some(&dispatcher), 403),
+                ("approver", Some(&approver), 200),
+                ("chief", Some(&chief), 200),
+            ],
+        ),
+        (
+            "/api/review/group-calls",
+            vec![
+                ("nobody", None, 401),
+                ("kiosk", Some(&kiosk), 403),
+                ("approver", Some(&approver), 403),
+                ("dispatcher", Some(&dispatcher), 403),
+                ("chief", Some(&chief), 200),
+                ("supervisor", Some(&supervisor), 200),
+            ],
+        ),
+    ];
     for (path, cases) in rows {
         for (who, token, want) in cases {
             let (status, body) = get_json(&server, path, token).await?;

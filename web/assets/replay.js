@@ -275,7 +275,7 @@ export class SyncPlayer {
     return el(
       'div',
       { class: 'replay', testid: 'playback' },
-      el('div', { class: `replay-videos count-${Math.min(this.sides.length, 4)}` }, ...this.sides.map((s) => s.tile)),
+      el('div', { class: `replay-videos count-${Math.min(this.sides.length, 9)}` }, ...this.sides.map((s) => s.tile)),
       gone.length ? el('p', { class: 'hint' }, gone.map((r) => (r.destroyed_at_ms ? `一段录像已销毁(${new Date(r.destroyed_at_ms).toLocaleDateString('zh-CN', { timeZone: 'Asia/Shanghai' })})` : '一段录像没有内容')).join(';')) : null,
       el('div', { class: 'replay-controls' }, this.playButton, this.clock, this.wall),
       el('div', { class: 'replay-bar' }, el('div', { class: 'replay-marks' }, ...markButtons), this.seekBar),

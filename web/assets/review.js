@@ -3,7 +3,8 @@
 // (their own town, read-only): find cases by every condition, open one (its facts, timeline,
 // papers, every call with its recordings played in sync, who looked at it, its legal hold),
 // export it, and the access report by person and date. Every look is recorded by the server
-// before it answers. Routes: `/review`, `/review?case=NO` (a case), `/review?view=access`.
+// before it answers. Routes: `/review`, `/review?case=NO` (a case), `/review?view=access`,
+// `/review?view=groups` (the group calls, 一对多) and `/review?group=ID` (one of them, replayed).
 import { api } from './api.js';
 import { $, STAFF_TOKEN_KEY, el, fill, forgetToken, goToLogin, notify, showView, takeToken } from './common.js';
 import { PaperStore, PaperViewer, formatSize, isImage, thumbnail } from './papers.js';
@@ -32,6 +33,10 @@ import { ACCESS_ACTION, BOOKING_STATUS, CALL_ENDED_TOWN, DECISION_STATE, EVENT, 
  *   access: AccessRow[], hold: { current: ?{ placed_by: number, placed_at_ms: number, reason: string }, history: HoldHistoryRow[] },
  *   sealed_at_ms: ?number }} CaseReview
  * @typedef {{ key: string, room: string, take: number, start_ms: number, end_ms: number, recordings: Recording[], call: ?CallView }} Session
+ * @typedef {{ participant: string, side: string, name: string }} GroupMember
+ * @typedef {{ id: string, started_at_ms: number, ended_at_ms: ?number, members: GroupMember[], incomplete: number }} GroupCallSummary
+ * @typedef {{ total: number, items: GroupCallSummary[], next_cursor: ?string }} GroupCallPage
+ * @typedef {{ call: GroupCallSummary, recordings: Recording[] }} GroupCallReview
  */
 
 const token = takeToken(STAFF_TOKEN_KEY);
@@ -54,6 +59,10 @@ const state = {
   /** @type {SyncPlayer | null} */
   player: null,
   cookieSet: false,
+  /** @type {string | null} the group calls' next page */
+  groupCursor: null,
+  /** @type {GroupCallReview | null} */
+  group: null,
 };
 
 /** For tests and the console: the page's state and the current player. */
@@ -178,7 +187,10 @@ async function route() {
   const q = new URLSearchParams(location.search);
   const caseNo = q.get('case');
   if (caseNo) return openCase(caseNo, { push: false });
+  const group = q.get('group');
+  if (group) return openGroup(group, { push: false });
   if (q.get('view') === 'access') return showAccess({ push: false });
+  if (q.get('view') === 'groups') return showGroups({ push: false });
   return showSearch({ push: false });
 }
 
@@ -190,13 +202,16 @@ function navigate(/** @type {string} */ search) {
   history.pushState(null, '', `/review${search}`);
 }
 
-function markNav(/** @type {'search' | 'access' | 'case'} */ which) {
-  $('#nav-search')?.setAttribute('aria-pressed', String(which !== 'access'));
+function markNav(/** @type {'search' | 'access' | 'case' | 'groups'} */ which) {
+  $('#nav-search')?.setAttribute('aria-pressed', String(which === 'search' || which === 'case'));
+  $('#nav-groups')?.setAttribute('aria-pressed', String(which === 'groups'));
   $('#nav-access')?.setAttribute('aria-pressed', String(which === 'access'));
 }
 
 $('#nav-search')?.addEventListener('click', () => showSearch({ push: true }));
+$('#nav-groups')?.addEventListener('click', () => showGroups({ push: true }));
 $('#nav-access')?.addEventListener('click', () => showAccess({ push: true }));
+$('#group-back')?.addEventListener('click', () => showGroups({ push: true }));
 $('#case-back')?.addEventListener('click', () => showSearch({ push: true }));
 $('#setup-login')?.addEventListener('click', () => {
   forgetToken(STAFF_TOKEN_KEY);
@@ -392,16 +407,20 @@ async function openCase(caseNo, { push }) {
   state.sessions = [];
   renderCase(review);
   showView('case');
-  if (review.recordings.length && !state.cookieSet) {
-    try {
-      await api('/api/playback-cookie', { method: 'POST', token });
-      state.cookieSet = true;
-    } catch (caught) {
-      const err = /** @type {any} */ (caught);
-      notify(`录像放不了:${err.message}`, 'error');
-    }
-  }
+  if (review.recordings.length) await ensurePlaybackCookie();
   renderSessions(review);
+}
+
+/** The `<video>` elements send the staff token by a cookie for the media paths only. */
+async function ensurePlaybackCookie() {
+  if (state.cookieSet) return;
+  try {
+    await api('/api/playback-cookie', { method: 'POST', token });
+    state.cookieSet = true;
+  } catch (caught) {
+    const err = /** @type {any} */ (caught);
+    notify(`录像放不了:${err.message}`, 'error');
+  }
 }
 
 /** Reload the case shown (after a hold changed), keeping the call shown. */
@@ -525,10 +544,11 @@ function accessDetail(a) {
     const paper = state.review?.case.case_no !== a.case_no ? null : state.review?.case.papers.find((/** @type {Paper} */ p) => p.id === d.paper_id);
     return paper ? `${paper.checklist_item ? `${paper.checklist_item}:` : ''}${paper.name}` : `材料 #${d.paper_id}`;
   }
+  if (a.action === 'group_call.opened') return d.group_call ? `群组通话 ${groupCallWhen(d.group_call)}` : '';
   if (a.action.startsWith('recording.')) {
     const bytes = d.bytes ?? d.sent;
     const span = d.from_ms && d.to_ms ? `${timeOfDay(d.from_ms)}–${timeOfDay(d.to_ms)}` : '';
-    return [d.recording_id ? `录像 #${d.recording_id}` : '', Number.isFinite(bytes) ? `读取 ${formatSize(bytes)}` : '', span].filter(Boolean).join(' · ');
+    return [d.group_call ? `群组通话 ${groupCallWhen(d.group_call)}` : '', d.recording_id ? `录像 #${d.recording_id}` : '', Number.isFinite(bytes) ? `读取 ${formatSize(bytes)}` : '', span].filter(Boolean).join(' · ');
   }
   return '';
 }
@@ -708,6 +728,142 @@ function showSession(/** @type {Session} */ session) {
 function jumpTo(/** @type {Session} */ session, /** @type {number} */ ms) {
   if (select('#call-choice').value !== session.key || !state.player) showSession(session);
   state.player?.seekToWall(ms);
+}
+
+// ---- group calls (一对多) ------------------------------------------------------------------
+
+/** When a group call began, from its id (`GROUP-TAKE`, the take being the Unix ms it opened). */
+function groupCallWhen(/** @type {string} */ id) {
+  const take = Number(id.split('-')[1]);
+  return Number.isFinite(take) ? dateTime(take) : id;
+}
+
+/** "12 分 5 秒" of a span in ms. */
+function lasting(/** @type {number} */ ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const m = Math.floor(s / 60);
+  return m ? `${m} 分 ${s % 60} 秒` : `${s} 秒`;
+}
+
+/** The town side (the dispatcher) and the villages of a call, in words. */
+function hostOf(/** @type {GroupCallSummary} */ call) {
+  return call.members.filter((m) => m.side === 'town').map((m) => m.name).join('、') || '—';
+}
+function villagesOf(/** @type {GroupCallSummary} */ call) {
+  return call.members.filter((m) => m.side === 'village').map((m) => m.name).join('、') || '—';
+}
+
+/** @param {{ push: boolean }} options */
+async function showGroups({ push }) {
+  if (push) navigate('?view=groups');
+  stopPlayer();
+  markNav('groups');
+  showView('groups');
+  await loadGroups();
+}
+
+async function loadGroups({ more = false } = {}) {
+  const p = new URLSearchParams();
+  const from = /** @type {HTMLInputElement} */ ($('#g-from')).value;
+  const to = /** @type {HTMLInputElement} */ ($('#g-to')).value;
+  if (from) p.set('from', from);
+  if (to) p.set('to', to);
+  if (more && state.groupCursor) p.set('cursor', state.groupCursor);
+  p.set('limit', '30');
+  const errorBox = /** @type {HTMLElement} */ ($('#groups-error'));
+  errorBox.hidden = true;
+  try {
+    /** @type {GroupCallPage} */
+    const page = await api(`/api/review/group-calls?${p}`, { token });
+    state.groupCursor = page.next_cursor;
+    const rows = page.items.map((c) =>
+      el(
+        'tr',
+        { class: 'result-row', testid: 'group-call-row', 'data-group-call': c.id, tabindex: '0', onclick: () => openGroup(c.id, { push: true }), onkeydown: (/** @type {KeyboardEvent} */ e) => { if (e.key === 'Enter') openGroup(c.id, { push: true }); } },
+        el('td', {}, dateTime(c.started_at_ms)),
+        el('td', {}, c.ended_at_ms ? lasting(c.ended_at_ms - c.started_at_ms) : '进行中'),
+        el('td', {}, hostOf(c)),
+        el('td', {}, villagesOf(c)),
+        el('td', {}, `${c.members.length} 方${c.incomplete ? ` · ${c.incomplete} 段不完整` : ''}`),
+        el('td', {}, el('button', { type: 'button', class: 'secondary', testid: 'group-call-open' }, '回放')),
+      ),
+    );
+    const body = /** @type {HTMLElement} */ ($('#group-rows'));
+    if (more) body.append(...rows);
+    else fill(body, ...rows);
+    const shown = body.querySelectorAll('tr').length;
+    const total = /** @type {HTMLElement} */ ($('#groups-total'));
+    fill(total, page.total === 0 ? '这段时间没有群组通话。' : `共 ${page.total} 次群组通话,显示 ${shown} 次`);
+    total.dataset.total = String(page.total);
+    /** @type {HTMLElement} */ ($('#groups-more')).hidden = !page.next_cursor;
+  } catch (caught) {
+    const err = /** @type {any} */ (caught);
+    fill(errorBox, err.message);
+    errorBox.hidden = false;
+  }
+}
+
+$('#groups-form')?.addEventListener('submit', (/** @type {Event} */ event) => {
+  event.preventDefault();
+  loadGroups();
+});
+$('#groups-more')?.addEventListener('click', () => loadGroups({ more: true }));
+
+/** One group call: every side's recording in sync; a mark where each village joined. */
+async function openGroup(/** @type {string} */ id, /** @type {{ push: boolean }} */ { push }) {
+  if (push) navigate(`?group=${encodeURIComponent(id)}`);
+  markNav('groups');
+  stopPlayer();
+  /** @type {GroupCallReview} */
+  let group;
+  try {
+    group = await api(`/api/review/group-calls/${encodeURIComponent(id)}`, { token });
+  } catch (caught) {
+    const err = /** @type {any} */ (caught);
+    showView('groups');
+    const box = /** @type {HTMLElement} */ ($('#groups-error'));
+    fill(box, err.status === 404 ? '没有找到这次群组通话,或它不在您可以查阅的范围内。' : err.message);
+    box.hidden = false;
+    box.dataset.code = String(err.status);
+    return;
+  }
+  state.group = group;
+  const c = group.call;
+  fill($('#group-title'), `群组通话 ${dateTime(c.started_at_ms)}`, el('small', {}, ` ${hostOf(c)}主持`));
+  /** @type {HTMLElement} */ ($('#group-title')).dataset.groupCall = c.id;
+  const byParticipant = new Map(c.members.map((m) => [m.participant, m]));
+  fill(
+    $('#group-members'),
+    ...c.members.map((m) => {
+      const rec = group.recordings.find((r) => r.participant === m.participant);
+      return el(
+        'li',
+        { class: `group-member side-${m.side}`, testid: 'group-member', 'data-participant': m.participant },
+        el('span', { class: 'tag' }, m.side === 'town' ? '镇上' : '村里'),
+        el('span', { class: 'member-name' }, m.name),
+        rec ? el('small', {}, `${timeOfDay(rec.start_ms)} 起${rec.status === 'complete' ? '' : ' · 录像不完整'}${rec.destroyed_at_ms ? ' · 已销毁' : ''}`) : null,
+      );
+    }),
+  );
+  showView('group');
+  const playable = group.recordings.filter((r) => !r.destroyed_at_ms && r.duration_ms > 0);
+  if (!playable.length) {
+    const gone = group.recordings.find((r) => r.destroyed_at_ms);
+    fill($('#group-player'), el('p', { class: 'hint', testid: 'recording-destroyed' }, gone?.destroyed_at_ms ? `录像已销毁(${dateTime(gone.destroyed_at_ms).slice(0, 10)})` : '这次通话没有录到内容。'));
+    return;
+  }
+  await ensurePlaybackCookie();
+  const recordings = [...group.recordings].sort((a, b) => (a.side === b.side ? a.id - b.id : a.side === 'town' ? -1 : 1));
+  const label = (/** @type {Recording} */ r) => {
+    const m = byParticipant.get(r.participant);
+    return `${r.side === 'town' ? '镇上' : '村里'}:${m?.name ?? r.participant}`;
+  };
+  const origin = Math.min(...recordings.map((r) => r.start_ms));
+  const marks = recordings
+    .filter((r) => r.side === 'village' && r.start_ms > origin)
+    .map((r) => ({ at_ms: r.start_ms, kind: 'group.joined', text: `${byParticipant.get(r.participant)?.name ?? r.participant} 加入` }));
+  state.player = new SyncPlayer({ recordings, label, marks });
+  fill($('#group-player'), state.player.root);
 }
 
 // ---- the access report --------------------------------------------------------------------

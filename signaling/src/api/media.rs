@@ -1,6 +1,8 @@
 //! `/api/cases/{case_no}/recordings/{recording_id}/archive` and `…/segments/{index}`: a
 //! recording's media, decrypted on the fly, with range requests (`range`), for whoever may
-//! see the case's recordings (`cases::recordings_case`); `/api/playback-cookie`, so that a
+//! see the case's recordings (`cases::recordings_case`); the same under
+//! `/api/group-calls/{call}/recordings/…` for a group call's recordings (reviewers in whose
+//! scope the call is, `service::group_calls::check`); `/api/playback-cookie`, so that a
 //! `<video>` element can send the staff token. The work is `service::playback`.
 
 use std::net::SocketAddr;
@@ -18,7 +20,8 @@ use crate::case::Viewer;
 use crate::error::Error;
 use crate::service::access::MediaPart;
 use crate::service::audit::Access;
-use crate::service::playback::MediaStream;
+use crate::service::group_calls::{self, GroupCallId};
+use crate::service::playback::{MediaOwner, MediaStream};
 use crate::state::AppState;
 
 /// `GET|HEAD …/recordings/{recording_id}/archive`: the seekable archive copy.
@@ -31,7 +34,8 @@ pub(super) async fn archive(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let req = Request { method: &method, headers: &headers, address: super::review::address(&peer) };
-    serve(&state, &viewer, case_no, recording_id, MediaPart::Archive, req).await
+    let owner = case_owner(&state, &viewer, case_no).await?;
+    serve(&state, &viewer, owner, recording_id, MediaPart::Archive, req).await
 }
 
 /// `GET|HEAD …/recordings/{recording_id}/segments/{index}`: one segment (a complete file).
@@ -44,7 +48,64 @@ pub(super) async fn segment(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let req = Request { method: &method, headers: &headers, address: super::review::address(&peer) };
-    serve(&state, &viewer, case_no, recording_id, MediaPart::Segment(index), req).await
+    let owner = case_owner(&state, &viewer, case_no).await?;
+    serve(&state, &viewer, owner, recording_id, MediaPart::Segment(index), req).await
+}
+
+/// `GET|HEAD /api/group-calls/{call}/recordings/{recording_id}/archive`.
+pub(super) async fn group_archive(
+    State(state): State<AppState>,
+    MediaViewer(viewer): MediaViewer,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((call, recording_id)): Path<(String, i64)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let req = Request { method: &method, headers: &headers, address: super::review::address(&peer) };
+    let owner = group_owner(&state, &viewer, &call).await?;
+    serve(&state, &viewer, owner, recording_id, MediaPart::Archive, req).await
+}
+
+/// `GET|HEAD /api/group-calls/{call}/recordings/{recording_id}/segments/{index}`.
+pub(super) async fn group_segment(
+    State(state): State<AppState>,
+    MediaViewer(viewer): MediaViewer,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((call, recording_id, index)): Path<(String, i64, u32)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let req = Request { method: &method, headers: &headers, address: super::review::address(&peer) };
+    let owner = group_owner(&state, &viewer, &call).await?;
+    serve(&state, &viewer, owner, recording_id, MediaPart::Segment(index), req).await
+}
+
+/// Whose media is asked for, as the access record names it.
+struct Owner {
+    owner: MediaOwner,
+    case_id: Option<i64>,
+    /// The group call's id, for the access record.
+    group_call: Option<String>,
+}
+
+/// A case the viewer may see the recordings of.
+async fn case_owner(state: &AppState, viewer: &Viewer, case_no: String) -> Result<Owner, ApiError> {
+    let case = cases::recordings_case(state, viewer, case_no).await?;
+    Ok(Owner { owner: MediaOwner::Case(case.id), case_id: Some(case.id), group_call: None })
+}
+
+/// A group call in the viewer's review scope (403 for anyone but reviewers, 404 for a call
+/// that does not exist or is of another town).
+async fn group_owner(state: &AppState, viewer: &Viewer, call: &str) -> Result<Owner, ApiError> {
+    crate::service::review::scope_of(viewer)?;
+    let id =
+        GroupCallId::parse(call).ok_or_else(|| ApiError::from(crate::error::Rejection::not_found("group call")))?;
+    group_calls::check(&state.db, viewer, id).await?;
+    Ok(Owner {
+        owner: MediaOwner::GroupCall { room: id.room(), take: id.take },
+        case_id: None,
+        group_call: Some(id.to_string()),
+    })
 }
 
 /// What `serve` needs of the request.
@@ -61,14 +122,14 @@ fn value(s: &str) -> HeaderValue {
 async fn serve(
     state: &AppState,
     viewer: &Viewer,
-    case_no: String,
+    owner: Owner,
     recording_id: i64,
     part: MediaPart,
     req: Request<'_>,
 ) -> Result<Response, ApiError> {
     let Request { method, headers, address } = req;
-    let case = cases::recordings_case(state, viewer, case_no).await?;
-    let media = match state.playback.open(&case, recording_id, part).await {
+    let Owner { owner, case_id, group_call } = owner;
+    let media = match state.playback.open(owner, recording_id, part).await {
         Err(Error::Rejected(r)) if r.code == "streams_busy" => {
             let mut busy = ApiError::from(r).into_response();
             busy.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
@@ -114,12 +175,11 @@ async fn serve(
     }
     // The viewing is recorded before its first byte (one entry per viewer and recording per
     // ten minutes; how much was watched follows when the viewing ends).
-    let access = Access {
-        action: AccessAction::RecordingPlayed,
-        case_id: Some(case.id),
-        detail: serde_json::json!({"recording_id": recording_id}),
-        address: address.clone(),
+    let detail = match group_call {
+        Some(call) => serde_json::json!({"recording_id": recording_id, "group_call": call}),
+        None => serde_json::json!({"recording_id": recording_id}),
     };
+    let access = Access { action: AccessAction::RecordingPlayed, case_id, detail, address: address.clone() };
     state.audit.access_once(&viewer.stamp(), access, crate::service::review::OPEN_WINDOW_MS).await?;
     let stream = state.playback.stream(media, bytes, viewer.stamp(), address)?;
     Ok((status, h, Body::from_stream(pieces(stream))).into_response())
@@ -131,8 +191,11 @@ fn pieces(stream: MediaStream) -> impl futures_util::Stream<Item = Result<Bytes,
     futures_util::stream::unfold(stream, |mut s| async move { s.next().await.map(|p| (p.map(Bytes::from), s)) })
 }
 
+/// The paths under which the media endpoints live: the cookie is set for each of them only.
+const MEDIA_PATHS: [&str; 2] = ["/api/cases/", "/api/group-calls/"];
+
 /// `POST /api/playback-cookie`: the staff token, in an `HttpOnly`, `SameSite=Strict` cookie
-/// for the media endpoints only (`Path=/api/cases/`), for `<video src>`. Town staff and
+/// for the media endpoints only (one per path of [`MEDIA_PATHS`]), for `<video src>`. Town staff and
 /// supervisors; it lasts as long as a session may, and dies with the session.
 pub(super) async fn set_cookie(
     State(state): State<AppState>,
@@ -146,13 +209,21 @@ pub(super) async fn set_cookie(
     let token = token.ok_or_else(ApiError::unauthorized)?;
     let secure = if state.config.base_url().starts_with("https://") { "; Secure" } else { "" };
     let max_age = state.config.auth.session_ttl_hours * 3600;
-    let cookie =
-        format!("{MEDIA_COOKIE}={token}; Path=/api/cases/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, value(&cookie))]).into_response())
+    let mut h = HeaderMap::new();
+    for path in MEDIA_PATHS {
+        let cookie =
+            format!("{MEDIA_COOKIE}={token}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
+        h.append(header::SET_COOKIE, value(&cookie));
+    }
+    Ok((StatusCode::NO_CONTENT, h).into_response())
 }
 
 /// `DELETE /api/playback-cookie`: forget it.
 pub(super) async fn clear_cookie() -> Response {
-    let cookie = format!("{MEDIA_COOKIE}=; Path=/api/cases/; Max-Age=0; HttpOnly; SameSite=Strict");
-    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, value(&cookie))]).into_response()
+    let mut h = HeaderMap::new();
+    for path in MEDIA_PATHS {
+        let cookie = format!("{MEDIA_COOKIE}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Strict");
+        h.append(header::SET_COOKIE, value(&cookie));
+    }
+    (StatusCode::NO_CONTENT, h).into_response()
 }

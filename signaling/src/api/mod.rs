@@ -66,6 +66,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/cases/{case_no}/recordings", get(cases::recordings))
         .route("/api/cases/{case_no}/recordings/{recording_id}/archive", get(media::archive))
         .route("/api/cases/{case_no}/recordings/{recording_id}/segments/{index}", get(media::segment))
+        .route("/api/group-calls/{call}/recordings/{recording_id}/archive", get(media::group_archive))
+        .route("/api/group-calls/{call}/recordings/{recording_id}/segments/{index}", get(media::group_segment))
         .route("/api/playback-cookie", post(media::set_cookie).delete(media::clear_cookie))
         .route("/api/cases/{case_no}/legal-hold", put(legal_hold::place).get(legal_hold::show).delete(legal_hold::lift))
         .route("/api/signoffs", get(cases::signoffs))
@@ -92,6 +94,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/review/access", get(review::access))
         .route("/api/review/public-key", get(review::public_key))
         .route("/api/review/choices", get(review::choices))
+        .route("/api/review/group-calls", get(review::group_calls))
+        .route("/api/review/group-calls/{call}", get(review::group_call))
         // Statistics (supervisors, chiefs).
         .route("/api/stats", get(stats::report))
         .route("/api/stats/export.csv", get(stats::export_csv))

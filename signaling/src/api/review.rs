@@ -15,6 +15,7 @@ use super::extract::CaseViewer;
 use crate::case::{Outcome, Rating, ShownStatus};
 use crate::db::{CaseFilter, CaseOrder, RatingFilter, SignoffFilter};
 use crate::service::bookings::{day_start, parse_day};
+use crate::service::group_calls::{self, GroupCallId, GroupCallPage, GroupCallReview};
 use crate::service::review::{self, AccessReport, CaseReview, Choices, SearchPage};
 use crate::state::AppState;
 
@@ -210,4 +211,46 @@ pub(super) async fn choices(
     CaseViewer(viewer): CaseViewer,
 ) -> Result<Json<Choices>, ApiError> {
     Ok(Json(review::choices(&state.db, &viewer).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GroupCallsQuery {
+    /// `YYYY-MM-DD` (China time), inclusive.
+    from: Option<String>,
+    to: Option<String>,
+    /// The last id of the page before.
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/review/group-calls`: the group calls (一对多) in the reviewer's scope, newest first.
+pub(super) async fn group_calls(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    q: Result<Query<GroupCallsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<GroupCallPage>, ApiError> {
+    review::scope_of(&viewer)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("查询条件不正确 ({})", e.body_text())))?;
+    let from = blank(&q.from).map(|d| parse_day(d).map(day_start).ok_or_else(|| bad("from"))).transpose()?;
+    let to = blank(&q.to).map(|d| parse_day(d).map(|d| day_start(d + 1)).ok_or_else(|| bad("to"))).transpose()?;
+    let cursor = blank(&q.cursor).map(|c| GroupCallId::parse(c).ok_or_else(|| bad("cursor"))).transpose()?;
+    let page =
+        group_calls::list(&state.db, &state.audit, &viewer, from, to, cursor, q.limit.unwrap_or(30), address(&peer))
+            .await?;
+    Ok(Json(page))
+}
+
+/// `GET /api/review/group-calls/{call}`: one group call with its recordings.
+pub(super) async fn group_call(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(call): Path<String>,
+) -> Result<Json<GroupCallReview>, ApiError> {
+    review::scope_of(&viewer)?;
+    let id =
+        GroupCallId::parse(&call).ok_or_else(|| ApiError::from(crate::error::Rejection::not_found("group call")))?;
+    Ok(Json(group_calls::review(&state.db, &state.audit, &viewer, id, address(&peer)).await?))
 }

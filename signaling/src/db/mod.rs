@@ -102,7 +102,10 @@ pub use calls::{CallRow, CaseCall};
 pub use events::{EventRow, NewEvent};
 pub use inbox::{InboxRow, RatingRow};
 pub use papers::{PaperRow, UploadRow};
-pub use recordings::{CatalogRow, HoldHistoryRow, IntentRow, LegalHold, RecordingEnd, RecordingRow, SegmentRow};
+pub use recordings::{
+    CatalogRow, GroupCallFilter, GroupCallRow, HoldHistoryRow, IntentRow, LegalHold, RecordingEnd, RecordingRow,
+    SegmentRow,
+};
 pub use region::{
     CountyRow, KioskRow, MatterRow, Me, NamedRef, TownRow, UserRow, VillageKind, VillageRow, WindowKind, WindowRow,
 };

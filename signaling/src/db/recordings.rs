@@ -507,3 +507,138 @@ impl Db {
         Ok(ids.collect::<Result<_, _>>()?)
     }
 }
+
+/// One opening of a group call room (一对多: a dispatcher and several villages), as the
+/// review lists it: its recordings share the room and the take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCallRow {
+    /// `group:N`.
+    pub room: String,
+    /// Unix ms the room was opened.
+    pub take: u64,
+    /// The first recording's start and the last one's end (none while one still records).
+    pub started_at_ms: u64,
+    pub ended_at_ms: Option<u64>,
+    /// Media labels (`staff:ID`, `kiosk:ID`), one per recording, in no particular order.
+    pub participants: Vec<String>,
+    /// Recordings not (yet) complete.
+    pub incomplete: u32,
+}
+
+/// Which group calls the review lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCallFilter {
+    /// Only the calls one of whose participants belongs to this town (a dispatcher of it, or a
+    /// kiosk of one of its villages).
+    pub town_id: Option<i64>,
+    /// Opened at or after, and before (Unix ms).
+    pub from_ms: Option<u64>,
+    pub to_ms: Option<u64>,
+}
+
+/// Group call rooms are named `group:N`: the range of such names, for the unique index on
+/// (room, take, participant).
+const GROUP_ROOMS: &str = "r.room >= 'group:' AND r.room < 'group;'";
+
+/// 1 when the recording `alias` is of a participant of town `param` (its staff member's
+/// town, or its kiosk's village's town), else 0: summed over a call's recordings.
+fn of_town(alias: &str, param: &str) -> String {
+    format!(
+        "(CASE WHEN {alias}.participant LIKE 'kiosk:%' THEN EXISTS (SELECT 1 FROM kiosks k JOIN villages v ON v.id = k.village_id
+                   WHERE k.id = CAST(substr({alias}.participant, 7) AS INTEGER) AND v.town_id = {param})
+              WHEN {alias}.participant LIKE 'staff:%' THEN EXISTS (SELECT 1 FROM users u
+                   WHERE u.id = CAST(substr({alias}.participant, 7) AS INTEGER) AND u.town_id = {param})
+              ELSE 0 END)"
+    )
+}
+
+impl Db {
+    /// The group calls matching `filter`, newest first: how many in all, and up to `limit`
+    /// of them before the call `before` (take, room) when given (keyset paging).
+    pub fn group_calls(
+        &self,
+        filter: GroupCallFilter,
+        before: Option<(u64, &str)>,
+        limit: usize,
+    ) -> Result<(u64, Vec<GroupCallRow>), DataError> {
+        use rusqlite::params_from_iter;
+        use rusqlite::types::Value as SqlValue;
+        let mut wheres = vec![GROUP_ROOMS.to_string()];
+        let mut args: Vec<SqlValue> = Vec::new();
+        if let Some(from) = filter.from_ms {
+            args.push(SqlValue::from(sql_ms(from)));
+            wheres.push(format!("r.take >= ?{}", args.len()));
+        }
+        if let Some(to) = filter.to_ms {
+            args.push(SqlValue::from(sql_ms(to)));
+            wheres.push(format!("r.take < ?{}", args.len()));
+        }
+        let having = match filter.town_id {
+            Some(town) => {
+                args.push(SqlValue::from(town));
+                format!("HAVING SUM({}) > 0", of_town("r", &format!("?{}", args.len())))
+            }
+            None => String::new(),
+        };
+        let grouped = |wheres: &[String]| {
+            format!(
+                "SELECT r.room, r.take, MIN(r.started_at_ms), MAX(COALESCE(r.ended_at_ms, -1)),
+                        GROUP_CONCAT(r.participant, ','), SUM(r.status <> 'complete')
+                 FROM recordings r WHERE {} GROUP BY r.room, r.take {having}",
+                wheres.join(" AND ")
+            )
+        };
+        let conn = self.conn();
+        let total: i64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM ({})", grouped(&wheres)),
+            params_from_iter(args.iter()),
+            |r| r.get(0),
+        )?;
+        if let Some((take, room)) = before {
+            args.push(SqlValue::from(sql_ms(take)));
+            let t = args.len();
+            args.push(SqlValue::from(room.to_string()));
+            wheres.push(format!("(r.take < ?{t} OR (r.take = ?{t} AND r.room < ?{}))", args.len()));
+        }
+        args.push(SqlValue::from(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let sql = format!("{} ORDER BY r.take DESC, r.room DESC LIMIT ?{}", grouped(&wheres), args.len());
+        let mut st = conn.prepare(&sql)?;
+        let rows = st
+            .query_map(params_from_iter(args.iter()), |r| {
+                let ended: i64 = r.get(3)?;
+                let incomplete: i64 = r.get(5)?;
+                Ok(GroupCallRow {
+                    room: r.get(0)?,
+                    take: row_ms(r.get(1)?),
+                    started_at_ms: row_ms(r.get(2)?),
+                    ended_at_ms: (ended >= 0).then(|| row_ms(ended)),
+                    participants: r.get::<_, String>(4)?.split(',').map(str::to_string).collect(),
+                    incomplete: u32::try_from(incomplete).unwrap_or(u32::MAX),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((row_ms(total), rows))
+    }
+
+    /// The recordings of one opening of a group call room, oldest first.
+    pub fn recordings_of_group_call(&self, room: &str, take: u64) -> Result<Vec<RecordingRow>, DataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "{RECORDING_COLUMNS} WHERE r.room = ?1 AND r.take = ?2 AND {GROUP_ROOMS} ORDER BY r.id"
+        ))?;
+        let rows = stmt.query_map(params![room, sql_ms(take)], recording_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether one of the participants of the group call (room, take) belongs to `town_id`.
+    pub fn group_call_in_town(&self, room: &str, take: u64, town_id: i64) -> Result<bool, DataError> {
+        Ok(self.conn().query_row(
+            &format!(
+                "SELECT COALESCE(SUM({}), 0) > 0 FROM recordings r WHERE r.room = ?1 AND r.take = ?2",
+                of_town("r", "?3")
+            ),
+            params![room, sql_ms(take), town_id],
+            |r| r.get(0),
+        )?)
+    }
+}

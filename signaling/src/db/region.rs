@@ -331,6 +331,15 @@ impl Db {
         Ok(v)
     }
 
+    pub fn kiosk(&self, kiosk_id: i64) -> Result<Option<KioskRow>, DataError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT id, village_id, name FROM kiosks WHERE id = ?1", [kiosk_id], |r| {
+                Ok(KioskRow { id: r.get(0)?, village_id: r.get(1)?, name: r.get(2)? })
+            })
+            .optional()?)
+    }
+
     pub fn user(&self, user_id: i64) -> Result<Option<UserRow>, DataError> {
         Ok(self
             .conn()

@@ -41,7 +41,8 @@ pub struct PlaybackAccess {
     /// Who, as the audit record names them, and from which address.
     pub viewer: EventActor,
     pub address: Option<String>,
-    pub case_id: i64,
+    /// None for a group call's recording.
+    pub case_id: Option<i64>,
     pub recording_id: i64,
     pub part: MediaPart,
     /// The plaintext bytes the response was for (`start..end`), of `total`.
@@ -58,7 +59,7 @@ pub struct PlaybackAccess {
 struct Tally {
     viewer: EventActor,
     address: Option<String>,
-    case_id: i64,
+    case_id: Option<i64>,
     responses: u64,
     bytes: u64,
     first_ms: u64,
@@ -113,7 +114,7 @@ impl Viewings {
         for ((user, recording), t) in done {
             let entry = NewAccess {
                 at_ms: t.last_ms,
-                case_id: Some(t.case_id),
+                case_id: t.case_id,
                 actor: t.viewer.clone(),
                 action: AccessAction::RecordingWatched,
                 detail: json!({"recording_id": recording, "responses": t.responses, "bytes": t.bytes,

@@ -9,6 +9,7 @@ pub mod bookings;
 pub mod calls;
 pub mod cases;
 pub mod export;
+pub mod group_calls;
 pub mod papers;
 pub mod playback;
 pub mod review;

@@ -11,7 +11,7 @@
 //! reports the playback to `access::recording_played`.
 //!
 //! Who may play what is decided before this (the API's recordings scope): this module is
-//! handed a case its caller may see.
+//! handed the owner of the media, a case or a group call its caller may see.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -23,7 +23,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::access::{MediaPart, PlaybackAccess, Viewings};
-use crate::case::CaseRecord;
 use crate::config::LimitsConfig;
 use crate::db::{DataError, Db};
 use crate::error::{Error, RejectKind, Rejection};
@@ -44,9 +43,35 @@ pub struct Playback {
     viewings: Arc<Viewings>,
 }
 
+/// Whose recordings: a case's, or one opening of a group call room (which belongs to no case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaOwner {
+    /// The case (by id) its caller may see.
+    Case(i64),
+    /// The group call (room `group:N`, take) its caller may see.
+    GroupCall { room: String, take: u64 },
+}
+
+impl MediaOwner {
+    fn owns(&self, r: &crate::db::RecordingRow) -> bool {
+        match self {
+            MediaOwner::Case(id) => r.case_id == Some(*id),
+            MediaOwner::GroupCall { room, take } => r.case_id.is_none() && &r.room == room && r.take == *take,
+        }
+    }
+
+    fn case_id(&self) -> Option<i64> {
+        match self {
+            MediaOwner::Case(id) => Some(*id),
+            MediaOwner::GroupCall { .. } => None,
+        }
+    }
+}
+
 /// A recording's media, opened: where it is, what it is, and its authentic length.
 pub struct OpenMedia {
-    pub case_id: i64,
+    /// The case it belongs to (none for a group call).
+    pub case_id: Option<i64>,
     pub recording_id: i64,
     pub part: MediaPart,
     /// `video/webm`, `audio/webm`, `video/x-matroska` or `audio/x-matroska`.
@@ -113,14 +138,14 @@ impl Playback {
         self.limit - self.streams.available_permits()
     }
 
-    /// Open `part` of recording `recording_id` of `case` (a case the caller may see): 404 for a
-    /// recording of another case or none, for a missing segment, (`no_archive`) for the archive
+    /// Open `part` of recording `recording_id` of `owner` (a case or group call the caller may
+    /// see): 404 for a recording of another owner or none, for a missing segment, (`no_archive`) for the archive
     /// of a recording that has none (incomplete: its segments still play); 410 (`destroyed`)
     /// for media destroyed by retention; 503 (`streams_busy`) when `limits.media_streams`
     /// streams are being served, (`media_missing`) for media not in the store although not
     /// destroyed, (`store_unavailable`) when the store does not answer and the object is not
     /// in the spool.
-    pub async fn open(&self, case: &CaseRecord, recording_id: i64, part: MediaPart) -> Result<OpenMedia, Error> {
+    pub async fn open(&self, owner: MediaOwner, recording_id: i64, part: MediaPart) -> Result<OpenMedia, Error> {
         let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
             Rejection::new(
                 RejectKind::Unavailable,
@@ -128,11 +153,11 @@ impl Playback {
                 "正在播放的录像太多,请稍后再试 (too many recordings are being played at once; try again shortly)",
             )
         })?;
-        let case_id = case.id;
+        let case_id = owner.case_id();
         let found = self
             .db
             .run(move |db| -> Result<_, DataError> {
-                let Some(rec) = db.recording(recording_id)?.filter(|r| r.case_id == Some(case_id)) else {
+                let Some(rec) = db.recording(recording_id)?.filter(|r| owner.owns(r)) else {
                     return Ok(None);
                 };
                 let key = match part {

@@ -3,13 +3,15 @@
 //! the player needs them, who looked at it, its legal hold. Every look is an access entry of
 //! the audit record, written before the answer.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::audit::AccessAction;
 use crate::case::villager::mask_phone;
 use crate::case::{Audience, CaseRecord, CaseScope, Outcome, ShownStatus, SignoffDecision, Viewer, plausible_case_no};
-use crate::db::{AccessRow, CaseFilter, CaseOrder, DataError, Db, HoldHistoryRow, LegalHold, SegmentRow};
+use crate::db::{AccessRow, CaseFilter, CaseOrder, DataError, Db, HoldHistoryRow, LegalHold, RecordingRow, SegmentRow};
 use crate::error::{Error, Rejection};
 
 use super::audit::{Access, Audit};
@@ -201,7 +203,7 @@ pub async fn load(db: &Db, viewer: &Viewer, case_no: String) -> Result<CaseRecor
     Ok(case)
 }
 
-fn media_side(participant: &str) -> &'static str {
+pub(super) fn media_side(participant: &str) -> &'static str {
     if participant.starts_with("kiosk:") { "village" } else { "town" }
 }
 
@@ -234,7 +236,7 @@ pub async fn case_review_unrecorded(db: &Db, viewer: &Viewer, case: &CaseRecord)
             v.phone = mask_phone(&v.phone);
         }
         view.villager_name = view.villager_name.as_deref().map(mask_name);
-        let destroyed: std::collections::HashMap<String, u64> = db.destroyed_objects_of_case(id)?.into_iter().collect();
+        let destroyed: HashMap<String, u64> = db.destroyed_objects_of_case(id)?.into_iter().collect();
         let destroyed_papers = db
             .papers_of_case(id)?
             .iter()
@@ -244,38 +246,8 @@ pub async fn case_review_unrecorded(db: &Db, viewer: &Viewer, case: &CaseRecord)
             .collect();
         let mut recordings = Vec::new();
         for r in db.recordings_of_case(id)? {
-            let segments: Vec<SegmentRow> = db.recording_segments(r.id)?;
-            let destroyed_at_ms = segments.iter().find_map(|s| destroyed.get(&s.key).copied());
             let base = format!("/api/cases/{}/recordings/{}", case.case_no, r.id);
-            let duration_ms = segments.last().map(|s| s.start_ms + s.duration_ms).unwrap_or(0);
-            recordings.push(RecordingReview {
-                id: r.id,
-                side: media_side(&r.participant),
-                room: r.room,
-                take: r.take,
-                participant: r.participant,
-                status: r.status,
-                start_ms: r.timeline_start_ms.unwrap_or(r.started_at_ms),
-                ended_at_ms: r.ended_at_ms,
-                duration_ms,
-                gaps: r.gaps,
-                archive_url: r
-                    .archive_key
-                    .as_ref()
-                    .filter(|_| destroyed_at_ms.is_none())
-                    .map(|_| format!("{base}/archive")),
-                segments: segments
-                    .iter()
-                    .map(|s| SegmentReview {
-                        index: s.index,
-                        start_ms: s.start_ms,
-                        duration_ms: s.duration_ms,
-                        bytes: s.bytes,
-                        url: format!("{base}/segments/{}", s.index),
-                    })
-                    .collect(),
-                destroyed_at_ms,
-            });
+            recordings.push(recording_review(db, r, &base, &destroyed)?);
         }
         let bookings = db.bookings_of_case(id)?.iter().map(BookingView::from).collect();
         let access = db.accesses(Some(id), None, 0, u64::MAX, 500)?;
@@ -284,6 +256,43 @@ pub async fn case_review_unrecorded(db: &Db, viewer: &Viewer, case: &CaseRecord)
         Ok(CaseReview { case: view, bookings, recordings, destroyed_papers, access, hold, sealed_at_ms })
     })
     .await
+}
+
+/// One recording as the player needs it, its media under `base` (`{base}/archive`,
+/// `{base}/segments/{index}`); `destroyed` says which of its objects retention destroyed, when.
+pub(super) fn recording_review(
+    db: &Db,
+    r: RecordingRow,
+    base: &str,
+    destroyed: &HashMap<String, u64>,
+) -> Result<RecordingReview, DataError> {
+    let segments: Vec<SegmentRow> = db.recording_segments(r.id)?;
+    let destroyed_at_ms = segments.iter().find_map(|s| destroyed.get(&s.key).copied());
+    let duration_ms = segments.last().map(|s| s.start_ms + s.duration_ms).unwrap_or(0);
+    Ok(RecordingReview {
+        id: r.id,
+        side: media_side(&r.participant),
+        room: r.room,
+        take: r.take,
+        participant: r.participant,
+        status: r.status,
+        start_ms: r.timeline_start_ms.unwrap_or(r.started_at_ms),
+        ended_at_ms: r.ended_at_ms,
+        duration_ms,
+        gaps: r.gaps,
+        archive_url: r.archive_key.as_ref().filter(|_| destroyed_at_ms.is_none()).map(|_| format!("{base}/archive")),
+        segments: segments
+            .iter()
+            .map(|s| SegmentReview {
+                index: s.index,
+                start_ms: s.start_ms,
+                duration_ms: s.duration_ms,
+                bytes: s.bytes,
+                url: format!("{base}/segments/{}", s.index),
+            })
+            .collect(),
+        destroyed_at_ms,
+    })
 }
 
 /// A town as the search form offers it: its villages, windows and deciding staff.
