@@ -55,6 +55,19 @@ pub struct Config {
     pub auth: AuthConfig,
     pub storage: StorageConfig,
     pub audit: AuditConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Who may read `/metrics` (`metrics_access`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A file holding the bearer token Prometheus must send (`authorization: {
+    /// credentials_file: … }` in its scrape config); then any address with the token is
+    /// answered. Without it, only direct requests from this machine (loopback, not forwarded
+    /// by a proxy) are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// The audit record's background work.
@@ -414,6 +427,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             storage: StorageConfig::default(),
             audit: AuditConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{hash_password, is_valid_password_hash, token_hash, verify_password};
 use crate::db::{DataError, Db, MatterFields, Role, UserFields, VillageKind, WindowKind};
@@ -30,9 +30,10 @@ pub const MIN_TOKEN_LEN: usize = 16;
 // ---------------------------------------------------------------------------------------------
 // File format.
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RegionFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     county: Option<CountyIn>,
     #[serde(default)]
     towns: Vec<TownIn>,
@@ -44,14 +45,15 @@ struct RegionFile {
     kiosks: Vec<KioskIn>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct CountyIn {
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct TownIn {
     name: String,
@@ -60,32 +62,37 @@ struct TownIn {
     #[serde(default)]
     villages: Vec<VillageIn>,
     /// `None`: the three standard windows.
+    #[serde(skip_serializing_if = "Option::is_none")]
     windows: Option<Vec<WindowIn>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct VillageIn {
     name: String,
     /// Default: `community` if the name ends in 社区, else `village`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<VillageKind>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct WindowIn {
     name: String,
     /// Default: from a standard name (综合窗口, 民政窗口, 社保窗口); required otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<WindowKind>,
     /// Matter codes this window takes; without it, the matters of its kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
     matters: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct MatterIn {
     code: String,
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     plain_name: Option<String>,
     #[serde(default)]
     department: String,
@@ -100,25 +107,32 @@ struct MatterIn {
     keywords: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct AccountIn {
     username: String,
     display_name: String,
     role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     town: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     window: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     password_hash: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct KioskIn {
     town: String,
     village: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     token_hash: Option<String>,
 }
 
@@ -163,6 +177,89 @@ impl KioskIn {
             None => format!("{}便民服务室", self.village.trim()),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export.
+
+/// What heads an exported region file.
+const EXPORT_HEADER: &str = "\
+# The region of a cunneng server, written by `cunneng export-region` (docs/import-format.md).
+# `cunneng import` of this file into an empty data dir reproduces it: towns, villages, windows
+# and which matters they take, the matter catalog, the accounts and the kiosk devices. It holds
+# no password or device token, only their stored hashes: keep it as private as a backup.
+";
+
+/// The stored region as an import file (`cunneng export-region`): importing it into an empty
+/// data dir reproduces the region, and exporting that gives the same text again. Every field
+/// is written out (no defaults left to the importer), secrets as their stored hashes.
+pub fn export_region(db: &Db) -> Result<String, DataError> {
+    let dump = db.region_dump()?;
+    let window_kind = |k: &str| {
+        WindowKind::parse(k).ok_or_else(|| DataError::Invalid(format!("a stored window kind {k:?} is unknown")))
+    };
+    let mut towns = Vec::new();
+    for t in dump.towns {
+        let mut windows = Vec::new();
+        for w in t.windows {
+            windows.push(WindowIn { kind: Some(window_kind(&w.kind)?), name: w.name, matters: w.matters });
+        }
+        towns.push(TownIn {
+            name: t.name,
+            any_window: t.any_window,
+            villages: t
+                .villages
+                .into_iter()
+                .map(|(name, kind)| VillageIn { name, kind: Some(VillageKind::parse(&kind).unwrap_or_default()) })
+                .collect(),
+            windows: Some(windows),
+        });
+    }
+    let mut matters = Vec::new();
+    for m in dump.matters {
+        matters.push(MatterIn {
+            window: window_kind(&m.window_kind)?,
+            code: m.code,
+            name: m.name,
+            plain_name: Some(m.plain_name),
+            department: m.department,
+            required_papers: m.required_papers,
+            needs_signoff: m.needs_signoff,
+            village_can_finish: m.village_can_finish,
+            keywords: m.keywords,
+        });
+    }
+    let file = RegionFile {
+        county: dump.county.map(|(name, code)| CountyIn { name, code: Some(code) }),
+        towns,
+        matters,
+        accounts: dump
+            .accounts
+            .into_iter()
+            .map(|a| AccountIn {
+                username: a.username,
+                display_name: a.display_name,
+                role: a.role,
+                town: a.town,
+                window: a.window,
+                password: None,
+                password_hash: Some(a.password_hash),
+            })
+            .collect(),
+        kiosks: dump
+            .kiosks
+            .into_iter()
+            .map(|k| KioskIn {
+                town: k.town,
+                village: k.village,
+                name: Some(k.name),
+                token: None,
+                token_hash: Some(k.token_hash),
+            })
+            .collect(),
+    };
+    let body = toml::to_string(&file).map_err(|e| DataError::Invalid(format!("the region cannot be written: {e}")))?;
+    Ok(format!("{EXPORT_HEADER}\n{body}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -701,6 +798,70 @@ mod tests {
         let db = Db::open_in_memory().unwrap();
         import_demo(&db).unwrap();
         db
+    }
+
+    #[test]
+    fn an_exported_region_imports_into_an_empty_store_as_the_same_region() {
+        let db = demo_db();
+        // Beyond the demo: a window that lists its matters, a town-limited supervisor, an
+        // admin, a community, a kiosk with its own name.
+        import_str(
+            &db,
+            r#"
+[[towns]]
+name = "白果乡"
+any_window = true
+villages = [{ name = "柳桥村" }, { name = "白果社区" }]
+windows = [{ name = "综合窗口" }, { name = "不动产窗口", kind = "custom", matters = ["BDC-001"] }]
+
+[[matters]]
+code = "BDC-001"
+name = "不动产登记"
+window = "custom"
+required_papers = ["身份证", "房产证"]
+keywords = ["房产", "过户"]
+
+[[accounts]]
+username = "baiguo-sup"
+display_name = "白果纪委"
+role = "supervisor"
+town = "白果乡"
+password = "baiguo-sup-pw"
+
+[[accounts]]
+username = "county-admin"
+display_name = "县管理员"
+role = "admin"
+password = "county-admin-pw"
+
+[[kiosks]]
+town = "白果乡"
+village = "白果社区"
+name = "社区服务站一号机"
+token = "0123456789abcdef0123456789abcdef"
+"#,
+        )
+        .unwrap();
+        let text = export_region(&db).unwrap();
+        assert!(text.starts_with("# The region of a cunneng server"), "{text}");
+        assert!(!text.contains("password ="), "no plaintext password field: {text}");
+        assert!(!text.contains("0123456789abcdef0123456789abcdef"), "no device token");
+
+        let copy = Db::open_in_memory().unwrap();
+        let summary = import_str(&copy, &text).unwrap();
+        assert_eq!(summary.towns.created, 4);
+        assert_eq!(copy.region_dump().unwrap(), db.region_dump().unwrap());
+        assert_eq!(export_region(&copy).unwrap(), text, "the export of the copy is the same text");
+        assert_eq!(copy.counts().unwrap(), db.counts().unwrap());
+
+        // The same secrets work: a demo password, the new kiosk's token.
+        let (user, password) = ("baiguo-sup", "baiguo-sup-pw");
+        assert!(auth::login(&copy, user, password, 0, 1).is_ok());
+        assert!(copy.kiosk_by_token_hash(&token_hash("0123456789abcdef0123456789abcdef")).unwrap().is_some());
+        // The window that listed its matters still lists them (not the matters of its kind).
+        let t = copy.topology().unwrap();
+        let custom = t.windows.iter().find(|w| w.name == "不动产窗口").unwrap();
+        assert_eq!(custom.kind, WindowKind::Custom);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod import;
 pub mod jobs;
 pub mod metrics;
+pub mod metrics_access;
 pub mod objects;
 pub mod queue;
 pub mod ratelimit;

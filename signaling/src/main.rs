@@ -47,6 +47,14 @@ enum Command {
         /// The region file; see docs/import-format.md.
         file: PathBuf,
     },
+    /// Write the stored region (towns, villages, windows, matters, accounts, kiosks) as an
+    /// import file: `cunneng import` of it into an empty data dir reproduces the region. It
+    /// holds the stored password and token hashes, no secret itself.
+    ExportRegion {
+        /// Write it to this file (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Key-encryption keys (the file `storage.kek_file`, default DATA_DIR/keys/kek.toml).
     Keys {
         #[command(subcommand)]
@@ -176,6 +184,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let summary = cunneng_signaling::import::import_str(&db, &text)
                 .with_context(|| format!("importing {}", file.display()))?;
             println!("imported {}: {summary}", file.display());
+        }
+        Command::ExportRegion { out } => {
+            let path = config.db_path();
+            anyhow::ensure!(path.exists(), "no database at {}: nothing to export", path.display());
+            let db = cunneng_signaling::db::Db::open(&path)?;
+            let text = cunneng_signaling::import::export_region(&db)?;
+            match out {
+                Some(file) => {
+                    cunneng_storage::write_private(&file, text.as_bytes())
+                        .with_context(|| format!("writing {}", file.display()))?;
+                    eprintln!("wrote the region to {}", file.display());
+                }
+                None => print!("{text}"),
+            }
         }
         Command::Keys { action: KeysAction::Generate } => {
             println!("{}", cunneng_signaling::tools::keys_generate(&config)?)

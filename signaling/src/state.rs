@@ -70,6 +70,8 @@ pub struct Inner {
     pub exports: Arc<Semaphore>,
     /// Every background job; stopped by [`AppState::shutdown`].
     pub jobs: Jobs,
+    /// Who may read `/metrics` (`metrics.token_file`).
+    pub metrics_access: crate::metrics_access::MetricsAccess,
 }
 
 impl Deref for AppState {
@@ -87,6 +89,7 @@ impl AppState {
         let jobs = Jobs::new();
         let (sfu, media_events) = cunneng_media_recorder::Sfu::new(crate::engine::media_config(&config));
         let metrics = Arc::new(Metrics::default());
+        let metrics_access = crate::metrics_access::MetricsAccess::load(config.metrics.token_file.as_deref())?;
         let sealed = db.run(|db| db.sealed_data_present()).await?;
         crate::objects::check_key_file(&config, sealed)?;
         let keys = crate::objects::Keys::new(&config, crate::objects::load_or_create_keys(&config.kek_file())?)?;
@@ -199,6 +202,7 @@ impl AppState {
             audit,
             exports,
             jobs,
+            metrics_access,
         })))
     }
 

@@ -323,7 +323,7 @@ impl KeyRing {
 
 /// Write a secret file atomically: a temp file beside it with mode 0600, fsync, rename over
 /// `path`, fsync of the directory. The temp file is removed if anything fails.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),

@@ -36,7 +36,7 @@ pub use format::{
     Decryptor, EncryptOptions, EncryptWriter, Encryptor, Header, ObjectClass, ObjectId, ObjectInfo, OpenedObject,
     SeekableReader, open, rewrap, rewrap_header, seal,
 };
-pub use keys::{Kek, KeyRing, KeyStatus, MoreKeys};
+pub use keys::{Kek, KeyRing, KeyStatus, MoreKeys, write_private};
 pub use local::LocalStore;
 pub use period::{PeriodKeyInfo, PeriodKeys, is_period_key_id};
 pub use ranged::{RangeOptions, RangeReader, RangedObject};

@@ -2,8 +2,8 @@
 //! from `case::words` (`/static/words.js`), the security headers on every response, `/healthz`
 //! and `/metrics`.
 
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
@@ -81,7 +81,34 @@ pub fn words_module() -> String {
     js
 }
 
-pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus text, for whoever `metrics_access` lets in.
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    use crate::metrics_access::MetricsRefusal;
+    match state.metrics_access.check(peer.ip(), &headers) {
+        Ok(()) => {}
+        Err(MetricsRefusal::NoToken) => {
+            let mut refused = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the metrics need the bearer token of metrics.token_file",
+            )
+            .into_response();
+            refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return refused;
+        }
+        Err(MetricsRefusal::NotLocal) => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the metrics are served to this machine only; set metrics.token_file to serve them elsewhere",
+            )
+            .into_response();
+        }
+    }
     let text = state.render_metrics().await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }

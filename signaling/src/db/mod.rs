@@ -90,6 +90,7 @@ mod papers;
 mod queue_state;
 mod recordings;
 mod region;
+mod region_dump;
 mod review;
 mod sessions;
 mod stats;
@@ -109,6 +110,7 @@ pub use recordings::{
 pub use region::{
     CountyRow, KioskRow, MatterRow, Me, NamedRef, TownRow, UserRow, VillageKind, VillageRow, WindowKind, WindowRow,
 };
+pub use region_dump::{AccountDump, KioskDump, MatterDump, RegionDump, TownDump, WindowDump};
 pub use review::{CaseFilter, CaseOrder, CasePage, RatingFilter, SignoffFilter, TownStaff};
 pub use topology::{TopoKiosk, TopoMatter, TopoStaff, TopoTown, TopoWindow, Topology};
 pub use upsert::{MatterFields, Tx, Upsert, UserFields};

@@ -1,0 +1,158 @@
+//! The stored region as `cunneng export-region` writes it (`import::export_region`): every
+//! town with its villages and windows, the matter catalog, the accounts and the kiosks, by
+//! their natural keys (names and codes, never row ids) and with the stored secret hashes only.
+
+use super::{DataError, Db};
+
+/// A window of a town; `matters` only when the window lists them explicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowDump {
+    pub name: String,
+    pub kind: String,
+    pub matters: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TownDump {
+    pub name: String,
+    pub any_window: bool,
+    /// (name, kind).
+    pub villages: Vec<(String, String)>,
+    pub windows: Vec<WindowDump>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatterDump {
+    pub code: String,
+    pub name: String,
+    pub plain_name: String,
+    pub department: String,
+    pub window_kind: String,
+    pub required_papers: Vec<String>,
+    pub needs_signoff: bool,
+    pub village_can_finish: bool,
+    pub keywords: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountDump {
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub town: Option<String>,
+    pub window: Option<String>,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KioskDump {
+    pub town: String,
+    pub village: String,
+    pub name: String,
+    pub token_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionDump {
+    /// (name, code), if a county was ever imported.
+    pub county: Option<(String, String)>,
+    pub towns: Vec<TownDump>,
+    pub matters: Vec<MatterDump>,
+    pub accounts: Vec<AccountDump>,
+    pub kiosks: Vec<KioskDump>,
+}
+
+impl Db {
+    /// The whole region, in a stable order (by row id: the order it was imported in), read in
+    /// one transaction so that it is consistent.
+    pub fn region_dump(&self) -> Result<RegionDump, DataError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let county = {
+            let mut st = tx.prepare("SELECT name, code FROM county WHERE id = 1")?;
+            let mut rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.next().transpose()?
+        };
+        let mut towns = Vec::new();
+        {
+            let mut st = tx.prepare("SELECT id, name, any_window FROM towns ORDER BY id")?;
+            let rows: Vec<(i64, String, bool)> =
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+            let mut villages = tx.prepare("SELECT name, kind FROM villages WHERE town_id = ?1 ORDER BY id")?;
+            let mut windows =
+                tx.prepare("SELECT id, name, kind, derive_matters FROM windows WHERE town_id = ?1 ORDER BY id")?;
+            let mut listed = tx.prepare(
+                "SELECT m.code FROM window_matters wm JOIN matters m ON m.id = wm.matter_id
+                 WHERE wm.window_id = ?1 ORDER BY m.id",
+            )?;
+            for (id, name, any_window) in rows {
+                let villages: Vec<(String, String)> =
+                    villages.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+                let ws: Vec<(i64, String, String, bool)> = windows
+                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut out = Vec::new();
+                for (wid, name, kind, derived) in ws {
+                    let matters = if derived {
+                        None
+                    } else {
+                        Some(listed.query_map([wid], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?)
+                    };
+                    out.push(WindowDump { name, kind, matters });
+                }
+                towns.push(TownDump { name, any_window, villages, windows: out });
+            }
+        }
+        let matters = {
+            let mut st = tx.prepare(
+                "SELECT code, name, plain_name, department, window_kind, required_papers, needs_signoff,
+                        village_can_finish, keywords FROM matters ORDER BY id",
+            )?;
+            st.query_map([], |r| {
+                let papers: String = r.get(5)?;
+                let keywords: String = r.get(8)?;
+                Ok(MatterDump {
+                    code: r.get(0)?,
+                    name: r.get(1)?,
+                    plain_name: r.get(2)?,
+                    department: r.get(3)?,
+                    window_kind: r.get(4)?,
+                    required_papers: serde_json::from_str(&papers).unwrap_or_default(),
+                    needs_signoff: r.get(6)?,
+                    village_can_finish: r.get(7)?,
+                    keywords: keywords.split_whitespace().map(str::to_string).collect(),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        let accounts = {
+            let mut st = tx.prepare(
+                "SELECT u.username, u.display_name, u.role, t.name, w.name, u.password_hash FROM users u
+                 LEFT JOIN towns t ON t.id = u.town_id LEFT JOIN windows w ON w.id = u.window_id ORDER BY u.id",
+            )?;
+            st.query_map([], |r| {
+                Ok(AccountDump {
+                    username: r.get(0)?,
+                    display_name: r.get(1)?,
+                    role: r.get(2)?,
+                    town: r.get(3)?,
+                    window: r.get(4)?,
+                    password_hash: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        let kiosks = {
+            let mut st = tx.prepare(
+                "SELECT t.name, v.name, k.name, k.token_hash FROM kiosks k
+                 JOIN villages v ON v.id = k.village_id JOIN towns t ON t.id = v.town_id ORDER BY k.id",
+            )?;
+            st.query_map([], |r| {
+                Ok(KioskDump { town: r.get(0)?, village: r.get(1)?, name: r.get(2)?, token_hash: r.get(3)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+        };
+        drop(tx);
+        Ok(RegionDump { county, towns, matters, accounts, kiosks })
+    }
+}
