@@ -605,7 +605,14 @@ mod cases {
         // Kept for the record, with both events on the timeline.
         assert_eq!(db.paper(pid).unwrap().unwrap().removed_at_ms, Some(6));
         let kinds: Vec<_> = db.case_events(case.id).unwrap().iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, [EventKind::PaperAdded, EventKind::PaperRetagged, EventKind::PaperRemoved]);
+        assert_eq!(
+            kinds,
+            [
+                crate::case::EventKind::PaperAdded,
+                crate::case::EventKind::PaperRetagged,
+                crate::case::EventKind::PaperRemoved
+            ]
+        );
     }
 
     #[test]
