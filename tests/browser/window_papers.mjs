@@ -123,11 +123,10 @@ let ids = [];
 await step('kiosk: 改类别 on the first scan, choose the right paper; the window sees it at once', async () => {
   ids = await kiosk.$$eval(`${testId('material-item')}[data-state="uploaded"]`, (nodes) => nodes.map((n) => Number(n.dataset.paperId)));
   const first = kioskPaper(ids[0]);
-  await inViewUncovered(kiosk, first.locator(testId('paper-retag')), 'the 改类别 button').catch(async () => {
-    // The list may sit below the fold in the call screen: the clerk scrolls to it.
-    await first.scrollIntoViewIfNeeded();
-    await inViewUncovered(kiosk, first.locator(testId('paper-retag')), 'the 改类别 button');
-  });
+  // The list may sit below the fold of the call screen: the clerk scrolls to it.
+  await first.scrollIntoViewIfNeeded();
+  await inViewUncovered(kiosk, first.locator(testId('paper-retag')), 'the 改类别 button');
+  await inViewUncovered(kiosk, first.locator(testId('paper-remove')), 'the 删除 button');
   await first.locator(testId('paper-retag')).click();
   await kiosk.waitForSelector(`${testId('retag-dialog')}:visible`);
   const choices = await kiosk.$$eval(testId('retag-choice'), (nodes) => nodes.map((n) => ({ item: n.dataset.item, pressed: n.getAttribute('aria-pressed') })));
@@ -182,8 +181,10 @@ async function besideTheVideo() {
   for (const id of ['viewer-zoom-in', 'viewer-zoom-out', 'viewer-fit', 'viewer-rotate', 'viewer-rotate-left', 'viewer-next', 'viewer-prev', 'viewer-close', 'viewer-rescan']) {
     await inViewUncovered(approver, approver.locator(testId(id)), id);
   }
-  // The decision stays at hand beside both.
-  await inViewUncovered(approver, approver.locator(testId('outcome-later')), 'the 放心回家 button');
+  // The decision and the hang-up stay at hand beside both.
+  for (const id of ['outcome-done', 'outcome-missing', 'outcome-refused', 'outcome-later', 'hangup-button']) {
+    await inViewUncovered(approver, approver.locator(testId(id)), id);
+  }
   return `video ${video.width.toFixed(0)}×${video.height.toFixed(0)} at x ${video.x.toFixed(0)}, viewer ${box.width.toFixed(0)}×${box.height.toFixed(0)} at x ${box.x.toFixed(0)}`;
 }
 
@@ -200,12 +201,14 @@ await step('window at 1366×768: the viewer opens beside the live video, its con
   await approver.click(testId('viewer-next'));
   await waitUntil(async () => (await approver.textContent('#viewer-title')).trim(), (t) => t !== title, () => 'viewer-next did not turn the page');
   await approver.click(testId('viewer-prev'));
+  await approver.waitForSelector(`${testId('viewer-image')}[data-zoom="1.00"][data-rotation="0"]`);
   return `${where}; ${await shot(approver, 'window-viewer-beside-video')}`;
 });
 
 await step('window at 1280×800: still beside the video, nothing covered', async () => {
   await approver.setViewportSize(NARROW);
   const where = await besideTheVideo();
+  await approver.waitForSelector(`${testId('viewer-image')}[data-zoom="1.00"]`);
   return `${where}; ${await shot(approver, 'window-viewer-beside-video')}`;
 });
 

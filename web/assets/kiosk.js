@@ -619,7 +619,10 @@ function onCallEnded(msg) {
 }
 
 function onGroupInvite(msg) {
-  if (state.groupId === msg.group_id || state.left.has(`group:${msg.group_id}`)) return;
+  if (state.groupId === msg.group_id) return;
+  // The server invites a kiosk again only after it declined, did not answer or left (the
+  // dispatcher's 再呼叫这个村): a new invitation, to be answered, not a stale one to ignore.
+  state.left.delete(`group:${msg.group_id}`);
   state.invite = msg;
   // A new invitation: an older notice (e.g. that the last one lapsed) no longer applies.
   notify('');

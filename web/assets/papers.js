@@ -261,6 +261,7 @@ export class PaperViewer {
     this.imageTools.hidden = !isImage(paper.content_type);
     this.renderBar();
     fill(this.stage, el('p', { class: 'viewer-loading' }, '正在打开…'));
+    this.stage.scrollTo(0, 0); // a paper starts at its top left, whatever the last one's zoom
     let url;
     try {
       url = await this.store.blobUrl(paper);
