@@ -237,7 +237,7 @@ impl Db {
         Ok(rows)
     }
 
-    /// Correct a paper of the case, with its timeline `events` by `actor`, in one transaction,
+    /// Correct a paper of the case at `at_ms`, with its timeline `events`, in one transaction,
     /// on condition that the case is still `from` and the paper not removed (else `Conflict`).
     /// Returns the paper as stored.
     pub fn change_paper(
@@ -246,8 +246,7 @@ impl Db {
         from: Status,
         paper_id: i64,
         change: &PaperChange,
-        events: &[CaseEvent],
-        actor: &EventActor,
+        events: &[NewEvent],
         at_ms: u64,
     ) -> Result<PaperRow, DataError> {
         let mut conn = self.conn();
@@ -273,7 +272,7 @@ impl Db {
             return Err(DataError::Conflict(format!("paper {paper_id} was removed meanwhile")));
         }
         for event in events {
-            insert_event(&tx, case_id, &NewEvent { at_ms, actor: actor.clone(), event: event.clone() })?;
+            insert_event(&tx, case_id, event)?;
         }
         let sql = format!("SELECT {PAPER_COLUMNS} FROM papers WHERE id = ?1");
         let paper = tx.query_row(&sql, [paper_id], paper_row)?;

@@ -588,18 +588,19 @@ mod cases {
         // Corrections: conditional on the case's status, never on a removed paper.
         let kiosk = EventActor::kiosk(ids.k1, "k");
         let retag = PaperChange::Retag(Some("户口本".into()));
-        let retagged = [CaseEvent::PaperRetagged { paper_id: pid, from: None, to: Some("户口本".into()) }];
+        let at = |event| [NewEvent { at_ms: 5, actor: kiosk.clone(), event }];
+        let retagged = at(CaseEvent::PaperRetagged { paper_id: pid, from: None, to: Some("户口本".into()) });
         assert!(matches!(
-            db.change_paper(case.id, Status::Missing, pid, &retag, &retagged, &kiosk, 5),
+            db.change_paper(case.id, Status::Missing, pid, &retag, &retagged, 5),
             Err(DataError::Conflict(_))
         ));
-        let p = db.change_paper(case.id, Status::Open, pid, &retag, &retagged, &kiosk, 5).unwrap();
+        let p = db.change_paper(case.id, Status::Open, pid, &retag, &retagged, 5).unwrap();
         assert_eq!((p.checklist_item.as_deref(), p.removed_at_ms), (Some("户口本"), None));
-        let removed = [CaseEvent::PaperRemoved { paper_id: pid, checklist_item: Some("户口本".into()) }];
-        let p = db.change_paper(case.id, Status::Open, pid, &PaperChange::Remove, &removed, &kiosk, 6).unwrap();
+        let removed = at(CaseEvent::PaperRemoved { paper_id: pid, checklist_item: Some("户口本".into()) });
+        let p = db.change_paper(case.id, Status::Open, pid, &PaperChange::Remove, &removed, 6).unwrap();
         assert_eq!(p.removed_at_ms, Some(6));
         assert!(matches!(
-            db.change_paper(case.id, Status::Open, pid, &PaperChange::Remove, &removed, &kiosk, 7),
+            db.change_paper(case.id, Status::Open, pid, &PaperChange::Remove, &removed, 7),
             Err(DataError::Conflict(_))
         ));
         // Kept for the record, with both events on the timeline.

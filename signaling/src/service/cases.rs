@@ -374,9 +374,11 @@ pub async fn change_paper(
     if t.events.is_empty() {
         return Ok(paper);
     }
-    let (from, actor) = (case.status(), viewer.stamp());
+    let from = case.status();
+    let events: Vec<NewEvent> =
+        t.events.into_iter().map(|event| NewEvent { at_ms, actor: viewer.stamp(), event }).collect();
     db.run(move |db| {
-        db.change_paper(case_id, from, paper_id, &change, &t.events, &actor, at_ms).map_err(|e| match e {
+        db.change_paper(case_id, from, paper_id, &change, &events, at_ms).map_err(|e| match e {
             DataError::Conflict(_) => Error::from(Rejection::changed_meanwhile()),
             e => e.into(),
         })
