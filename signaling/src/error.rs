@@ -97,6 +97,7 @@ impl From<Refusal> for Rejection {
             Refusal::Status { .. } | Refusal::InCall => Rejection::new(RejectKind::Conflict, "conflict", message),
             Refusal::Invalid(_) => Rejection::new(RejectKind::Invalid, "bad_request", message),
             Refusal::VillagerRequired => Rejection::new(RejectKind::Conflict, "villager_required", message),
+            Refusal::PaperRemoved => Rejection::new(RejectKind::Gone, "paper_removed", message),
         }
     }
 }

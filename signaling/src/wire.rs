@@ -189,6 +189,10 @@ pub enum ServerMsg {
     // Cases and papers (docs/cases-api.md); sent by the API (`api::push`) via `engine.notify`.
     #[serde(rename = "paper.added")]
     PaperAdded { case_no: String, paper: PaperView },
+    /// To the approver of the live call: the village corrected a scan (its checklist item), or
+    /// took it back (`removed_at_ms` set: no longer a paper of the case).
+    #[serde(rename = "paper.changed")]
+    PaperChanged { case_no: String, paper: PaperView },
     #[serde(rename = "paper.rescan_requested")]
     PaperRescanRequested { case_no: String, paper_id: Option<i64>, note: String },
     /// To the village: the window cannot decide before the villager's name and phone are on

@@ -63,6 +63,10 @@ impl Api {
         answer(self.req(reqwest::Method::PUT, path).json(&body).send().await?).await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> Result<Answer> {
+        answer(self.req(reqwest::Method::PATCH, path).json(&body).send().await?).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<Answer> {
         answer(self.req(reqwest::Method::DELETE, path).send().await?).await
     }

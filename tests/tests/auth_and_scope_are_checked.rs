@@ -177,5 +177,29 @@ async fn routes_check_the_role() -> anyhow::Result<()> {
             assert_eq!(status, want, "GET {path} as {who}: {body}");
         }
     }
+    // Correcting a scan is the village room's (a case that does not exist: the role is checked
+    // first, so only the kiosk gets as far as 404).
+    let paper = "/api/cases/ZH-20000101-0001/papers/1";
+    let village_only: Vec<Row<'_>> = vec![
+        ("nobody", None, 401),
+        ("approver", Some(&approver), 403),
+        ("chief", Some(&chief), 403),
+        ("supervisor", Some(&supervisor), 403),
+        ("dispatcher", Some(&dispatcher), 403),
+        ("kiosk", Some(&kiosk), 404),
+    ];
+    for method in [reqwest::Method::PATCH, reqwest::Method::DELETE] {
+        for (who, token, want) in &village_only {
+            let mut req = http().request(method.clone(), format!("{}{paper}", server.base_url));
+            if method == reqwest::Method::PATCH {
+                req = req.json(&json!({"checklist_item": null}));
+            }
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let status = req.send().await?.status().as_u16();
+            assert_eq!(status, *want, "{method} {paper} as {who}");
+        }
+    }
     Ok(())
 }

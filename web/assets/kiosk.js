@@ -430,13 +430,18 @@ function hangUp() {
 function acceptInvite() {
   const invite = state.invite;
   if (!invite) return;
+  if (!signal.isOpen) {
+    notify('网络中断了,请稍等再接', 'error');
+    return;
+  }
+  // A call of our own in the queue or live gives way to the group call: left first, since the
+  // server refuses a group to a kiosk that still has a call.
+  if (state.callId !== null) hangUpQuietly();
   if (signal.send({ type: 'group.accept', group_id: invite.group_id }) === null) {
     notify('网络中断了,请稍等再接', 'error');
     return;
   }
   hideInvite();
-  // A call of our own in the queue or live gives way to the group call.
-  if (state.callId !== null) hangUpQuietly();
   state.groupId = invite.group_id;
   state.groupFrom = invite.from;
   media.ensureLocal();
@@ -614,7 +619,10 @@ function onCallEnded(msg) {
 }
 
 function onGroupInvite(msg) {
-  if (state.groupId === msg.group_id || state.left.has(`group:${msg.group_id}`)) return;
+  if (state.groupId === msg.group_id) return;
+  // The server invites a kiosk again only after it declined, did not answer or left (the
+  // dispatcher's 再呼叫这个村): a new invitation, to be answered, not a stale one to ignore.
+  state.left.delete(`group:${msg.group_id}`);
   state.invite = msg;
   // A new invitation: an older notice (e.g. that the last one lapsed) no longer applies.
   notify('');

@@ -63,6 +63,7 @@ export class CaseDesk {
     this.villagerRequested = false;
     this.inCall = false;
     this.pumping = false;
+    this.correcting = null; // the paper being re-tagged or removed
     this.camera = new StillCamera({ select: $('#camera-select'), video: $('#camera-preview'), info: $('#camera-info') });
     this.wire();
   }
@@ -115,6 +116,14 @@ export class CaseDesk {
     });
     $('#rescan-file').addEventListener('click', () => $('#scan-upload').click());
     $('#rescan-camera').addEventListener('click', () => this.openCamera());
+    $('#retag-cancel').addEventListener('click', () => this.closeCorrection('#retag-dialog'));
+    $('#remove-keep').addEventListener('click', () => this.closeCorrection('#remove-dialog'));
+    $('#remove-confirm').addEventListener('click', () => this.removePaper());
+    for (const id of ['#retag-dialog', '#remove-dialog']) {
+      $(id).addEventListener('keydown', (event) => {
+        if (event.key === 'Escape') this.closeCorrection(id);
+      });
+    }
   }
 
   // ---- the case ----
@@ -474,6 +483,109 @@ export class CaseDesk {
     this.render();
   }
 
+  // ---- correcting a scanned paper (改类别, 删除) ----
+
+  /** The case still takes scans (not decided yet, or waiting for the papers of a 现场开单). */
+  get correctable() {
+    return this.case?.status === 'open' || this.case?.status === 'missing';
+  }
+
+  /** 改类别: choose which paper of the checklist this scan really is. */
+  openRetag(paper) {
+    this.correcting = paper;
+    const now = paper.checklist_item ?? OTHER;
+    $('#retag-what').textContent = `「${paper.name}」现在算作:${paper.checklist_item || '其他材料'}。它其实是哪一样?点一下:`;
+    $('#retag-error').hidden = true;
+    const choice = (item, label) => el('button', {
+      type: 'button',
+      class: `big ${item === now ? 'primary' : 'secondary'}`,
+      testid: 'retag-choice',
+      'data-item': item,
+      'aria-pressed': String(item === now),
+      onclick: () => this.retag(item),
+    }, item === now ? `${label}(现在是这个)` : label);
+    fill($('#retag-choices'), ...this.items.map((item) => choice(item, item)), choice(OTHER, '其他材料'));
+    $('#retag-dialog').hidden = false;
+    /** @type {HTMLElement|null} */ (document.querySelector('#retag-choices button[aria-pressed="false"]'))?.focus();
+  }
+
+  async retag(item) {
+    const paper = this.correcting;
+    if (!paper || !this.caseNo) return;
+    if ((paper.checklist_item ?? OTHER) === item) {
+      this.closeCorrection('#retag-dialog');
+      return;
+    }
+    try {
+      const updated = await api(`/api/cases/${encodeURIComponent(this.caseNo)}/papers/${paper.id}`, { method: 'PATCH', token: this.token, body: { checklist_item: item || null } });
+      this.replacePaper(updated);
+      this.closeCorrection('#retag-dialog');
+      notify(`已改好:「${updated.name}」是${updated.checklist_item || '其他材料'}`);
+    } catch (err) {
+      this.correctionFailed(err, '#retag-error');
+    }
+  }
+
+  /** 删除: asks first; the paper stays on record but the town no longer sees it. */
+  openRemove(paper) {
+    this.correcting = paper;
+    $('#remove-what').textContent = `「${paper.checklist_item || '其他材料'}:${paper.name}」`;
+    $('#remove-error').hidden = true;
+    $('#remove-dialog').hidden = false;
+    $('#remove-keep').focus();
+  }
+
+  async removePaper() {
+    const paper = this.correcting;
+    if (!paper || !this.caseNo) return;
+    const button = $('#remove-confirm');
+    button.disabled = true;
+    try {
+      await api(`/api/cases/${encodeURIComponent(this.caseNo)}/papers/${paper.id}`, { method: 'DELETE', token: this.token });
+      this.dropPaper(paper.id);
+      this.closeCorrection('#remove-dialog');
+      notify(`已删除:${paper.checklist_item || '其他材料'}。需要的话请再扫一份。`);
+    } catch (err) {
+      this.correctionFailed(err, '#remove-error');
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  closeCorrection(id) {
+    $(id).hidden = true;
+    this.correcting = null;
+  }
+
+  correctionFailed(err, box) {
+    if (err.status === 401) return this.onUnauthorized();
+    $(box).textContent = err.message;
+    $(box).hidden = false;
+    // Decided meanwhile, or removed already: show the case as the server has it.
+    if (err.status === 409 || err.status === 410 || err.status === 404) this.refresh();
+  }
+
+  /** A paper as the server stores it now (re-tagged). */
+  replacePaper(paper) {
+    if (!this.case) return;
+    this.case.papers = (this.case.papers ?? []).map((p) => (p.id === paper.id ? paper : p));
+    this.target = this.firstMissing();
+    this.render();
+  }
+
+  /** A paper taken back: gone from the list and the checklist (the server keeps it on record). */
+  dropPaper(paperId) {
+    if (!this.case) return;
+    this.case.papers = (this.case.papers ?? []).filter((p) => p.id !== paperId);
+    for (const item of this.uploads.filter((i) => i.paperId === paperId)) {
+      if (item.localUrl) URL.revokeObjectURL(item.localUrl);
+    }
+    this.uploads = this.uploads.filter((i) => i.paperId !== paperId);
+    if (this.rescan?.paper_id === paperId) this.rescan = { ...this.rescan, paper: null };
+    this.target = this.firstMissing();
+    this.render();
+  }
+
   // ---- camera ----
 
   async openCamera() {
@@ -620,6 +732,9 @@ export class CaseDesk {
           actions.push(el('button', { type: 'button', class: 'secondary', onclick: () => this.retry(local) }, '马上重试'));
         } else if (!paper && local.status === 'queued') {
           actions.push(el('button', { type: 'button', class: 'secondary', onclick: () => this.remove(local) }, '不要了'));
+        } else if (paper && this.correctable) {
+          actions.push(el('button', { type: 'button', class: 'secondary', testid: 'paper-retag', 'aria-label': `改类别:${name}`, onclick: () => this.openRetag(paper) }, '改类别'));
+          actions.push(el('button', { type: 'button', class: 'danger', testid: 'paper-remove', 'aria-label': `删除:${name}`, onclick: () => this.openRemove(paper) }, '删除'));
         }
         const thumbButton = paper
           ? el('button', { type: 'button', class: 'thumb-button', 'aria-label': `看大图:${name}`, onclick: () => this.viewer.open(paper, viewable) }, thumb)

@@ -100,17 +100,20 @@ export function checklistRows(items, papers, { onPick, picked } = {}) {
 }
 
 /**
- * The paper viewer: a dialog over the page with zoom, rotate, previous/next, and extra
- * actions (e.g. "请重新扫描"). Images are drawn at a size that fits, then zoomed; PDFs are shown
+ * The paper viewer: a dialog over the page (or docked in it, see `place`) with zoom, rotate,
+ * previous/next, and extra actions (e.g. "请重新扫描"). Images are drawn at a size that fits, then zoomed; PDFs are shown
  * by the browser in an <iframe> of the blob: URL.
  */
 export class PaperViewer {
   /**
-   * @param {{store: PaperStore, actions?: (paper: any) => Node[]}} options
+   * @param {{store: PaperStore, actions?: (paper: any) => Node[], dock?: () => HTMLElement|null}} options
+   *   `dock`: where to show the viewer in the page instead of over it (null: over the page);
+   *   asked on every open and resize (the window page docks it beside the live video).
    */
-  constructor({ store, actions = () => [] }) {
+  constructor({ store, actions = () => [], dock = () => null }) {
     this.store = store;
     this.actions = actions;
+    this.dock = dock;
     this.list = [];
     this.index = 0;
     this.zoom = 1;
@@ -159,8 +162,29 @@ export class PaperViewer {
       event.preventDefault();
       this.setZoom(this.zoom * (event.deltaY < 0 ? 1.1 : 1 / 1.1));
     }, { passive: false });
-    addEventListener('resize', () => this.layout());
+    addEventListener('resize', () => {
+      if (this.isOpen) this.place();
+      this.layout();
+    });
     document.body.append(this.root);
+  }
+
+  /**
+   * Over the page (a modal dialog), or docked in the slot `dock()` gives while open: then it
+   * is part of the page, and `body.viewer-docked` lets the page make room for it.
+   */
+  place() {
+    const slot = this.isOpen ? this.dock() : null;
+    const docked = Boolean(slot);
+    const parent = slot ?? document.body;
+    if (this.root.parentElement !== parent) parent.append(this.root);
+    this.root.classList.toggle('overlay', !docked);
+    this.root.classList.toggle('docked', docked);
+    this.root.setAttribute('role', docked ? 'region' : 'dialog');
+    if (docked) this.root.removeAttribute('aria-modal');
+    else this.root.setAttribute('aria-modal', 'true');
+    this.root.dataset.docked = String(docked);
+    document.body.classList.toggle('viewer-docked', docked);
   }
 
   get isOpen() {
@@ -175,24 +199,46 @@ export class PaperViewer {
     this.list = list;
     this.opener = /** @type {HTMLElement|null} */ (document.activeElement);
     this.root.hidden = false;
+    this.place();
     this.show(Math.max(0, list.findIndex((p) => p.id === paper.id)));
     this.stage.focus();
   }
 
-  /** The list changed (a new paper arrived): keep showing the same paper. */
+  /**
+   * The list changed (a paper arrived, was re-tagged or taken back): keep showing the same
+   * paper; if it left the list, show the one in its place (or close when none is left).
+   */
   update(list) {
     if (!this.isOpen) return;
     const id = this.current?.id;
+    const at = list.findIndex((p) => p.id === id);
     this.list = list;
-    this.index = Math.max(0, list.findIndex((p) => p.id === id));
+    if (at < 0) {
+      if (!list.length) {
+        this.close();
+        return;
+      }
+      this.show(Math.min(this.index, list.length - 1));
+      return;
+    }
+    this.index = at;
+    this.renderTitle();
     this.renderBar();
   }
 
   close() {
     this.root.hidden = true;
+    this.place();
     fill(this.stage);
     this.img = null;
     this.opener?.focus?.();
+  }
+
+  renderTitle() {
+    const paper = this.current;
+    if (!paper) return;
+    const position = this.list.length > 1 ? `(${this.index + 1}/${this.list.length})` : '';
+    this.title.textContent = `${paper.checklist_item ? paper.checklist_item + ':' : ''}${paper.name} ${position}`;
   }
 
   renderBar() {
@@ -211,11 +257,11 @@ export class PaperViewer {
     this.rotation = 0;
     this.natural = null;
     this.img = null;
-    const position = this.list.length > 1 ? `(${index + 1}/${this.list.length})` : '';
-    this.title.textContent = `${paper.checklist_item ? paper.checklist_item + ':' : ''}${paper.name} ${position}`;
+    this.renderTitle();
     this.imageTools.hidden = !isImage(paper.content_type);
     this.renderBar();
     fill(this.stage, el('p', { class: 'viewer-loading' }, '正在打开…'));
+    this.stage.scrollTo(0, 0); // a paper starts at its top left, whatever the last one's zoom
     let url;
     try {
       url = await this.store.blobUrl(paper);

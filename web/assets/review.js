@@ -22,7 +22,7 @@ import { ACCESS_ACTION, BOOKING_STATUS, CALL_ENDED_TOWN, DECISION_STATE, EVENT, 
  * @typedef {{ kind: string, id: ?number, name: string }} Actor
  * @typedef {{ at_ms: number, actor: Actor, kind: string, detail: any }} TimelineEntry
  * @typedef {{ id: number, kind: string, name: string, checklist_item: ?string, content_type: string, size: number,
- *   sha256: string, uploaded_at_ms: number, uploaded_by: Actor, url: string }} Paper
+ *   sha256: string, uploaded_at_ms: number, uploaded_by: Actor, url: string, removed_at_ms?: number }} Paper
  * @typedef {{ id: number, window: Named, staff: ?Named, requested_at_ms: number, answered_at_ms: ?number,
  *   ended_at_ms: ?number, end_reason: ?string }} CallView
  * @typedef {{ seq: number, at_ms: number, case_id: ?number, case_no: ?string, actor: Actor, action: string,
@@ -121,6 +121,10 @@ function eventDetail(/** @type {TimelineEntry} */ e) {
       return d.note ?? '';
     case 'paper.added':
       return [d.checklist_item, d.kind === 'result' ? '结果文书' : '', Number.isFinite(d.size) ? formatSize(d.size) : ''].filter(Boolean).join(' · ');
+    case 'paper.retagged':
+      return `${d.from || '其他材料'} → ${d.to || '其他材料'}`;
+    case 'paper.removed':
+      return d.checklist_item || '其他材料';
     case 'rating.given':
       return RATING[d.rating] ?? '';
     default:
@@ -499,11 +503,14 @@ function renderTimeline(/** @type {CaseReview} */ review) {
   fill($('#timeline'), ...items);
 }
 
-/** Papers and result documents, in the viewer; destroyed ones say so, with the date. */
+/**
+ * Papers and result documents, in the viewer; destroyed ones say so, with the date; scans the
+ * village took back are listed too (kept for the record), marked 已删除.
+ */
 function renderPapers(/** @type {CaseReview} */ review) {
   const destroyed = new Map(review.destroyed_papers.map((d) => [d.paper_id, d.destroyed_at_ms]));
   /** @type {Paper[]} */
-  const all = review.case.papers;
+  const all = [...review.case.papers, ...(review.case.removed_papers ?? [])];
   const viewable = all.filter((p) => !destroyed.has(p.id));
   const rows = all.map((p) => {
     const gone = destroyed.get(p.id);
@@ -513,6 +520,7 @@ function renderPapers(/** @type {CaseReview} */ review) {
       { class: `review-paper${gone ? ' destroyed' : ''}`, testid: 'review-paper', 'data-paper-id': p.id, 'data-kind': p.kind, 'data-destroyed': gone ? 'true' : 'false' },
       gone ? el('span', { class: 'thumb thumb-icon', 'aria-hidden': 'true' }, '—') : thumbnail({ contentType: p.content_type, name: p.name, source: isImage(p.content_type) ? papers.blobUrl(p) : null }),
       el('span', { class: 'paper-text' }, what, el('small', {}, `${dateTime(p.uploaded_at_ms)} · ${actorName(p.uploaded_by)} · ${formatSize(p.size)}`)),
+      p.removed_at_ms ? el('span', { class: 'tag', testid: 'paper-removed' }, `村里已删除 ${dateTime(p.removed_at_ms)}`) : null,
       gone
         ? el('span', { class: 'tag destroyed-tag', testid: 'paper-destroyed' }, `已销毁 ${dateTime(gone).slice(0, 10)}`)
         : el('button', { type: 'button', class: 'secondary', testid: 'material-open', onclick: () => viewer.open(p, viewable) }, '查看'),
@@ -699,7 +707,7 @@ select('#call-choice').addEventListener('change', () => {
 });
 
 /** The kinds of timeline events marked on the seek bar (plus transfers). */
-const MARKED = ['villager.set', 'paper.added', 'rescan.requested', 'outcome.decided', 'case.finished', 'case.resumed'];
+const MARKED = ['villager.set', 'paper.added', 'paper.retagged', 'paper.removed', 'rescan.requested', 'outcome.decided', 'case.finished', 'case.resumed'];
 
 /** The timeline events worth a mark on the bar: what happened during the call (a paper being
  * looked at is in the timeline and the access list, not on the bar). */

@@ -428,6 +428,7 @@ if (!token) {
   signal.on('call.ended', onCallEnded);
   signal.on('error', onError);
   signal.on('paper.added', (msg) => board.onPaperAdded(msg));
+  signal.on('paper.changed', (msg) => board.onPaperChanged(msg));
   signal.on('case.updated', (msg) => board.onCaseUpdated(msg));
   signal.on('signoff.requested', (msg) => {
     notify(`有案件等您审核:${nameOf(msg.village)} · ${nameOf(msg.matter)}(${msg.case_no})`);

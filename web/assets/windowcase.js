@@ -41,6 +41,8 @@ const DEFAULT_NOTE_SIGNOFF = {
 // Shown briefly after a call ends, until the server's list has it (GET /api/cases/undecided).
 const UNDECIDED_LOCAL_MS = 15_000;
 const DESK_REFRESH_MS = 60_000;
+// From this width on, the paper viewer of a call sits beside the video.
+const DOCK_MIN_WIDTH = 1280;
 // The live case is read again now and then (the villager may be entered during the call).
 const LIVE_REFRESH_MS = 15_000;
 
@@ -79,7 +81,7 @@ export class CaseBoard {
     this.onUnauthorized = onUnauthorized;
     this.showView = showView;
     this.store = new PaperStore(token);
-    this.viewer = new PaperViewer({ store: this.store, actions: (paper) => this.viewerActions(paper) });
+    this.viewer = new PaperViewer({ store: this.store, actions: (paper) => this.viewerActions(paper), dock: () => this.viewerDock() });
     this.liveCaseNo = null; // the case of the live call
     this.case = null; // the case shown (live call or case screen)
     this.mode = 'none'; // 'call' | 'case'
@@ -226,9 +228,48 @@ export class CaseBoard {
     }, 10_000);
   }
 
+  /** paper.changed: the village re-tagged a scan of the live call's case, or took it back. */
+  onPaperChanged(msg) {
+    const c = this.case;
+    const p = msg.paper;
+    if (!c || msg.case_no !== c.case_no || !p) return;
+    const before = (c.papers ?? []).find((x) => x.id === p.id);
+    if (p.removed_at_ms) {
+      c.papers = (c.papers ?? []).filter((x) => x.id !== p.id);
+      const removed = c.removed_papers ?? (c.removed_papers = []);
+      if (!removed.some((x) => x.id === p.id)) removed.push(p);
+    } else {
+      c.papers = (c.papers ?? []).map((x) => (x.id === p.id ? p : x));
+    }
+    for (const row of c.checklist ?? []) {
+      row.paper_ids = row.paper_ids.filter((id) => id !== p.id);
+      if (!p.removed_at_ms && row.item === p.checklist_item) row.paper_ids.push(p.id);
+    }
+    this.render();
+    const was = before?.checklist_item || '其他材料';
+    const box = $('#papers-new');
+    box.textContent = p.removed_at_ms
+      ? `村里删除了一份材料:${was} · ${p.name}`
+      : `村里改了材料类别:${p.name} 从「${was}」改为「${p.checklist_item || '其他材料'}」`;
+    box.hidden = false;
+    clearTimeout(this.newTimer);
+    this.newTimer = setTimeout(() => {
+      box.hidden = true;
+    }, 10_000);
+  }
+
   // ---- rendering ----
 
+  /**
+   * In a call on a screen at least 1280 px wide the viewer sits beside the live video, not over
+   * it (app.css `body.viewer-docked`); elsewhere it opens over the page.
+   */
+  viewerDock() {
+    return this.mode === 'call' && matchMedia(`(min-width: ${DOCK_MIN_WIDTH}px)`).matches ? $('#call-viewer-slot') : null;
+  }
+
   place() {
+    if (this.viewer.isOpen) this.viewer.place();
     const papers = $('#case-papers');
     const outcome = $('#outcome-panel');
     if (this.mode === 'call') {

@@ -73,7 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/signoffs", get(cases::signoffs))
         // Papers.
         .route("/api/cases/{case_no}/papers", post(papers::start))
-        .route("/api/cases/{case_no}/papers/{paper_id}", get(papers::serve))
+        .route("/api/cases/{case_no}/papers/{paper_id}", get(papers::serve).patch(papers::retag).delete(papers::remove))
         .route(
             "/api/cases/{case_no}/uploads/{upload_id}",
             get(papers::status).put(papers::put_chunk).delete(papers::abandon),

@@ -1,5 +1,6 @@
 //! `/api/cases/{case_no}/papers…`, `/uploads…`, `/rescan`: resumable uploads, papers served
-//! decrypted on the fly, re-scan requests. The work is `service::papers`; this file reads
+//! decrypted on the fly, the village room's corrections of its scans (re-tag, remove), re-scan
+//! requests. The work is `service::papers`; this file reads
 //! bodies within their bounds and writes the answers.
 
 use std::net::SocketAddr;
@@ -13,12 +14,14 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::extract::{CaseViewer, JsonBody, text};
-use super::push::{announce_paper, deliver};
+use super::push::{announce_paper, announce_paper_changed, deliver};
 use crate::audit::AccessAction;
 use crate::case::{PaperKind, Viewer};
+use crate::db::PaperChange;
 use crate::service::audit::Access;
 use crate::service::cases;
 use crate::service::papers::{CHUNK_MAX, ChunkCheck, ChunkOutcome, StartUpload, UploadState, too_large};
+use crate::service::views::PaperView;
 use crate::state::AppState;
 
 /// `Content-Disposition: inline` with the name percent-encoded (RFC 5987): no header tricks.
@@ -263,6 +266,58 @@ pub(super) async fn serve(
         plain,
     )
         .into_response())
+}
+
+/// `PATCH /api/cases/{case_no}/papers/{paper_id}`: which paper of the checklist a scan is
+/// (`null`: 其他材料). Only the village room, while the case takes scans.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RetagBody {
+    /// Required; `null` is 其他材料 (a missing key is a mistake, not 其他材料).
+    #[serde(default, deserialize_with = "present")]
+    checklist_item: Option<Option<String>>,
+}
+
+/// A key that is there, whether `null` or a string.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// The kiosk's corrections of its scans: checked here for the role before anything is read.
+fn village_only(viewer: &Viewer) -> Result<(), ApiError> {
+    if viewer.is_village() { Ok(()) } else { Err(ApiError::forbidden("the village room corrects its own scans")) }
+}
+
+pub(super) async fn retag(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    Path((case_no, paper_id)): Path<(String, i64)>,
+    JsonBody(b): JsonBody<RetagBody>,
+) -> Result<Json<PaperView>, ApiError> {
+    village_only(&viewer)?;
+    let Some(item) = b.checklist_item else {
+        return Err(ApiError::bad_request("缺少 checklist_item (null 表示其他材料)"));
+    };
+    let item = item.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let case = cases::load(&state.db, &viewer, case_no).await?;
+    let paper = cases::change_paper(&state.db, &viewer, &case, paper_id, PaperChange::Retag(item)).await?;
+    let view = PaperView::of(&case.case_no, &paper);
+    announce_paper_changed(&state, case.id, &case.case_no, &view).await;
+    Ok(Json(view))
+}
+
+/// `DELETE /api/cases/{case_no}/papers/{paper_id}`: the village room takes a scan back; it stays
+/// stored for the record and its retention, marked removed.
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    Path((case_no, paper_id)): Path<(String, i64)>,
+) -> Result<StatusCode, ApiError> {
+    village_only(&viewer)?;
+    let case = cases::load(&state.db, &viewer, case_no).await?;
+    let paper = cases::change_paper(&state.db, &viewer, &case, paper_id, PaperChange::Remove).await?;
+    announce_paper_changed(&state, case.id, &case.case_no, &PaperView::of(&case.case_no, &paper)).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

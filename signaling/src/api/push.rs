@@ -66,6 +66,14 @@ pub async fn announce_paper(state: &AppState, case_id: i64, case_no: &str, paper
     }
 }
 
+/// The village corrected or took back a scan: the approver in the case's live call sees it at once.
+pub async fn announce_paper_changed(state: &AppState, case_id: i64, case_no: &str, paper: &PaperView) {
+    if let Some(staff) = state.engine.case_parties(case_id).await.and_then(|p| p.staff) {
+        let msg = ServerMsg::PaperChanged { case_no: case_no.to_string(), paper: paper.clone() };
+        state.engine.notify(Party::Staff(staff), msg).await;
+    }
+}
+
 /// The case changed (the villager was entered): the approver in its live call reads it again.
 pub async fn announce_case_updated(state: &AppState, case_id: i64, case_no: &str) {
     if let Some(staff) = state.engine.case_parties(case_id).await.and_then(|p| p.staff) {

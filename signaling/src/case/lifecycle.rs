@@ -200,6 +200,17 @@ pub struct CallFacts {
     pub last_answerer: Option<i64>,
 }
 
+/// A paper of the case as the lifecycle needs to know it to correct it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaperFacts {
+    pub id: i64,
+    pub kind: PaperKind,
+    /// Which paper of the checklist it answers (`None`: 其他材料).
+    pub checklist_item: Option<String>,
+    /// Taken back by the village room already (kept for the record, no longer current).
+    pub removed: bool,
+}
+
 /// A result paper named by a decision: its id, and what the paper is if it belongs to the case
 /// (`None`: no such paper of this case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +228,12 @@ pub enum Command {
     CallQueued,
     /// Start or continue adding a paper of this kind.
     AddPaper(PaperKind),
+    /// The village room says which paper of the checklist one of its scans is (`checklist_item`
+    /// on the matter's checklist, checked before; `None`: 其他材料).
+    RetagPaper { paper: PaperFacts, checklist_item: Option<String> },
+    /// The village room takes back one of its scans (scanned by mistake): it stays stored for
+    /// the record and its retention, but is no longer a paper of the case.
+    RemovePaper { paper: PaperFacts },
     /// Enter or change the villager's name, phone and ID number.
     SetVillager,
     /// The window asks the village to scan a paper again.
@@ -272,6 +289,12 @@ pub enum CaseEvent {
     VillagerSet { id_number: bool },
     #[serde(rename = "paper.added")]
     PaperAdded { kind: PaperKind, checklist_item: Option<String>, size: u64, content_type: String, paper_id: i64 },
+    /// The village room corrected which paper of the checklist a scan is (`None`: 其他材料).
+    #[serde(rename = "paper.retagged")]
+    PaperRetagged { paper_id: i64, from: Option<String>, to: Option<String> },
+    /// The village room took a scan back (kept for the record, no longer current).
+    #[serde(rename = "paper.removed")]
+    PaperRemoved { paper_id: i64, checklist_item: Option<String> },
     /// Someone of the town or a supervisor looked at a paper.
     #[serde(rename = "paper.viewed")]
     PaperViewed { paper_id: i64 },
@@ -295,6 +318,8 @@ text_enum! {
         OutcomeFinal = "outcome.final",
         VillagerSet = "villager.set",
         PaperAdded = "paper.added",
+        PaperRetagged = "paper.retagged",
+        PaperRemoved = "paper.removed",
         PaperViewed = "paper.viewed",
         RatingGiven = "rating.given",
     }
@@ -326,6 +351,8 @@ impl CaseEvent {
             | CaseEvent::RescanRequested { .. }
             | CaseEvent::OutcomeFinal { .. }
             | CaseEvent::VillagerSet { .. }
+            | CaseEvent::PaperRetagged { .. }
+            | CaseEvent::PaperRemoved { .. }
             | CaseEvent::RatingGiven { .. } => true,
             CaseEvent::PaperAdded { kind, .. } => *kind == PaperKind::Scan,
             CaseEvent::PaperViewed { .. } => false,
@@ -377,6 +404,9 @@ pub enum Refusal {
     /// The case is final (or takes nothing of this kind any more).
     #[error("案件已办结或不再接收 (the case is closed: {0})")]
     Closed(Status),
+    /// The paper was taken back by the village room already.
+    #[error("这份材料已经删除了 (the paper was removed)")]
+    PaperRemoved,
     /// The command does not apply to the case's status.
     #[error("案件当前状态不能这样操作 (not possible while the case is {status}: {why})")]
     Status { status: Status, why: &'static str },
@@ -447,6 +477,23 @@ pub fn apply(state: &CaseState, actor: Actor, command: Command, now_ms: u64) -> 
                 }
             }
             Ok(unchanged(Vec::new(), Vec::new()))
+        }
+        Command::RetagPaper { paper, checklist_item } => {
+            may_correct_paper(state, actor, &paper)?;
+            if paper.checklist_item == checklist_item {
+                return Ok(unchanged(Vec::new(), Vec::new()));
+            }
+            Ok(unchanged(
+                vec![CaseEvent::PaperRetagged { paper_id: paper.id, from: paper.checklist_item, to: checklist_item }],
+                Vec::new(),
+            ))
+        }
+        Command::RemovePaper { paper } => {
+            may_correct_paper(state, actor, &paper)?;
+            Ok(unchanged(
+                vec![CaseEvent::PaperRemoved { paper_id: paper.id, checklist_item: paper.checklist_item }],
+                Vec::new(),
+            ))
         }
         Command::SetVillager => {
             require(matches!(actor, Actor::Kiosk), "the village room enters the villager")?;
@@ -618,6 +665,26 @@ pub fn apply(state: &CaseState, actor: Actor, command: Command, now_ms: u64) -> 
             }
         }
     }
+}
+
+/// The village room corrects its own scans while the case still takes scans (open, or waiting
+/// for the papers a 现场开单 listed): not after a decision, never the town's result papers.
+fn may_correct_paper(state: &CaseState, actor: Actor, paper: &PaperFacts) -> Result<(), Refusal> {
+    require(matches!(actor, Actor::Kiosk), "the village room corrects its own scans")?;
+    match paper.kind {
+        PaperKind::Scan => {}
+        PaperKind::Result => return Err(Refusal::Role("result papers are the town's")),
+    }
+    match state.status {
+        Status::Open | Status::Missing => {}
+        Status::Later | Status::Signoff | Status::Returned | Status::Done | Status::Refused => {
+            return Err(Refusal::Closed(state.status));
+        }
+    }
+    if paper.removed {
+        return Err(Refusal::PaperRemoved);
+    }
+    Ok(())
 }
 
 fn require(ok: bool, what: &'static str) -> Result<(), Refusal> {

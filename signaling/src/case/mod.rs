@@ -15,8 +15,8 @@ pub mod words;
 pub use access::{Viewer, plausible_case_no};
 pub use booking::BookingStatus;
 pub use lifecycle::{
-    Actor, CallFacts, CaseEvent, CaseState, Command, Decision, Effect, EventKind, Outcome, PaperKind, Rating, Refusal,
-    ResultPaper, Signoff, SignoffDecision, Status, Transition, apply,
+    Actor, CallFacts, CaseEvent, CaseState, Command, Decision, Effect, EventKind, Outcome, PaperFacts, PaperKind,
+    Rating, Refusal, ResultPaper, Signoff, SignoffDecision, Status, Transition, apply,
 };
 pub use record::{ActorKind, CaseRecord, CaseScope, EventActor};
 pub use words::{Audience, ShownStatus, progress_path, receipt_progress_path};

@@ -236,6 +236,8 @@ word_tables! {
         OutcomeFinal => "结果生效",
         VillagerSet => "登记办事人",
         PaperAdded => "添加材料",
+        PaperRetagged => "村里改了材料类别",
+        PaperRemoved => "村里删除了材料",
         PaperViewed => "查看材料",
         RatingGiven => "办事人评价",
     }

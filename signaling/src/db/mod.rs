@@ -78,6 +78,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "recordings", include_str!("migrations/0003_recordings.sql")),
     (4, "audit", include_str!("migrations/0004_audit.sql")),
     (5, "hardening", include_str!("migrations/0005_hardening.sql")),
+    (6, "paper_removal", include_str!("migrations/0006_paper_removal.sql")),
 ];
 
 mod audit;
@@ -102,7 +103,7 @@ pub use bookings::{BookingRow, BookingScope, BookingStatus};
 pub use calls::{CallRow, CaseCall};
 pub use events::{EventRow, NewEvent};
 pub use inbox::{InboxRow, RatingRow};
-pub use papers::{PaperRow, UploadRow};
+pub use papers::{PaperChange, PaperRow, UploadRow};
 pub use recordings::{
     CatalogRow, GroupCallFilter, GroupCallRow, HoldHistoryRow, IntentRow, LegalHold, RecordingEnd, RecordingRow,
     SegmentRow,

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::events::{NewEvent, insert_event};
 use super::{DataError, Db, bad_text, fk_not_found, row_ms, sql_ms};
-use crate::case::{ActorKind, CaseEvent, EventActor, PaperKind};
+use crate::case::{ActorKind, CaseEvent, EventActor, PaperKind, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaperRow {
@@ -21,6 +21,17 @@ pub struct PaperRow {
     /// Who uploaded it (a kiosk or a staff member).
     pub by: EventActor,
     pub created_at_ms: u64,
+    /// When the village room took it back (kept for the record; no longer a paper of the case).
+    pub removed_at_ms: Option<u64>,
+}
+
+/// A correction the village room makes to one of its scans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaperChange {
+    /// Which paper of the checklist it is (`None`: 其他材料).
+    Retag(Option<String>),
+    /// Taken back: kept, marked removed.
+    Remove,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +52,7 @@ pub struct UploadRow {
 }
 
 const PAPER_COLUMNS: &str = "id, case_id, kind, name, checklist_item, content_type, size, sha256, object_key, \
-     by_kind, by_id, by_name, created_at_ms";
+     by_kind, by_id, by_name, created_at_ms, removed_at_ms";
 
 fn kind_col(s: String) -> rusqlite::Result<PaperKind> {
     PaperKind::parse(&s).ok_or_else(|| bad_text("paper kind", &s))
@@ -64,6 +75,7 @@ fn paper_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PaperRow> {
         object_key: r.get(8)?,
         by: by_col(r.get(9)?, r.get(10)?, r.get(11)?)?,
         created_at_ms: row_ms(r.get(12)?),
+        removed_at_ms: r.get::<_, Option<i64>>(13)?.map(row_ms),
     })
 }
 
@@ -223,6 +235,49 @@ impl Db {
         let mut st = conn.prepare(&sql)?;
         let rows = st.query_map([case_id], paper_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// Correct a paper of the case at `at_ms`, with its timeline `events`, in one transaction,
+    /// on condition that the case is still `from` and the paper not removed (else `Conflict`).
+    /// Returns the paper as stored.
+    pub fn change_paper(
+        &self,
+        case_id: i64,
+        from: Status,
+        paper_id: i64,
+        change: &PaperChange,
+        events: &[NewEvent],
+        at_ms: u64,
+    ) -> Result<PaperRow, DataError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE cases SET updated_at_ms = ?3 WHERE id = ?1 AND status = ?2",
+            params![case_id, from.as_str(), sql_ms(at_ms)],
+        )?;
+        if n == 0 {
+            return Err(DataError::Conflict(format!("case {case_id} is no longer {from}")));
+        }
+        let n = match change {
+            PaperChange::Retag(item) => tx.execute(
+                "UPDATE papers SET checklist_item = ?3 WHERE id = ?1 AND case_id = ?2 AND removed_at_ms IS NULL",
+                params![paper_id, case_id, item],
+            )?,
+            PaperChange::Remove => tx.execute(
+                "UPDATE papers SET removed_at_ms = ?3 WHERE id = ?1 AND case_id = ?2 AND removed_at_ms IS NULL",
+                params![paper_id, case_id, sql_ms(at_ms)],
+            )?,
+        };
+        if n == 0 {
+            return Err(DataError::Conflict(format!("paper {paper_id} was removed meanwhile")));
+        }
+        for event in events {
+            insert_event(&tx, case_id, event)?;
+        }
+        let sql = format!("SELECT {PAPER_COLUMNS} FROM papers WHERE id = ?1");
+        let paper = tx.query_row(&sql, [paper_id], paper_row)?;
+        tx.commit()?;
+        Ok(paper)
     }
 
     pub fn paper(&self, paper_id: i64) -> Result<Option<PaperRow>, DataError> {

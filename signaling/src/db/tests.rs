@@ -571,6 +571,7 @@ mod cases {
             object_key: "papers/1/x".into(),
             by: EventActor::kiosk(ids.k1, "k"),
             created_at_ms: 4,
+            removed_at_ms: None,
         };
         let pid = db.complete_upload("u1", &paper, &EventActor::kiosk(ids.k1, "k")).unwrap();
         assert!(matches!(
@@ -583,6 +584,36 @@ mod cases {
         assert_eq!(db.uploads_idle_since(5).unwrap().len(), 1);
         db.delete_upload("u1").unwrap();
         assert!(db.upload("u1").unwrap().is_none());
+
+        // Corrections: conditional on the case's status, never on a removed paper.
+        let kiosk = EventActor::kiosk(ids.k1, "k");
+        let retag = PaperChange::Retag(Some("户口本".into()));
+        let at = |event| [NewEvent { at_ms: 5, actor: kiosk.clone(), event }];
+        let retagged = at(CaseEvent::PaperRetagged { paper_id: pid, from: None, to: Some("户口本".into()) });
+        assert!(matches!(
+            db.change_paper(case.id, Status::Missing, pid, &retag, &retagged, 5),
+            Err(DataError::Conflict(_))
+        ));
+        let p = db.change_paper(case.id, Status::Open, pid, &retag, &retagged, 5).unwrap();
+        assert_eq!((p.checklist_item.as_deref(), p.removed_at_ms), (Some("户口本"), None));
+        let removed = at(CaseEvent::PaperRemoved { paper_id: pid, checklist_item: Some("户口本".into()) });
+        let p = db.change_paper(case.id, Status::Open, pid, &PaperChange::Remove, &removed, 6).unwrap();
+        assert_eq!(p.removed_at_ms, Some(6));
+        assert!(matches!(
+            db.change_paper(case.id, Status::Open, pid, &PaperChange::Remove, &removed, 7),
+            Err(DataError::Conflict(_))
+        ));
+        // Kept for the record, with both events on the timeline.
+        assert_eq!(db.paper(pid).unwrap().unwrap().removed_at_ms, Some(6));
+        let kinds: Vec<_> = db.case_events(case.id).unwrap().iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                crate::case::EventKind::PaperAdded,
+                crate::case::EventKind::PaperRetagged,
+                crate::case::EventKind::PaperRemoved
+            ]
+        );
     }
 
     #[test]

@@ -349,6 +349,8 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 pub fn is_call_mark(kind: EventKind) -> bool {
     match kind {
         EventKind::PaperAdded
+        | EventKind::PaperRetagged
+        | EventKind::PaperRemoved
         | EventKind::RescanRequested
         | EventKind::Decided
         | EventKind::CallRequested

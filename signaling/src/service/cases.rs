@@ -4,10 +4,10 @@
 
 use crate::case::villager::Villager;
 use crate::case::{
-    Audience, CallFacts, CaseEvent, CaseRecord, Command, Effect, Outcome, PaperKind, Rating, ResultPaper, ShownStatus,
-    SignoffDecision, Viewer, plausible_case_no,
+    Audience, CallFacts, CaseEvent, CaseRecord, Command, Effect, Outcome, PaperFacts, PaperKind, Rating, ResultPaper,
+    ShownStatus, SignoffDecision, Viewer, plausible_case_no,
 };
-use crate::db::{DataError, Db, InboxRow, NewEvent};
+use crate::db::{DataError, Db, InboxRow, NewEvent, PaperChange, PaperRow};
 use crate::error::{Error, Rejection};
 use crate::identity::Role;
 use crate::objects::{Vault, pii_class};
@@ -337,6 +337,53 @@ pub async fn request_rescan(
     }
     let (_, notices) = run(db, viewer, case, command).await?;
     Ok(notices)
+}
+
+/// The village room corrects one of its scans: which paper of the checklist it is, or takes it
+/// back (kept for the record). Returns the paper as stored. A paper of another case is 404.
+pub async fn change_paper(
+    db: &Db,
+    viewer: &Viewer,
+    case: &CaseRecord,
+    paper_id: i64,
+    change: PaperChange,
+) -> Result<PaperRow, Error> {
+    let case_id = case.id;
+    let paper = db
+        .run(move |db| db.paper(paper_id))
+        .await?
+        .filter(|p| p.case_id == case_id)
+        .ok_or_else(|| Rejection::not_found("paper"))?;
+    if let PaperChange::Retag(Some(item)) = &change
+        && !case.required_papers.iter().any(|r| r == item)
+    {
+        return Err(Rejection::invalid("checklist_item 不是这个事项要的材料 (not on the checklist)").into());
+    }
+    let facts = PaperFacts {
+        id: paper.id,
+        kind: paper.kind,
+        checklist_item: paper.checklist_item.clone(),
+        removed: paper.removed_at_ms.is_some(),
+    };
+    let command = match &change {
+        PaperChange::Retag(item) => Command::RetagPaper { paper: facts, checklist_item: item.clone() },
+        PaperChange::Remove => Command::RemovePaper { paper: facts },
+    };
+    let at_ms = crate::now_ms();
+    let t = crate::case::apply(&case.state, viewer.actor(), command, at_ms)?;
+    if t.events.is_empty() {
+        return Ok(paper);
+    }
+    let from = case.status();
+    let events: Vec<NewEvent> =
+        t.events.into_iter().map(|event| NewEvent { at_ms, actor: viewer.stamp(), event }).collect();
+    db.run(move |db| {
+        db.change_paper(case_id, from, paper_id, &change, &events, at_ms).map_err(|e| match e {
+            DataError::Conflict(_) => Error::from(Rejection::changed_meanwhile()),
+            e => e.into(),
+        })
+    })
+    .await
 }
 
 /// 好差评: the village room rates the case's last answered call, once.

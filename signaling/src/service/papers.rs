@@ -540,6 +540,7 @@ impl Papers {
             object_key: final_key.clone(),
             by: u.by.clone(),
             created_at_ms: crate::now_ms(),
+            removed_at_ms: None,
         };
         let p = paper.clone();
         let upload_id = u.id.clone();
@@ -618,6 +619,15 @@ impl Papers {
         };
         if !super::cases::may_open_paper(viewer, case, paper.kind, paper.id) {
             return Err(Rejection::not_found("paper").into());
+        }
+        // A scan the village took back is no paper of the case any more: only the review opens it.
+        if paper.removed_at_ms.is_some() && !matches!(viewer, Viewer::Supervisor { .. }) {
+            return Err(Rejection::new(
+                RejectKind::Gone,
+                "paper_removed",
+                "村里已经删除了这份材料 (the village room removed this paper)",
+            )
+            .into());
         }
         let _opening = self.opening.acquire().await.map_err(|_| Error::Tool("the server is stopping".into()))?;
         let plain = match self.vault.get(ObjectClass::PAPERS, &paper.object_key).await {

@@ -50,6 +50,9 @@ pub struct PaperView {
     pub uploaded_at_ms: u64,
     pub uploaded_by: EventActor,
     pub url: String,
+    /// When the village room took it back (kept for the record; no longer a paper of the case).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_at_ms: Option<u64>,
 }
 
 impl PaperView {
@@ -65,6 +68,7 @@ impl PaperView {
             uploaded_at_ms: p.created_at_ms,
             uploaded_by: p.by.clone(),
             url: format!("/api/cases/{case_no}/papers/{}", p.id),
+            removed_at_ms: p.removed_at_ms,
         }
     }
 }
@@ -224,7 +228,11 @@ pub struct CaseView {
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
     pub villager: Option<VillagerView>,
+    /// The case's current papers (scans, and for the town its result papers).
     pub papers: Vec<PaperView>,
+    /// Scans the village room took back, for the town and the review (never for the village).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed_papers: Vec<PaperView>,
     pub checklist: Vec<ChecklistEntry>,
     pub calls: Vec<CallView>,
     pub outcome: Option<OutcomeView>,
@@ -237,7 +245,8 @@ pub struct CaseView {
 /// Build the full view of `case` for `audience` (blocking: reads papers, calls, events).
 pub fn case_view(db: &Db, case: &CaseRecord, audience: Audience) -> Result<CaseView, DataError> {
     let village = audience == Audience::Village;
-    let papers = db.papers_of_case(case.id)?;
+    let (papers, removed): (Vec<PaperRow>, Vec<PaperRow>) =
+        db.papers_of_case(case.id)?.into_iter().partition(|p| p.removed_at_ms.is_none());
     let calls = db.calls_of_case(case.id)?;
     let events = db.case_events(case.id)?;
     let rating = db.rating_of_case(case.id)?;
@@ -331,6 +340,11 @@ pub fn case_view(db: &Db, case: &CaseRecord, audience: Audience) -> Result<CaseV
         updated_at_ms: case.updated_at_ms,
         villager,
         papers: visible_papers,
+        removed_papers: if village {
+            Vec::new()
+        } else {
+            removed.iter().map(|p| PaperView::of(&case.case_no, p)).collect()
+        },
         checklist,
         calls: calls.iter().map(CallView::of).collect(),
         outcome: OutcomeView::of(case, &papers, audience),

@@ -347,6 +347,80 @@ fn papers_villager_and_rescans() {
     }
 }
 
+fn scan(removed: bool) -> PaperFacts {
+    PaperFacts { id: 5, kind: PaperKind::Scan, checklist_item: Some("身份证".into()), removed }
+}
+
+#[test]
+fn the_village_corrects_its_scans_while_the_case_takes_scans() {
+    for status in Status::ALL.iter().copied() {
+        for needs_signoff in [false, true] {
+            if matches!(status, Status::Signoff | Status::Returned) && !needs_signoff {
+                continue;
+            }
+            let s = state_in(status, needs_signoff);
+            let takes_scans = matches!(status, Status::Open | Status::Missing);
+            let retag = step(
+                &s,
+                Actor::Kiosk,
+                Command::RetagPaper { paper: scan(false), checklist_item: Some("户口本".into()) },
+            );
+            let remove = step(&s, Actor::Kiosk, Command::RemovePaper { paper: scan(false) });
+            if takes_scans {
+                let t = retag.unwrap();
+                assert_eq!((t.state, t.effects), (s.clone(), Vec::new()));
+                assert_eq!(
+                    t.events,
+                    vec![CaseEvent::PaperRetagged {
+                        paper_id: 5,
+                        from: Some("身份证".into()),
+                        to: Some("户口本".into())
+                    }]
+                );
+                let t = remove.unwrap();
+                assert_eq!(t.state, s);
+                assert_eq!(
+                    t.events,
+                    vec![CaseEvent::PaperRemoved { paper_id: 5, checklist_item: Some("身份证".into()) }]
+                );
+                // The same tag again changes nothing and writes nothing.
+                let same = step(
+                    &s,
+                    Actor::Kiosk,
+                    Command::RetagPaper { paper: scan(false), checklist_item: Some("身份证".into()) },
+                );
+                assert!(same.unwrap().events.is_empty());
+                // To 其他材料.
+                let other =
+                    step(&s, Actor::Kiosk, Command::RetagPaper { paper: scan(false), checklist_item: None }).unwrap();
+                assert!(matches!(other.events[..], [CaseEvent::PaperRetagged { to: None, .. }]));
+                // A paper taken back already is not corrected again.
+                assert_eq!(
+                    step(&s, Actor::Kiosk, Command::RemovePaper { paper: scan(true) }),
+                    Err(Refusal::PaperRemoved)
+                );
+                assert_eq!(
+                    step(&s, Actor::Kiosk, Command::RetagPaper { paper: scan(true), checklist_item: None }),
+                    Err(Refusal::PaperRemoved)
+                );
+            } else {
+                assert_eq!(retag, Err(Refusal::Closed(status)), "{status}");
+                assert_eq!(remove, Err(Refusal::Closed(status)), "{status}");
+            }
+            // Never the town, a supervisor, or a result paper.
+            for actor in [Actor::Approver(APPROVER), Actor::Chief(CHIEF), Actor::Supervisor(1)] {
+                assert!(matches!(step(&s, actor, Command::RemovePaper { paper: scan(false) }), Err(Refusal::Role(_))));
+                assert!(matches!(
+                    step(&s, actor, Command::RetagPaper { paper: scan(false), checklist_item: None }),
+                    Err(Refusal::Role(_))
+                ));
+            }
+            let result = PaperFacts { id: 6, kind: PaperKind::Result, checklist_item: None, removed: false };
+            assert!(matches!(step(&s, Actor::Kiosk, Command::RemovePaper { paper: result }), Err(Refusal::Role(_))));
+        }
+    }
+}
+
 #[test]
 fn text_forms_round_trip() {
     for s in Status::ALL {
@@ -392,7 +466,7 @@ fn random_command(rng: &mut Rng) -> Command {
             Some(ResultPaper { id: 3, kind: None }),
         ])
     };
-    match rng.next() % 8 {
+    match rng.next() % 10 {
         0 => Command::RequestCall { in_call: rng.next().is_multiple_of(2) },
         1 => Command::CallQueued,
         2 => Command::AddPaper(rng.pick(PaperKind::ALL)),
@@ -405,6 +479,23 @@ fn random_command(rng: &mut Rng) -> Command {
             result_paper: paper(rng),
             calls: CallFacts { live_approver: person(rng), last_answerer: person(rng) },
             villager: rng.pick(&[true, false]),
+        },
+        7 => Command::RetagPaper {
+            paper: PaperFacts {
+                id: 2,
+                kind: rng.pick(PaperKind::ALL),
+                checklist_item: rng.pick(&[None, Some("身份证".to_string())]),
+                removed: rng.pick(&[true, false]),
+            },
+            checklist_item: rng.pick(&[None, Some("户口本".to_string())]),
+        },
+        8 => Command::RemovePaper {
+            paper: PaperFacts {
+                id: 2,
+                kind: rng.pick(PaperKind::ALL),
+                checklist_item: None,
+                removed: rng.pick(&[true, false]),
+            },
         },
         6 => Command::Finish {
             note: "x".into(),
@@ -478,6 +569,8 @@ fn every_event_has_its_kind() {
             content_type: "image/png".into(),
             paper_id: 3,
         },
+        CaseEvent::PaperRetagged { paper_id: 3, from: None, to: Some("户口本".into()) },
+        CaseEvent::PaperRemoved { paper_id: 3, checklist_item: None },
         CaseEvent::PaperViewed { paper_id: 3 },
         CaseEvent::RatingGiven { rating: Rating::Good },
     ];
