@@ -42,7 +42,10 @@ fn main() {
         }
     }
     if !problems.is_empty() {
-        eprintln!("error: {}: run npm ci in web/ (cd web && npm ci), as ./scripts/test.sh and ./scripts/demo.sh do", problems.join("; "));
+        eprintln!(
+            "error: {}: run npm ci in web/ (cd web && npm ci), as ./scripts/test.sh and ./scripts/demo.sh do",
+            problems.join("; ")
+        );
         std::process::exit(1);
     }
 }

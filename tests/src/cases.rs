@@ -246,7 +246,12 @@ pub async fn hang_up(kiosk: &mut WsClient, window: &mut WsClient, call_id: u64) 
 /// result document) or `refused`, the kiosk hangs up, and the villager rates it when
 /// `rating` gives (rating, comment). Returns the case number. For statistics and the pages
 /// that show them.
-pub async fn decided_case(server: &Server, s: &CaseSetup, outcome: &str, rating: Option<(&str, &str)>) -> Result<String> {
+pub async fn decided_case(
+    server: &Server,
+    s: &CaseSetup,
+    outcome: &str,
+    rating: Option<(&str, &str)>,
+) -> Result<String> {
     let kiosk = Api::new(server, &s.kiosk.token);
     let window = Api::new(server, &s.approver.token);
     let (mut k, mut w, id) = call(server, s, None).await?;

@@ -162,8 +162,11 @@ fn expected_cells(r: &serde_json::Value) -> Vec<Option<f64>> {
     ]
 }
 
-/// One sheet of a workbook: its rows as (first cell's text, numbers of the other cells).
-fn sheet_rows(book: &mut Xlsx<Cursor<Vec<u8>>>, name: &str) -> Result<(Vec<String>, Vec<(String, Vec<Option<f64>>)>)> {
+/// A sheet's row: its first cell's text and the numbers of the others (`None`: empty).
+type SheetRow = (String, Vec<Option<f64>>);
+
+/// One sheet of a workbook: its header and its rows.
+fn sheet_rows(book: &mut Xlsx<Cursor<Vec<u8>>>, name: &str) -> Result<(Vec<String>, Vec<SheetRow>)> {
     let range = book.worksheet_range(name)?;
     let mut rows = range.rows();
     let header = rows.next().expect("a header row").iter().map(|c| c.to_string()).collect();
@@ -208,7 +211,11 @@ async fn excel_export_carries_the_figures_of_the_json() -> Result<()> {
         assert_eq!(resp.status().as_u16(), 200);
         let header = |h: &str| resp.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         assert_eq!(header("content-type"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
-        assert!(header("content-disposition").starts_with("attachment; filename=\"cunneng-stats-"), "{}", header("content-disposition"));
+        assert!(
+            header("content-disposition").starts_with("attachment; filename=\"cunneng-stats-"),
+            "{}",
+            header("content-disposition")
+        );
         assert!(header("content-disposition").ends_with(".xlsx\""));
         let bytes = resp.bytes().await?.to_vec();
         assert!(bytes.starts_with(b"PK\x03\x04"), "not a zip");
@@ -218,7 +225,7 @@ async fn excel_export_carries_the_figures_of_the_json() -> Result<()> {
             let (head, rows) = sheet_rows(&mut book, sheet)?;
             assert_eq!(head.len(), 22, "{head:?}");
             assert_eq!((head[0].as_str(), head[1].as_str(), head[15].as_str()), (first, "办件量", "当场办结率(%)"));
-            let want: Vec<(String, Vec<Option<f64>>)> = json[key]
+            let want: Vec<SheetRow> = json[key]
                 .as_array()
                 .unwrap()
                 .iter()

@@ -296,8 +296,8 @@ function renderKpis(/** @type {Report} */ r) {
     kpi('handling', '办理时长', duration(t.handling.p50_secs), t.handling.p50_secs, `中位 · P90 ${duration(t.handling.p90_secs)}`),
     kpi('unanswered', '放弃 / 无人接听', `${t.abandoned} / ${t.timed_out}`, t.abandoned + t.timed_out, `呼叫 ${t.calls} 次,接通 ${t.answered}`),
     kpi('signoff', '一审一核用时', duration(t.signoff_turnaround.p50_secs), t.signoff_turnaround.p50_secs,
-      `中位 · P90 ${duration(t.signoff_turnaround.p90_secs)} · ${t.signoff_turnaround.count} 件`),
-    kpi('bookings', '预约 守约 / 失约', `${b.kept} / ${b.missed}`, b.kept, `共 ${b.booked},取消 ${b.cancelled},未到时间 ${b.upcoming}`),
+      `${t.signoff_turnaround.count} 件 · P90 ${duration(t.signoff_turnaround.p90_secs)}`),
+    kpi('bookings', '预约 守约 / 失约', `${b.kept} / ${b.missed}`, b.kept, `共 ${b.booked} · 取消 ${b.cancelled} · 未到 ${b.upcoming}`),
     kpi('good', '好评率', percent(t.good), t.good.permille, `好 ${rating('good')} · 中 ${rating('fair')} · 差 ${rating('bad')}`),
   );
 }
@@ -319,28 +319,56 @@ function renderTable(kind, first, rows) {
 const TOOLTIP = { trigger: 'axis', renderMode: 'richText', axisPointer: { type: 'shadow' } };
 const TEXT = { fontSize: 14, color: '#111' };
 
+/**
+ * Every period label from the report's first day to its last (days, Mondays of weeks, or
+ * months), so that the chart's time axis has no holes: the report lists only periods with cases.
+ * Dates here are calendar days (China time), counted in UTC to stay clear of the browser's zone.
+ */
+function periodLabels(/** @type {Report} */ r) {
+  const first = Date.parse(`${dayOf(r.from_ms)}T00:00:00Z`);
+  const last = Date.parse(`${dayOf(Math.max(r.from_ms, r.to_ms - DAY_MS))}T00:00:00Z`);
+  /** @type {string[]} */
+  const labels = [];
+  for (let t = first; t <= last && labels.length <= 400; t += DAY_MS) {
+    const d = new Date(t);
+    let label = d.toISOString().slice(0, 10);
+    if (r.grouping === 'week') label = new Date(t - ((d.getUTCDay() + 6) % 7) * DAY_MS).toISOString().slice(0, 10);
+    if (r.grouping === 'month') label = label.slice(0, 7);
+    if (labels[labels.length - 1] !== label) labels.push(label);
+  }
+  return labels;
+}
+
 function drawSeries(/** @type {Report} */ r) {
   const box = chartBox('series');
   box.setAttribute('data-state', 'drawing');
-  box.setAttribute('data-points', String(r.series.length));
+  const byKey = new Map(r.series.map((p) => [p.key, p]));
+  const labels = periodLabels(r);
+  // A period the labels missed (never, unless the clocks disagree) is still shown, in order.
+  for (const p of r.series) if (!labels.includes(p.key)) labels.push(p.key);
+  labels.sort();
+  box.setAttribute('data-points', String(labels.length));
   state.charts.series?.setOption({
     animation: false,
     textStyle: TEXT,
     grid: { left: 48, right: 56, top: 40, bottom: 36 },
     tooltip: TOOLTIP,
     legend: { top: 0, textStyle: TEXT },
-    xAxis: { type: 'category', data: r.series.map((p) => p.name), axisLabel: { fontSize: 13 } },
+    xAxis: { type: 'category', data: labels, axisLabel: { fontSize: 13 } },
     yAxis: [
       { type: 'value', name: '件', minInterval: 1, nameTextStyle: TEXT },
       { type: 'value', name: '%', min: 0, max: 100, nameTextStyle: TEXT, splitLine: { show: false } },
     ],
     series: [
-      { name: '办件量', type: 'bar', data: r.series.map((p) => p.cases), itemStyle: { color: '#0b57a4' }, barMaxWidth: 36 },
+      { name: '办件量', type: 'bar', data: labels.map((k) => byKey.get(k)?.cases ?? 0), itemStyle: { color: '#0b57a4' }, barMaxWidth: 36 },
       {
         name: ON_THE_SPOT,
         type: 'line',
         yAxisIndex: 1,
-        data: r.series.map((p) => (p.on_the_spot.permille === null ? null : p.on_the_spot.permille / 10)),
+        data: labels.map((k) => {
+          const permille = byKey.get(k)?.on_the_spot.permille;
+          return permille === null || permille === undefined ? null : permille / 10;
+        }),
         itemStyle: { color: '#17692a' },
         lineStyle: { width: 3 },
         symbolSize: 8,

@@ -50,7 +50,6 @@ const ASSETS: &[(&str, &[u8], &str)] = &[
     ("print.js", include_bytes!("../assets/print.js"), JS),
     ("progress.js", include_bytes!("../assets/progress.js"), JS),
     ("progressform.js", include_bytes!("../assets/progressform.js"), JS),
-    ("qr.js", include_bytes!("../assets/qr.js"), JS),
     ("replay.js", include_bytes!("../assets/replay.js"), JS),
     ("review.js", include_bytes!("../assets/review.js"), JS),
     ("stats.js", include_bytes!("../assets/stats.js"), JS),
@@ -654,10 +653,14 @@ mod tests {
             assert!(has(&review, id), "review page lacks {id}");
         }
         // The statistics (issue 9): a chart container per chart, an export button per format.
-        for id in ["stats-chart", "stats-export", "stats-table", "stats-kpi", "stats-row", "stats-comment", "nav-review"] {
+        for id in
+            ["stats-chart", "stats-export", "stats-table", "stats-kpi", "stats-row", "stats-comment", "nav-review"]
+        {
             assert!(has(&stats, id), "stats page lacks {id}");
         }
-        for (kind, format) in [("data-kind=\"series\"", "data-format=\"xlsx\""), ("data-kind=\"breakdown\"", "data-format=\"csv\"")] {
+        for (kind, format) in
+            [("data-kind=\"series\"", "data-format=\"xlsx\""), ("data-kind=\"breakdown\"", "data-format=\"csv\"")]
+        {
             assert!(stats.contains(kind) && stats.contains(format), "stats page lacks {kind} or {format}");
         }
         assert!(has(&review, "nav-stats"), "the review page does not link to the statistics");

@@ -135,7 +135,7 @@ fn cells(f: &Figures) -> [Cell; 21] {
 }
 
 /// The rows of one exported table: (name, figures), the totals last.
-fn table<'a>(view: &'a StatsView, breakdown: bool) -> impl Iterator<Item = (&'a str, &'a Figures)> {
+fn table(view: &StatsView, breakdown: bool) -> impl Iterator<Item = (&str, &Figures)> {
     let rows: &[Row] = if breakdown { &view.report.breakdown } else { &view.report.series };
     rows.iter().map(|r| (r.name.as_str(), &r.figures)).chain([(TOTAL_ROW, &view.report.totals)])
 }
