@@ -390,9 +390,9 @@ function drawBreakdown(/** @type {Report} */ r) {
   state.charts.breakdown?.setOption({
     animation: false,
     textStyle: TEXT,
-    grid: { left: 8, right: 24, top: 40, bottom: 24, containLabel: true },
+    grid: { left: 8, right: 24, top: 56, bottom: 24, containLabel: true },
     tooltip: TOOLTIP,
-    legend: { top: 0, textStyle: TEXT },
+    legend: { top: 0, itemWidth: 16, itemGap: 8, textStyle: { ...TEXT, fontSize: 13 } },
     xAxis: { type: 'value', minInterval: 1 },
     yAxis: { type: 'category', data: rows.map((row) => row.name), axisLabel: { fontSize: 14, width: 160, overflow: 'truncate' } },
     series: [
