@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_debs "${BUILD_DEBS[@]}"
+ensure_web_deps
 build_binaries
 exec "$CARGO_TARGET_DIR/debug/cunneng" serve --demo --data-dir ./data "$@"

@@ -47,6 +47,18 @@ ensure_garage() {
   export GARAGE_BIN="$bin"
 }
 
+# ensure_web_deps: the third-party browser code the binary embeds (Apache ECharts), from the
+# npm registry, pinned by web/package-lock.json; `npm ci` only when it is missing or the lock
+# is newer than what is installed (web/build.rs refuses to build without it).
+ensure_web_deps() {
+  command -v npm >/dev/null || ensure_debs nodejs npm
+  if [ ! -f web/node_modules/echarts/dist/echarts.min.js ] \
+     || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+    echo "setup: npm ci in web/ (pinned browser libraries)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 # build_binaries: the one build both README commands use. The same package selection for the
 # demo and the tests (`--workspace`), so that cargo unifies features the same way and running
 # one after the other recompiles nothing.

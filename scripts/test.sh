@@ -16,7 +16,9 @@ if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/n
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# The integration tests run the real binary: build it first (the same build as scripts/demo.sh).
+# The integration tests run the real binary: build it first (the same build as scripts/demo.sh),
+# with the browser libraries it embeds.
+ensure_web_deps
 build_binaries
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

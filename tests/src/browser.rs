@@ -39,20 +39,23 @@ pub async fn page_links(server: &Server, p: &Pairing) -> Result<PageLinks> {
             break;
         }
     }
-    let town_link = |role: &'static str| async move {
-        for link in server.links(role) {
-            if me_of(server, link).await?["town"]["id"].as_i64() == Some(p.approver.town_id()) {
-                return Ok(link.url.clone());
-            }
-        }
-        bail!("no {role} link of the approver's town")
-    };
     Ok(PageLinks {
         kiosk,
         window: window.context("window link")?,
-        chief: town_link("chief").await?,
-        dispatcher: town_link("dispatcher").await?,
+        chief: town_link(server, "chief", p.approver.town_id()).await?,
+        dispatcher: town_link(server, "dispatcher", p.approver.town_id()).await?,
     })
+}
+
+/// The demo login link of a staff member of `role` (`chief`, `dispatcher`, `window`) in town
+/// `town_id`.
+pub async fn town_link(server: &Server, role: &str, town_id: i64) -> Result<String> {
+    for link in server.links(role) {
+        if me_of(server, link).await?["town"]["id"].as_i64() == Some(town_id) {
+            return Ok(link.url.clone());
+        }
+    }
+    bail!("no {role} link of town {town_id}")
 }
 
 /// Run `tests/browser/SCRIPT --base URL ARGS...`; fails with the script's output unless it

@@ -1,6 +1,7 @@
 //! Helpers for the case and paper tests (docs/cases-api.md): a small REST client, paper
 //! uploads in chunks, test papers with the right magic bytes, a call set up between a kiosk
-//! and the approver of a chosen matter, and a look at what the object store holds.
+//! and the approver of a chosen matter, a whole decided case, and a look at what the object
+//! store holds.
 
 use std::path::{Path, PathBuf};
 
@@ -243,6 +244,63 @@ pub async fn hang_up(kiosk: &mut WsClient, window: &mut WsClient, call_id: u64) 
     kiosk.expect_where("call.ended", |m| m["call_id"] == call_id).await?;
     window.expect_where("call.ended", |m| m["call_id"] == call_id).await?;
     Ok(())
+}
+
+/// A case the kiosk of `s` calls about, the approver answers and decides: `done` (with a
+/// result document) or `refused`, the kiosk hangs up, and the villager rates it when
+/// `rating` gives (rating, comment). Returns the case number. For statistics and the pages
+/// that show them.
+pub async fn decided_case(
+    server: &Server,
+    s: &CaseSetup,
+    outcome: &str,
+    rating: Option<(&str, &str)>,
+) -> Result<String> {
+    let kiosk = Api::new(server, &s.kiosk.token);
+    let window = Api::new(server, &s.approver.token);
+    let (mut k, mut w, id) = call(server, s, None).await?;
+    let started = answer_call(&mut k, &mut w, id).await?;
+    let case_no = started["case_no"].as_str().context("case_no")?.to_string();
+    let villager = json!({"name": "王大妈", "phone": "13900001111"});
+    let (st, body) = kiosk.put(&format!("/api/cases/{case_no}/villager"), villager).await?;
+    if st != 200 {
+        bail!("villager: {st} {body}");
+    }
+    let decision = match outcome {
+        "done" => {
+            let paper = window.upload(&case_no, "结果.pdf", &pdf(2000), None, "result", 64 * 1024).await?;
+            json!({"outcome": "done", "note": "当场办结", "result_paper_id": paper["id"]})
+        }
+        "refused" => json!({"outcome": "refused", "note": "不符合条件"}),
+        other => bail!("decided_case: outcome {other} is not supported"),
+    };
+    let (st, body) = window.post(&format!("/api/cases/{case_no}/outcome"), decision).await?;
+    if st != 200 {
+        bail!("outcome: {st} {body}");
+    }
+    hang_up(&mut k, &mut w, id).await?;
+    if let Some((rating, comment)) = rating {
+        let (st, body) =
+            kiosk.post(&format!("/api/cases/{case_no}/rating"), json!({"rating": rating, "comment": comment})).await?;
+        if st != 201 {
+            bail!("rating: {st} {body}");
+        }
+    }
+    Ok(case_no)
+}
+
+/// The first demo kiosk (by the order of [`setup`]'s `nth`) whose town is not `town_id`,
+/// set up as [`setup`] does.
+pub async fn setup_in_another_town(server: &Server, town_id: i64, needs_signoff: bool) -> Result<CaseSetup> {
+    let kiosks = demo_kiosks(server).await?;
+    for (nth, k) in kiosks.iter().enumerate() {
+        if k.town_id() != town_id
+            && let Ok(s) = setup(server, nth, needs_signoff).await
+        {
+            return Ok(s);
+        }
+    }
+    bail!("no demo kiosk outside town {town_id} with a matter that fits")
 }
 
 /// Assert an error answer: status and `error.code`.

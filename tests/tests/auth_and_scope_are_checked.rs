@@ -146,6 +146,20 @@ async fn routes_check_the_role() -> anyhow::Result<()> {
     let chief = login_as(&server, "chief").await?;
     let supervisor = login_as(&server, "supervisor").await?;
     let dispatcher = login_as(&server, "dispatcher").await?;
+    // The statistics: supervisors (in their scope) and town chiefs; nobody else.
+    let statistics = |path| {
+        (
+            path,
+            vec![
+                ("nobody", None, 401),
+                ("kiosk", Some(kiosk.as_str()), 403),
+                ("approver", Some(approver.as_str()), 403),
+                ("dispatcher", Some(dispatcher.as_str()), 403),
+                ("chief", Some(chief.as_str()), 200),
+                ("supervisor", Some(supervisor.as_str()), 200),
+            ],
+        )
+    };
     // (path, [(who, token, expected status)])
     let rows: Vec<(&str, Vec<Row<'_>>)> = vec![
         (
@@ -159,14 +173,18 @@ async fn routes_check_the_role() -> anyhow::Result<()> {
                 ("chief", Some(&chief), 200),
             ],
         ),
+        statistics("/api/review/group-calls"),
+        statistics("/api/stats"),
+        statistics("/api/stats/export.csv"),
+        statistics("/api/stats/export.xlsx"),
+        // The page itself is the same static shell for everyone (it asks /api/me and shows
+        // nothing to a role the API refuses); its figures come only from the routes above.
         (
-            "/api/review/group-calls",
+            "/stats",
             vec![
-                ("nobody", None, 401),
-                ("kiosk", Some(&kiosk), 403),
-                ("approver", Some(&approver), 403),
-                ("dispatcher", Some(&dispatcher), 403),
-                ("chief", Some(&chief), 200),
+                ("nobody", None, 200),
+                ("kiosk", Some(&kiosk), 200),
+                ("approver", Some(&approver), 200),
                 ("supervisor", Some(&supervisor), 200),
             ],
         ),

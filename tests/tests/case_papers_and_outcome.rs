@@ -178,6 +178,9 @@ async fn full_case(server: &Server) -> anyhow::Result<()> {
     assert_eq!(st, 200);
     let code = receipt["lookup_code"].as_str().unwrap();
     assert!(receipt["progress_url"].as_str().unwrap().ends_with(&format!("/progress?case={case_no}&code={code}")));
+    // Its QR code comes drawn by the server: an SVG of that address.
+    let qr = receipt["progress_qr_svg"].as_str().unwrap_or_default();
+    assert!(qr.starts_with("<svg ") && qr.contains("<path") && qr.ends_with("</svg>"), "{receipt}");
 
     // Who else may look: the supervisor yes (read only), a dispatcher no.
     let supervisor = demo_staff(server, "supervisor").await?;

@@ -2,10 +2,14 @@
 //! decided 当场办结 and rated, a second case refused after a cancelled and an answered call, a
 //! case still open without a call), `/api/stats` counts exactly that, for the county, by town
 //! and by approver, and the CSV for the offices carries the same figures; it survives a
-//! restart. Supervisors see their scope, chiefs their town; approvers and kiosks nothing.
+//! restart. Supervisors see their scope, chiefs their town; approvers and kiosks nothing. The
+//! Excel export, read back, carries the same figures as the JSON.
+
+use std::io::Cursor;
 
 use anyhow::Result;
-use cunneng_tests::cases::{Api, answer_call, assert_error, call, hang_up, setup};
+use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+use cunneng_tests::cases::{Api, answer_call, assert_error, call, decided_case, hang_up, setup, setup_in_another_town};
 use cunneng_tests::client::{demo_kiosks, login_as};
 use cunneng_tests::server::Server;
 use serde_json::json;
@@ -124,5 +128,130 @@ async fn statistics_count_a_known_history_in_each_scope() -> Result<()> {
     let sup = Api::new(&server, &login_as(&server, "supervisor").await?);
     let (_, r) = sup.get("/api/stats").await?;
     check(&r);
+    Ok(())
+}
+
+/// The figures of one JSON row as the export's columns (docs/cases-api.md, statistics): counts,
+/// seconds, and percentages with one decimal; `None` where the JSON has nothing.
+fn expected_cells(r: &serde_json::Value) -> Vec<Option<f64>> {
+    let n = |v: &serde_json::Value| v.as_f64().or(Some(0.0));
+    let secs = |v: &serde_json::Value| v.as_f64();
+    let pct = |v: &serde_json::Value| v["permille"].as_f64().map(|p| p / 10.0);
+    vec![
+        n(&r["cases"]),
+        n(&r["decided"]),
+        n(&r["outcomes"]["done"]),
+        n(&r["outcomes"]["missing"]),
+        n(&r["outcomes"]["refused"]),
+        n(&r["outcomes"]["later"]),
+        n(&r["calls"]),
+        n(&r["answered"]),
+        n(&r["abandoned"]),
+        n(&r["timed_out"]),
+        secs(&r["waiting"]["p50_secs"]),
+        secs(&r["waiting"]["p90_secs"]),
+        secs(&r["handling"]["p50_secs"]),
+        secs(&r["handling"]["p90_secs"]),
+        pct(&r["on_the_spot"]),
+        pct(&r["first_contact"]),
+        secs(&r["signoff_turnaround"]["p50_secs"]),
+        n(&r["ratings"]["good"]),
+        n(&r["ratings"]["fair"]),
+        n(&r["ratings"]["bad"]),
+        pct(&r["good"]),
+    ]
+}
+
+/// A sheet's row: its first cell's text and the numbers of the others (`None`: empty).
+type SheetRow = (String, Vec<Option<f64>>);
+
+/// One sheet of a workbook: its header and its rows.
+fn sheet_rows(book: &mut Xlsx<Cursor<Vec<u8>>>, name: &str) -> Result<(Vec<String>, Vec<SheetRow>)> {
+    let range = book.worksheet_range(name)?;
+    let mut rows = range.rows();
+    let header = rows.next().expect("a header row").iter().map(|c| c.to_string()).collect();
+    let body = rows
+        .map(|row| {
+            let numbers = row[1..]
+                .iter()
+                .map(|c| match c {
+                    Data::Float(f) => Some(*f),
+                    Data::Int(i) => Some(*i as f64),
+                    Data::Empty => None,
+                    other => panic!("{name}: a cell that is not a number: {other:?}"),
+                })
+                .collect();
+            (row[0].to_string(), numbers)
+        })
+        .collect();
+    Ok((header, body))
+}
+
+/// The Excel export is a real workbook (read back with calamine): the breakdown and the series
+/// as two sheets with Chinese headers, numbers as numbers equal to the JSON's, the totals last;
+/// in the viewer's scope like the JSON.
+#[tokio::test]
+async fn excel_export_carries_the_figures_of_the_json() -> Result<()> {
+    let server = Server::start_demo().await?;
+    let a = setup(&server, 0, false).await?;
+    let b = setup_in_another_town(&server, a.kiosk.town_id(), false).await?;
+    decided_case(&server, &a, "done", Some(("good", "很方便"))).await?;
+    decided_case(&server, &a, "refused", Some(("bad", "等得太久"))).await?;
+    decided_case(&server, &b, "done", None).await?;
+
+    let sup = Api::new(&server, &login_as(&server, "supervisor").await?);
+    for query in ["by=town&group=day", "by=village&group=week", "by=approver&group=month"] {
+        let (st, json) = sup.get(&format!("/api/stats?{query}")).await?;
+        assert_eq!(st, 200, "{json}");
+        let resp = cunneng_tests::client::http()
+            .get(format!("{}/api/stats/export.xlsx?{query}", server.base_url))
+            .bearer_auth(sup.token.as_deref().unwrap())
+            .send()
+            .await?;
+        assert_eq!(resp.status().as_u16(), 200);
+        let header = |h: &str| resp.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert_eq!(header("content-type"), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+        assert!(
+            header("content-disposition").starts_with("attachment; filename=\"cunneng-stats-"),
+            "{}",
+            header("content-disposition")
+        );
+        assert!(header("content-disposition").ends_with(".xlsx\""));
+        let bytes = resp.bytes().await?.to_vec();
+        assert!(bytes.starts_with(b"PK\x03\x04"), "not a zip");
+        let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes))?;
+        assert_eq!(book.sheet_names(), ["分项", "时间", "说明"]);
+        for (sheet, key, first) in [("分项", "breakdown", "名称"), ("时间", "series", "时间")] {
+            let (head, rows) = sheet_rows(&mut book, sheet)?;
+            assert_eq!(head.len(), 22, "{head:?}");
+            assert_eq!((head[0].as_str(), head[1].as_str(), head[15].as_str()), (first, "办件量", "当场办结率(%)"));
+            let want: Vec<SheetRow> = json[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r["name"].as_str().unwrap().to_string(), expected_cells(r)))
+                .chain([("合计".to_string(), expected_cells(&json["totals"]))])
+                .collect();
+            assert_eq!(rows, want, "{query}: sheet {sheet}");
+        }
+        let about = book.worksheet_range("说明")?;
+        assert_eq!(about.get_value((1, 1)).map(|c| c.to_string()).as_deref(), Some("全县"));
+    }
+    let (_, json) = sup.get("/api/stats").await?;
+    assert_eq!((json["totals"]["cases"].as_u64(), json["comments"].as_array().map(Vec::len)), (Some(3), Some(2)));
+
+    // The chief's workbook is his town's; another town, a bad parameter, other roles refused.
+    let chief = Api::new(&server, &a.chief.token);
+    let (st, _, bytes) = chief.get_bytes("/api/stats/export.xlsx?by=village").await?;
+    assert_eq!(st, 200);
+    let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes))?;
+    let (_, rows) = sheet_rows(&mut book, "分项")?;
+    assert_eq!(rows.last().map(|r| r.1[0]), Some(Some(2.0)), "{rows:?}");
+    assert_error(&chief.get(&format!("/api/stats/export.xlsx?town={}", b.kiosk.town_id())).await?, 403, "forbidden");
+    assert_error(&sup.get("/api/stats/export.xlsx?table=series").await?, 400, "bad_request");
+    assert_error(&sup.get("/api/stats/export.xlsx?group=year").await?, 400, "bad_request");
+    assert_error(&Api::new(&server, &a.approver.token).get("/api/stats/export.xlsx").await?, 403, "forbidden");
+    assert_error(&Api::new(&server, &a.kiosk.token).get("/api/stats/export.xlsx").await?, 403, "forbidden");
+    assert_eq!(Api::anonymous(&server).get("/api/stats/export.xlsx").await?.0, 401);
     Ok(())
 }

@@ -863,6 +863,7 @@ export class CaseDesk {
       // The next step of the status printed (the case read before the decision is stale).
       nextStep: NEXT_STEP[status] ?? c.next_step ?? '',
       progressUrl: receipt?.progress_url ?? `${location.origin}${c.progress_path ?? `/progress?case=${c.case_no}`}`,
+      progressQrSvg: receipt?.progress_qr_svg ?? null,
       lookupCode: receipt?.lookup_code ?? '',
       resultImageUrl,
       resultName: result?.name ?? '',

@@ -199,6 +199,7 @@ export class Inbox {
       missingItems: item.missing_items ?? [],
       nextStep: NEXT_STEP[item.status] ?? c?.next_step ?? '',
       progressUrl: receipt?.progress_url ?? `${location.origin}/progress?case=${encodeURIComponent(item.case_no)}`,
+      progressQrSvg: receipt?.progress_qr_svg ?? null,
       lookupCode: receipt?.lookup_code ?? '',
       resultImageUrl,
       resultName: item.result?.name ?? '',

@@ -1,10 +1,29 @@
 // @ts-check
 // The printed sheet of the village room: a receipt with the case number, villager, matter,
-// outcome, the missing-papers list or the result, and a QR code of the progress link. The page
-// has one hidden <section id="print-sheet">; app.css shows only it when printing.
+// outcome, the missing-papers list or the result, and a QR code of the progress link (drawn by
+// the server with the `qrcode` crate: the receipt's `progress_qr_svg`). The page has one hidden
+// <section id="print-sheet">; app.css shows only it when printing.
 import { $, el, fill } from './common.js';
-import { qrSvg } from './qr.js';
 import { STATUS } from './words.js';
+
+/**
+ * The server's QR code SVG (text) as an element of this page, sized by CSS (`.qr`), or null
+ * if it is not a plain <svg> (then the address is printed without the code).
+ * @param {string} text @param {string} label its accessible name
+ * @returns {Element | null}
+ */
+function qrElement(text, label) {
+  const parsed = new DOMParser().parseFromString(text, 'image/svg+xml');
+  const root = parsed.documentElement;
+  if (root.nodeName !== 'svg' || parsed.querySelector('parsererror, script, foreignObject')) return null;
+  const svg = document.importNode(root, true);
+  svg.removeAttribute('width');
+  svg.removeAttribute('height');
+  svg.setAttribute('class', 'qr');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', label);
+  return svg;
+}
 
 function row(label, value) {
   if (!value) return null;
@@ -17,19 +36,14 @@ function dateText(ms) {
 
 /**
  * Fill the print sheet. `r`: {caseNo, villagerName, matter, village, town, createdAtMs, status,
- * statusText, note, missingItems, nextStep, progressUrl, lookupCode, resultImageUrl, resultName}.
+ * statusText, note, missingItems, nextStep, progressUrl, progressQrSvg, lookupCode,
+ * resultImageUrl, resultName}. Without `progressQrSvg` (the receipt could not be read) the
+ * address is printed without the code.
  */
 export function fillSheet(r) {
   const sheet = $('#print-sheet');
   const title = STATUS[r.status] ?? r.statusText ?? '';
-  let qr = null;
-  if (r.progressUrl) {
-    try {
-      qr = qrSvg(r.progressUrl, { label: '办事进度查询二维码' });
-    } catch {
-      qr = null; // an unusually long address: the address is printed anyway
-    }
-  }
+  const qr = r.progressQrSvg ? qrElement(r.progressQrSvg, '办事进度查询二维码') : null;
   const missing = r.missingItems?.length
     ? el(
         'section',

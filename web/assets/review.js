@@ -2,9 +2,10 @@
 // The review page (可查可追溯), for supervisors (county-wide or of one town) and town chiefs
 // (their own town, read-only): find cases by every condition, open one (its facts, timeline,
 // papers, every call with its recordings played in sync, who looked at it, its legal hold),
-// export it, and the access report by person and date. Every look is recorded by the server
-// before it answers. Routes: `/review`, `/review?case=NO` (a case), `/review?view=access`,
-// `/review?view=groups` (the group calls, 一对多) and `/review?group=ID` (one of them, replayed).
+// export it, and the access report by person and date (the statistics are a page of their
+// own, /stats, one button away). Every look is recorded by the server before it answers.
+// Routes: `/review`, `/review?case=NO` (a case), `/review?view=access`, `/review?view=groups`
+// (the group calls, 一对多) and `/review?group=ID` (one of them, replayed).
 import { api } from './api.js';
 import { $, STAFF_TOKEN_KEY, el, fill, forgetToken, goToLogin, notify, showView, takeToken } from './common.js';
 import { PaperStore, PaperViewer, formatSize, isImage, thumbnail } from './papers.js';
@@ -216,6 +217,7 @@ $('#nav-search')?.addEventListener('click', () => showSearch({ push: true }));
 $('#nav-groups')?.addEventListener('click', () => showGroups({ push: true }));
 $('#nav-access')?.addEventListener('click', () => showAccess({ push: true }));
 $('#group-back')?.addEventListener('click', () => showGroups({ push: true }));
+$('#nav-stats')?.addEventListener('click', () => location.assign('/stats'));
 $('#case-back')?.addEventListener('click', () => showSearch({ push: true }));
 $('#setup-login')?.addEventListener('click', () => {
   forgetToken(STAFF_TOKEN_KEY);

@@ -251,8 +251,9 @@ function onWelcome(msg) {
     showSetup('这个账号不能接待来电', where);
     return;
   }
-  // A chief may review his town's cases (read-only) on /review.
+  // A chief may review his town's cases (read-only) on /review and see its statistics on /stats.
   $('#review-link').hidden = role !== 'chief';
+  $('#stats-link').hidden = role !== 'chief';
   // Chiefs take no calls: their page has no presence switch and no call queue (app.css).
   document.body.dataset.role = role;
   const parts = [msg.me.name, nameOf(msg.me.window), nameOf(msg.me.town)].filter(Boolean);

@@ -1,14 +1,20 @@
 //! The browser pages of cunneng (kiosk, town window with the chief's sign-off, dispatcher,
-//! login, the public progress page, the supervisors' review), embedded into the binary: plain HTML, CSS and JavaScript
-//! modules with no build step.
+//! login, the public progress page, the supervisors' review and statistics), embedded into the
+//! binary: plain HTML, CSS and JavaScript modules with no build step.
+//!
+//! Third-party code is not copied into the repository: [`VENDORED`] files come from npm,
+//! pinned by `web/package-lock.json` and installed by `npm ci` in `web/` (the setup scripts do
+//! it; `build.rs` fails with "run npm ci in web/" when they are missing), and are embedded from
+//! `web/node_modules` like the rest (Apache ECharts for the statistics page's charts).
 //!
 //! Routes the server gives them: `/` → `page("index")`, `/login`, `/kiosk`, `/window`,
-//! `/dispatcher`, `/progress`, `/review` → `page(name)` (as `text/html; charset=utf-8`), and
+//! `/dispatcher`, `/progress`, `/review`, `/stats` → `page(name)` (as `text/html; charset=utf-8`), and
 //! `/static/{path}` → `asset(path)`, except the modules of [`SERVER_MODULES`], which the server
 //! renders itself (`/static/words.js`: every status and reason word the pages show). The pages reference their assets as `/static/...` and the
 //! JavaScript modules import each other relatively (`./api.js`), so everything under
 //! `/static/` is flat. No page uses inline script or inline style (sizes set from scripts go
-//! through the CSSOM), so a strict
+//! through the CSSOM; ECharts sets its own sizes that way too and draws its tooltips on the
+//! canvas, `renderMode: 'richText'`, because its HTML tooltips carry inline styles), so a strict
 //! `Content-Security-Policy: default-src 'self'; connect-src 'self'; img-src 'self' blob:;
 //! frame-src 'self' blob:` (plus `ws:`/`wss:` of the same host where browsers need it spelled
 //! out) does not break them. `blob:` is needed because papers are fetched with the bearer
@@ -19,7 +25,7 @@
 //! browser tests fail on any CSP violation.
 
 /// Names accepted by [`page`], in the order of the routes above.
-pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher", "progress", "review"];
+pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher", "progress", "review", "stats"];
 
 const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -44,14 +50,20 @@ const ASSETS: &[(&str, &[u8], &str)] = &[
     ("print.js", include_bytes!("../assets/print.js"), JS),
     ("progress.js", include_bytes!("../assets/progress.js"), JS),
     ("progressform.js", include_bytes!("../assets/progressform.js"), JS),
-    ("qr.js", include_bytes!("../assets/qr.js"), JS),
     ("replay.js", include_bytes!("../assets/replay.js"), JS),
     ("review.js", include_bytes!("../assets/review.js"), JS),
+    ("stats.js", include_bytes!("../assets/stats.js"), JS),
     ("upload.js", include_bytes!("../assets/upload.js"), JS),
     ("window.js", include_bytes!("../assets/window.js"), JS),
     ("windowcase.js", include_bytes!("../assets/windowcase.js"), JS),
     ("ws.js", include_bytes!("../assets/ws.js"), JS),
+    // Vendored (npm, web/package-lock.json): a classic script defining the global `echarts`.
+    ("echarts.min.js", include_bytes!("../node_modules/echarts/dist/echarts.min.js"), JS),
 ];
+
+/// Files of [`asset_paths`] that are third-party code from npm (`web/package.json`), not ours:
+/// the checks of our own modules (imports, words, type check) leave them alone.
+pub const VENDORED: &[&str] = &["echarts.min.js"];
 
 /// Modules the pages import that are not files of this crate: the server renders them
 /// (`/static/words.js`: the words of `signaling/src/case/words.rs`, statuses, outcomes, call-end
@@ -66,7 +78,7 @@ pub const SCRIPT_CONTENT_TYPE: &str = JS;
 pub const PAGE_CONTENT_TYPE: &str = HTML;
 
 /// The HTML of a page by name (`index`, `login`, `kiosk`, `window`, `dispatcher`, `progress`,
-/// `review`).
+/// `review`, `stats`).
 pub fn page(name: &str) -> Option<&'static str> {
     match name {
         "index" => Some(include_str!("../assets/index.html")),
@@ -76,6 +88,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "dispatcher" => Some(include_str!("../assets/dispatcher.html")),
         "progress" => Some(include_str!("../assets/progress.html")),
         "review" => Some(include_str!("../assets/review.html")),
+        "stats" => Some(include_str!("../assets/stats.html")),
         _ => None,
     }
 }
@@ -305,8 +318,8 @@ mod tests {
         assert!(!todo.is_empty(), "page {name} loads no script");
         let mut seen = BTreeSet::new();
         while let Some(module) = todo.pop() {
-            if SERVER_MODULES.contains(&module) {
-                continue; // rendered by the server: it registers no handlers
+            if SERVER_MODULES.contains(&module) || VENDORED.contains(&module) {
+                continue; // rendered by the server, or third-party: neither registers handlers
             }
             let module = asset_paths().find(|p| *p == module).unwrap_or_else(|| panic!("{name}: missing {module}"));
             if seen.insert(module) {
@@ -480,6 +493,9 @@ mod tests {
         // Follow the module graph.
         let mut server_modules_used = BTreeSet::new();
         while let Some(module) = modules.pop() {
+            if VENDORED.contains(&module) {
+                continue; // a classic script of its own, importing nothing of ours
+            }
             for spec in imports(text(module)) {
                 let path = spec.trim_start_matches("./");
                 if SERVER_MODULES.contains(&path) {
@@ -513,6 +529,12 @@ mod tests {
         for path in asset_paths() {
             assert!(!asset(path).unwrap().0.is_empty(), "{path} is empty");
         }
+        for path in VENDORED {
+            assert!(asset(path).is_some(), "vendored {path} is not an asset");
+        }
+        // ECharts as npm builds it: the UMD bundle that defines the global the page uses.
+        let echarts = text("echarts.min.js");
+        assert!(echarts.len() > 500_000 && echarts.contains("echarts"), "echarts.min.js is not the ECharts bundle");
     }
 
     /// The browser tests find elements by these data-testid names; keep them stable.
@@ -530,6 +552,7 @@ mod tests {
         let dispatcher = sources("dispatcher", &["dispatcher.js"]);
         let progress = sources("progress", &["progress.js", "progressform.js"]);
         let review = sources("review", &["review.js", "replay.js", "papers.js"]);
+        let stats = sources("stats", &["stats.js"]);
         let has = |src: &str, id: &str| {
             src.contains(&format!("data-testid=\"{id}\"")) || src.contains(&format!("testid: '{id}'"))
         };
@@ -629,5 +652,17 @@ mod tests {
         ] {
             assert!(has(&review, id), "review page lacks {id}");
         }
+        // The statistics (issue 9): a chart container per chart, an export button per format.
+        for id in
+            ["stats-chart", "stats-export", "stats-table", "stats-kpi", "stats-row", "stats-comment", "nav-review"]
+        {
+            assert!(has(&stats, id), "stats page lacks {id}");
+        }
+        for (kind, format) in
+            [("data-kind=\"series\"", "data-format=\"xlsx\""), ("data-kind=\"breakdown\"", "data-format=\"csv\"")]
+        {
+            assert!(stats.contains(kind) && stats.contains(format), "stats page lacks {kind} or {format}");
+        }
+        assert!(has(&review, "nav-stats"), "the review page does not link to the statistics");
     }
 }

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/bookings/{id}", delete(bookings::cancel))
         // The review (supervisors, chiefs).
         .route("/review", get(|| pages::page("review")))
+        .route("/stats", get(|| pages::page("stats")))
         .route("/api/review/cases", get(review::search))
         .route("/api/review/cases/{case_no}", get(review::case))
         .route("/api/review/cases/{case_no}/export", get(review::export))
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         // Statistics (supervisors, chiefs).
         .route("/api/stats", get(stats::report))
         .route("/api/stats/export.csv", get(stats::export_csv))
+        .route("/api/stats/export.xlsx", get(stats::export_xlsx))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(pages::security_headers))

@@ -1,5 +1,5 @@
 //! `/api/stats…`: the statistics of `service::stats` for supervisors and town chiefs, as JSON
-//! for the `/stats` page and as CSV for the offices.
+//! for the `/stats` page and as CSV and Excel (`.xlsx`) for the offices.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -28,7 +28,7 @@ pub(super) struct Params {
     /// `town` (default), `village`, `window`, `matter`, `approver`.
     by: Option<String>,
     town: Option<i64>,
-    /// CSV: `breakdown` (default) or `series`.
+    /// CSV: `breakdown` (default) or `series`. (The Excel export has both, and refuses it.)
     table: Option<String>,
 }
 
@@ -74,6 +74,29 @@ pub(super) async fn report(
     Ok(Json(stats::report(&state.db, &viewer, q, crate::now_ms()).await?))
 }
 
+/// `attachment; filename="cunneng-stats-FROM-TO.EXT"` of a report.
+fn attachment(view: &StatsView, ext: &str) -> HeaderValue {
+    let label = |ms: u64| crate::case::stats::Grouping::Day.label(ms);
+    let name = format!(
+        "attachment; filename=\"cunneng-stats-{}-{}.{ext}\"",
+        label(view.from_ms),
+        label(view.to_ms.saturating_sub(DAY_MS).max(view.from_ms))
+    );
+    HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+fn download(content_type: &'static str, disposition: HeaderValue, body: impl IntoResponse) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// `GET /api/stats/export.csv`: the breakdown (or the series) as CSV.
 pub(super) async fn export_csv(
     State(state): State<AppState>,
@@ -88,22 +111,32 @@ pub(super) async fn export_csv(
     };
     let q = query_of(&p)?;
     let view = stats::report(&state.db, &viewer, q, crate::now_ms()).await?;
-    let label = |ms: u64| crate::case::stats::Grouping::Day.label(ms);
-    let name = format!(
-        "attachment; filename=\"cunneng-stats-{}-{}.csv\"",
-        label(view.from_ms),
-        label(view.to_ms.saturating_sub(DAY_MS).max(view.from_ms))
-    );
-    Ok((
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment")),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
-        ],
-        stats::csv(&view, breakdown),
-    )
-        .into_response())
+    Ok(download("text/csv; charset=utf-8", attachment(&view, "csv"), stats::csv(&view, breakdown)))
+}
+
+/// The media type of an Excel workbook.
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// `GET /api/stats/export.xlsx`: the breakdown and the series as two sheets of one workbook
+/// (the same conditions as the JSON; `table` is not taken).
+pub(super) async fn export_xlsx(
+    State(state): State<AppState>,
+    CaseViewer(viewer): CaseViewer,
+    q: ParamsResult,
+) -> Result<Response, ApiError> {
+    let p = params(q)?;
+    if p.table.is_some() {
+        return Err(bad("table"));
+    }
+    let q = query_of(&p)?;
+    let view = stats::report(&state.db, &viewer, q, crate::now_ms()).await?;
+    let town_name = match view.town {
+        Some(id) => state.db.run(move |db| db.town(id)).await?.map(|t| t.name),
+        None => None,
+    };
+    let disposition = attachment(&view, "xlsx");
+    let bytes = tokio::task::spawn_blocking(move || stats::xlsx(&view, town_name.as_deref()))
+        .await
+        .map_err(|e| crate::error::Error::Tool(format!("xlsx: {e}")))??;
+    Ok(download(XLSX, disposition, bytes))
 }

@@ -1,10 +1,13 @@
 //! Statistics for supervisors (county-wide or their town) and town chiefs (their town): the
-//! facts from the database, the figures from `case::stats`, and the same tables as CSV for the
-//! offices' spreadsheets.
+//! facts from the database, the figures from `case::stats`, and the same tables as CSV and as
+//! an Excel workbook for the offices' spreadsheets.
 
+use std::collections::BTreeMap;
+
+use rust_xlsxwriter::{Color, Format, Workbook, XlsxError};
 use serde::Serialize;
 
-use crate::case::stats::{By, Grouping, Report, Row, Spread, compute};
+use crate::case::stats::{By, Figures, Grouping, Report, Row, compute};
 use crate::case::{CaseScope, Viewer};
 use crate::db::Db;
 use crate::error::{Error, Rejection};
@@ -65,9 +68,76 @@ pub async fn report(db: &Db, viewer: &Viewer, q: StatsQuery, now_ms: u64) -> Res
     Ok(StatsView { from_ms: q.from_ms, to_ms: q.to_ms, town, report })
 }
 
-fn secs(s: &Spread, p90: bool) -> String {
-    let v = if p90 { s.p90_secs } else { s.p50_secs };
-    v.map(|v| v.to_string()).unwrap_or_default()
+/// The columns of both exports (CSV and Excel), after the first (名称 or 时间).
+const COLUMNS: [&str; 21] = [
+    "办件量",
+    "已决定",
+    "当场办结",
+    "现场开单",
+    "当面说清",
+    "放心回家",
+    "呼叫次数",
+    "已接通",
+    "排队中放弃",
+    "无人接听",
+    "等待时间中位数(秒)",
+    "等待时间P90(秒)",
+    "办理时长中位数(秒)",
+    "办理时长P90(秒)",
+    "当场办结率(%)",
+    "一次办成率(%)",
+    "一审一核用时中位数(秒)",
+    "好评",
+    "中评",
+    "差评",
+    "好评率(%)",
+];
+
+/// The name of the last row of each exported table: the report's totals.
+pub const TOTAL_ROW: &str = "合计";
+
+/// One cell of an exported table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    Count(usize),
+    /// Whole seconds; empty of nothing.
+    Secs(Option<u64>),
+    /// Per thousand, shown as a percentage with one decimal; empty of nothing.
+    Permille(Option<u64>),
+}
+
+/// The cells of one row after its name, in the order of [`COLUMNS`].
+fn cells(f: &Figures) -> [Cell; 21] {
+    let n = |k: &str, m: &BTreeMap<&'static str, usize>| Cell::Count(m.get(k).copied().unwrap_or(0));
+    [
+        Cell::Count(f.cases),
+        Cell::Count(f.decided),
+        n("done", &f.outcomes),
+        n("missing", &f.outcomes),
+        n("refused", &f.outcomes),
+        n("later", &f.outcomes),
+        Cell::Count(f.calls),
+        Cell::Count(f.answered),
+        Cell::Count(f.abandoned),
+        Cell::Count(f.timed_out),
+        Cell::Secs(f.waiting.p50_secs),
+        Cell::Secs(f.waiting.p90_secs),
+        Cell::Secs(f.handling.p50_secs),
+        Cell::Secs(f.handling.p90_secs),
+        Cell::Permille(f.on_the_spot.permille),
+        Cell::Permille(f.first_contact.permille),
+        Cell::Secs(f.signoff_turnaround.p50_secs),
+        n("good", &f.ratings),
+        n("fair", &f.ratings),
+        n("bad", &f.ratings),
+        Cell::Permille(f.good.permille),
+    ]
+}
+
+/// The rows of one exported table: (name, figures), the totals last.
+fn table(view: &StatsView, breakdown: bool) -> impl Iterator<Item = (&str, &Figures)> {
+    let rows: &[Row] = if breakdown { &view.report.breakdown } else { &view.report.series };
+    rows.iter().map(|r| (r.name.as_str(), &r.figures)).chain([(TOTAL_ROW, &view.report.totals)])
 }
 
 fn permille(p: Option<u64>) -> String {
@@ -81,69 +151,98 @@ fn field(s: &str) -> String {
 }
 
 /// The series or the breakdown of `view` as CSV (UTF-8 with a byte-order mark, so that Excel
-/// reads the Chinese right).
+/// reads the Chinese right), with the totals as the last row ([`TOTAL_ROW`]).
 pub fn csv(view: &StatsView, breakdown: bool) -> String {
     let first = if breakdown { "名称" } else { "时间" };
-    let header = [
-        first,
-        "办件量",
-        "已决定",
-        "当场办结",
-        "现场开单",
-        "当面说清",
-        "放心回家",
-        "呼叫次数",
-        "已接通",
-        "排队中放弃",
-        "无人接听",
-        "等待时间中位数(秒)",
-        "等待时间P90(秒)",
-        "办理时长中位数(秒)",
-        "办理时长P90(秒)",
-        "当场办结率(%)",
-        "一次办成率(%)",
-        "一审一核用时中位数(秒)",
-        "好评",
-        "中评",
-        "差评",
-        "好评率(%)",
-    ];
     let mut out = String::from("\u{feff}");
-    out.push_str(&header.iter().map(|h| field(h)).collect::<Vec<_>>().join(","));
+    out.push_str(&[first].iter().chain(COLUMNS.iter()).map(|h| field(h)).collect::<Vec<_>>().join(","));
     out.push_str("\r\n");
-    let rows: &[Row] = if breakdown { &view.report.breakdown } else { &view.report.series };
-    for r in rows {
-        let f = &r.figures;
-        let n =
-            |k: &str, m: &std::collections::BTreeMap<&'static str, usize>| m.get(k).copied().unwrap_or(0).to_string();
-        let cells = [
-            field(&r.name),
-            f.cases.to_string(),
-            f.decided.to_string(),
-            n("done", &f.outcomes),
-            n("missing", &f.outcomes),
-            n("refused", &f.outcomes),
-            n("later", &f.outcomes),
-            f.calls.to_string(),
-            f.answered.to_string(),
-            f.abandoned.to_string(),
-            f.timed_out.to_string(),
-            secs(&f.waiting, false),
-            secs(&f.waiting, true),
-            secs(&f.handling, false),
-            secs(&f.handling, true),
-            permille(f.on_the_spot.permille),
-            permille(f.first_contact.permille),
-            secs(&f.signoff_turnaround, false),
-            n("good", &f.ratings),
-            n("fair", &f.ratings),
-            n("bad", &f.ratings),
-            permille(f.good.permille),
-        ];
-        out.push_str(&cells.join(","));
+    for (name, f) in table(view, breakdown) {
+        let mut line = field(name);
+        for cell in cells(f) {
+            line.push(',');
+            match cell {
+                Cell::Count(n) => line.push_str(&n.to_string()),
+                Cell::Secs(s) => line.push_str(&s.map(|s| s.to_string()).unwrap_or_default()),
+                Cell::Permille(p) => line.push_str(&permille(p)),
+            }
+        }
+        out.push_str(&line);
         out.push_str("\r\n");
     }
     out
+}
+
+/// The report as an Excel workbook: the sheets 分项 (the breakdown) and 时间 (the series), each
+/// with Chinese headers, numbers as numbers and the totals as the last row, and 说明 (what it
+/// covers). Text is written as text, never as a formula.
+pub fn xlsx(view: &StatsView, town_name: Option<&str>) -> Result<Vec<u8>, Error> {
+    let xlsx_error = |e: XlsxError| Error::Tool(format!("xlsx: {e}"));
+    let mut book = Workbook::new();
+    let head = Format::new().set_bold().set_background_color(Color::RGB(0xDDE3EA)).set_text_wrap();
+    let bold = Format::new().set_bold();
+    let one_decimal = Format::new().set_num_format("0.0");
+    for (sheet_name, breakdown, first) in [("分项", true, "名称"), ("时间", false, "时间")] {
+        let sheet = book.add_worksheet();
+        sheet.set_name(sheet_name).map_err(xlsx_error)?;
+        sheet.write_string_with_format(0, 0, first, &head).map_err(xlsx_error)?;
+        sheet.set_column_width(0, 24).map_err(xlsx_error)?;
+        for (i, h) in COLUMNS.iter().enumerate() {
+            let col = i as u16 + 1;
+            sheet.write_string_with_format(0, col, *h, &head).map_err(xlsx_error)?;
+            sheet.set_column_width(col, 11).map_err(xlsx_error)?;
+        }
+        sheet.set_row_height(0, 48).map_err(xlsx_error)?;
+        sheet.set_freeze_panes(1, 1).map_err(xlsx_error)?;
+        let rows: Vec<(&str, &Figures)> = table(view, breakdown).collect();
+        for (i, (name, f)) in rows.iter().enumerate() {
+            let row = i as u32 + 1;
+            let name_format = if i + 1 == rows.len() { &bold } else { &Format::new() };
+            sheet.write_string_with_format(row, 0, *name, name_format).map_err(xlsx_error)?;
+            for (j, cell) in cells(f).into_iter().enumerate() {
+                let col = j as u16 + 1;
+                match cell {
+                    Cell::Count(n) => sheet.write_number(row, col, n as f64),
+                    Cell::Secs(Some(s)) => sheet.write_number(row, col, s as f64),
+                    Cell::Permille(Some(p)) => sheet.write_number_with_format(row, col, p as f64 / 10.0, &one_decimal),
+                    Cell::Secs(None) | Cell::Permille(None) => continue,
+                }
+                .map_err(xlsx_error)?;
+            }
+        }
+    }
+    let about = book.add_worksheet();
+    about.set_name("说明").map_err(xlsx_error)?;
+    about.set_column_width(0, 16).map_err(xlsx_error)?;
+    about.set_column_width(1, 60).map_err(xlsx_error)?;
+    let day = |ms: u64| Grouping::Day.label(ms);
+    let last = view.to_ms.saturating_sub(86_400_000).max(view.from_ms);
+    let grouping = match view.report.grouping {
+        Grouping::Day => "每天",
+        Grouping::Week => "每周(周一开始)",
+        Grouping::Month => "每月",
+    };
+    let by = match view.report.by {
+        By::Town => "乡镇",
+        By::Village => "村(社区)",
+        By::Window => "窗口",
+        By::Matter => "事项",
+        By::Approver => "办理人",
+    };
+    let b = &view.report.bookings;
+    let lines = [
+        ("统计范围", format!("{} 至 {}(北京时间)", day(view.from_ms), day(last))),
+        ("乡镇", town_name.unwrap_or("全县").to_string()),
+        ("时间分组", grouping.to_string()),
+        ("分项", by.to_string()),
+        ("预约", format!("共 {},守约 {},失约 {},取消 {},未到时间 {}", b.booked, b.kept, b.missed, b.cancelled, b.upcoming)),
+        ("口径", "案件按登记的日期计入;等待时间从呼叫到接听;办理时长从接听到挂断;一次办成:决定前只接通过一次;百分比以已决定的案件为分母(好评率以已评价的为分母)".to_string()),
+    ];
+    for (i, (k, v)) in lines.iter().enumerate() {
+        about.write_string_with_format(i as u32, 0, *k, &bold).map_err(xlsx_error)?;
+        about.write_string(i as u32, 1, v).map_err(xlsx_error)?;
+    }
+    book.save_to_buffer().map_err(xlsx_error)
 }
 
 #[cfg(test)]

@@ -464,6 +464,9 @@ pub struct Receipt {
     pub progress_path: String,
     /// Absolute, for the QR code.
     pub progress_url: String,
+    /// The QR code of `progress_url` as an SVG document (the `qrcode` crate; level M, a 4-module
+    /// quiet zone, one unit per module, sized by the page), or `None` if it cannot be encoded.
+    pub progress_qr_svg: Option<String>,
     /// Printed on the receipt: the public progress lookup needs it.
     pub lookup_code: String,
 }
@@ -481,10 +484,27 @@ impl Receipt {
             status,
             status_text: status.text(),
             progress_url: format!("{base_url}{path}"),
+            progress_qr_svg: qr_svg(&format!("{base_url}{path}")),
             progress_path: path,
             lookup_code: lookup_code.to_string(),
         }
     }
+}
+
+/// The QR code of `text` (error correction level M) as an `<svg>` document: black modules on
+/// a white square with the standard 4-module quiet zone, one user unit per module (the page
+/// gives it its printed size). `None` if `text` is too long for a QR code.
+pub fn qr_svg(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .quiet_zone(true)
+        .module_dimensions(1, 1)
+        .dark_color(qrcode::render::svg::Color("#000"))
+        .light_color(qrcode::render::svg::Color("#fff"))
+        .build();
+    // The XML declaration is for files; the page parses the element alone.
+    Some(svg.split_once("?>").map_or(svg.as_str(), |(_, rest)| rest).to_string())
 }
 
 /// The public progress lookup's answer: nothing personal.
@@ -529,5 +549,29 @@ impl From<&BookingRow> for BookingView {
             status: b.status,
             case_no: b.case_no.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qr_svg;
+
+    #[test]
+    fn the_receipt_qr_code_is_a_plain_svg_of_the_whole_address() {
+        let url = "https://cunneng.example:8443/progress?case=ZH-20261207-0001&code=ABCD2345";
+        let svg = qr_svg(url).unwrap();
+        let code = qrcode::QrCode::with_error_correction_level(url, qrcode::EcLevel::M).unwrap();
+        // The modules plus a 4-module quiet zone on each side, one unit each.
+        let full = code.width() + 8;
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+        assert!(svg.contains(&format!("viewBox=\"0 0 {full} {full}\"")), "{svg}");
+        assert!(svg.contains("fill=\"#000\"") && svg.ends_with("\"/></svg>"), "{svg}");
+        // Nothing the page's CSP or DOM parsing would mind: no script, no style, no XML declaration.
+        for bad in ["<?xml", "script", "style", "foreignObject"] {
+            assert!(!svg.contains(bad), "{bad} in {svg}");
+        }
+        // The same address, the same code; too long an address, no code.
+        assert_eq!(qr_svg(url).unwrap(), svg);
+        assert_eq!(qr_svg(&"x".repeat(5000)), None);
     }
 }
