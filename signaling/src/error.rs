@@ -185,7 +185,10 @@ mod tests {
         let message = format!("消息格式错误 (bad message: {})", quote_client(why));
         assert_eq!(
             split_message(&message),
-            ("消息格式错误", Some("bad message: unknown variant `presence.ooooooooottype\\u{6848}oaway`, expected one of `hello`"))
+            (
+                "消息格式错误",
+                Some("bad message: unknown variant `presence.ooooooooottype\\u{6848}oaway`, expected one of `hello`")
+            )
         );
         let long = quote_client(&"x".repeat(1 << 20));
         assert_eq!(long.len(), QUOTE_MAX_CHARS + 3);

@@ -52,8 +52,8 @@ const PERIOD_CHECK_WAIT: Duration = Duration::from_secs(10);
 
 /// Refuse to go on when the period key file is missing although stored objects are sealed
 /// under retention-period keys: without it they never open again, and the new period keys the
-/// server would make hide the loss. Reads the headers of the newest catalogued objects (a small
-/// ranged read each); a store that does not answer in time is not a reason to refuse (logged).
+/// server would make hide the loss. Reads the headers of the newest papers and catalogued
+/// objects (a small ranged read each); a store that does not answer in time is not a reason to refuse (logged).
 pub async fn check_period_key_file(config: &Config, db: &crate::db::Db, store: &dyn ObjectStore) -> Result<(), Error> {
     let path = period_keys_file(config);
     if path.exists() {
@@ -61,9 +61,10 @@ pub async fn check_period_key_file(config: &Config, db: &crate::db::Db, store: &
     }
     let newest = db.run(|db| db.newest_objects(PERIOD_CHECK_OBJECTS)).await?;
     let look = async {
-        for (key, size) in newest {
-            let range = cunneng_storage::ByteRange::new(0, size.min(cunneng_storage::format::MAX_PRELUDE_LEN as u64));
-            let Ok(object) = store.get(&key, Some(range)).await else { continue };
+        for key in newest {
+            let Ok(meta) = store.head(&key).await else { continue };
+            let end = meta.size.min(cunneng_storage::format::MAX_PRELUDE_LEN as u64);
+            let Ok(object) = store.get(&key, Some(cunneng_storage::ByteRange::new(0, end))).await else { continue };
             let Ok(prelude) = object.bytes().await else { continue };
             if let Ok((header, _)) = cunneng_storage::Header::parse(&prelude)
                 && cunneng_storage::is_period_key_id(&header.key_id)

@@ -299,14 +299,18 @@ impl Db {
         Ok(None)
     }
 
-    /// The `n` newest catalogued objects outside the legal-hold area (those are under a KEK),
-    /// with their sizes: what the start-up check of the period key file looks at.
-    pub fn newest_objects(&self, n: usize) -> Result<Vec<(String, u64)>, DataError> {
+    /// The keys of the `n` newest stored objects, papers and catalogued objects outside the
+    /// legal-hold area (those are under a KEK): what the start-up check of the period key file
+    /// looks at.
+    pub fn newest_objects(&self, n: usize) -> Result<Vec<String>, DataError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT object_key, bytes FROM stored_objects WHERE in_hold_area = 0 ORDER BY created_at_ms DESC LIMIT ?1",
+            "SELECT object_key FROM (
+                 SELECT object_key, created_at_ms FROM stored_objects WHERE in_hold_area = 0
+                 UNION ALL SELECT object_key, created_at_ms FROM papers)
+             ORDER BY created_at_ms DESC LIMIT ?1",
         )?;
-        let rows = stmt.query_map([n as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+        let rows = stmt.query_map([n as i64], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -259,7 +259,10 @@ mod tests {
     fn a_picture_of_65536_is_refused_not_wrapped_to_0() {
         assert_eq!(frame_header(&key_header_of_fields(65534, 0)).unwrap(), (true, Some((65535, 1))));
         for (w1, h1) in [(65535, 0), (0, 65535)] {
-            assert_eq!(frame_header(&key_header_of_fields(w1, h1)), Err(DepackError::Malformed("VP9 picture wider or taller than 65535")));
+            assert_eq!(
+                frame_header(&key_header_of_fields(w1, h1)),
+                Err(DepackError::Malformed("VP9 picture wider or taller than 65535"))
+            );
             let mut packet = vec![0x0c];
             packet.extend_from_slice(&key_header_of_fields(w1, h1));
             assert!(Vp9Depacketizer.assemble(&[&packet]).is_err());
