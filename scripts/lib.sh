@@ -65,3 +65,23 @@ ensure_web_deps() {
 build_binaries() {
   cargo build --locked --workspace --bins
 }
+
+# cargo-fuzz, which builds and runs the fuzz targets (fuzz/README.md), installed from crates.io
+# once into a cache outside the clone (about 1 min cold).
+CARGO_FUZZ_VERSION=0.13.2
+CARGO_FUZZ_ROOT="${CARGO_FUZZ_ROOT:-$HOME/.cache/cunneng/cargo-fuzz}"
+# The fuzz crate's own target directory: its build has other flags than the workspace's, and
+# a directory of its own lets CI keep it warm between runs.
+FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/cunneng/fuzz-target}"
+
+# ensure_cargo_fuzz: install cargo-fuzz $CARGO_FUZZ_VERSION into $CARGO_FUZZ_ROOT unless it is
+# there; put it on PATH.
+ensure_cargo_fuzz() {
+  local bin="$CARGO_FUZZ_ROOT/bin/cargo-fuzz"
+  if ! { [ -x "$bin" ] && "$bin" fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\$"; }; then
+    echo "setup: building cargo-fuzz $CARGO_FUZZ_VERSION into $CARGO_FUZZ_ROOT (once; about 1 min)"
+    CARGO_TARGET_DIR="$HOME/.cache/cunneng/cargo-fuzz-build" \
+      cargo install "cargo-fuzz@$CARGO_FUZZ_VERSION" --locked --root "$CARGO_FUZZ_ROOT"
+  fi
+  export PATH="$CARGO_FUZZ_ROOT/bin:$PATH"
+}

@@ -27,3 +27,9 @@ cargo test --locked --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
      END { printf "\ntotal: %d passed, %d failed\n", p, f }' "$log"
+
+# The fuzz targets (fuzz/README.md), each for a few seconds from its checked-in seeds; a crash
+# fails the run. FUZZ_SECS sets the seconds per target (0 skips them).
+if [ "${FUZZ_SECS:-7}" != 0 ]; then
+  scripts/fuzz.sh "${FUZZ_SECS:-7}"
+fi

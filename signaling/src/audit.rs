@@ -502,6 +502,19 @@ mod tests {
     }
 
     #[test]
+    fn canonical_json_is_the_same_after_storage() {
+        // Found by fuzz/manifest: a number beyond i64 is a float, and without exact float
+        // parsing it read back one digit off, so a stored manifest no longer verified.
+        let text = r#"{"c": 18446744073709551616, "d": -92233720368524775808, "e": 0.1, "f": -1.5e-7}"#;
+        let v: Value = serde_json::from_str(text).unwrap();
+        let canonical = canonical_json(&v);
+        let stored: Value = serde_json::from_str(&canonical).unwrap();
+        assert_eq!(canonical_json(&stored), canonical);
+        let key = AuditKey::generate();
+        assert!(key.public().verify_manifest(&stored, &key.sign_manifest(&v)));
+    }
+
+    #[test]
     fn keys_round_trip_and_manifests_are_signed() {
         let key = AuditKey::generate();
         let again = AuditKey::from_secret_hex(&key.secret_hex()).unwrap();

@@ -108,17 +108,48 @@ impl From<Refusal> for Error {
     }
 }
 
+/// Most characters of a client's input quoted in a detail.
+pub const QUOTE_MAX_CHARS: usize = 200;
+
+/// A client's input as a detail may quote it (a serde error names the unknown field or variant
+/// it was sent): at most [`QUOTE_MAX_CHARS`] characters, everything but printable ASCII
+/// escaped (`\u{6848}`), so that it can neither make the reply as large as the request nor
+/// carry Chinese into the detail, where [`split_message`] would no longer find the words.
+pub fn quote_client(text: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == QUOTE_MAX_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c == ' ' || c.is_ascii_graphic() {
+            out.push(c);
+        } else {
+            out.push_str(&c.escape_unicode().to_string());
+        }
+    }
+    out
+}
+
 /// A message as people and developers read it: the words before a trailing ` (…)` without
 /// Chinese in it are for people (`message`), the parenthesised English is the `detail` for
 /// developers. "案件已办结 (the case is closed)" → ("案件已办结", Some("the case is closed")).
+///
+/// The split is at the first ` (` that has Chinese before it and none after it, that is the
+/// first ` (` after the last Chinese character. Found in one pass from each end: messages may
+/// echo a client's input (a serde error names the unknown field or variant it was sent), and
+/// trying every ` (` against the whole rest made a 1 MiB request body cost minutes of CPU.
 pub fn split_message(message: &str) -> (&str, Option<&str>) {
     let is_cjk = |c: char| ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{ff00}'..='\u{ffef}').contains(&c);
     let Some(inner) = message.strip_suffix(')') else { return (message, None) };
-    let mut from = 0;
+    let Some(last) = inner.char_indices().rev().find(|&(_, c)| is_cjk(c)) else { return (message, None) };
+    let mut from = last.0 + last.1.len_utf8();
     while let Some(i) = inner[from..].find(" (").map(|i| i + from) {
-        let (words, rest) = (&inner[..i], &inner[i + 2..]);
-        if !words.trim().is_empty() && words.chars().any(is_cjk) && !rest.chars().any(is_cjk) {
-            return (words.trim_end(), Some(rest));
+        // Blank words (only whitespace, such as U+3000) can happen at the first ` (` only:
+        // past it, the words hold its `(`.
+        let words = &inner[..i];
+        if !words.trim().is_empty() {
+            return (words.trim_end(), Some(&inner[i + 2..]));
         }
         from = i + 2;
     }
@@ -127,7 +158,7 @@ pub fn split_message(message: &str) -> (&str, Option<&str>) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_message;
+    use super::{QUOTE_MAX_CHARS, quote_client, split_message};
 
     #[test]
     fn messages_split_into_words_and_detail() {
@@ -145,5 +176,64 @@ mod tests {
         );
         assert_eq!(split_message("outcome 应为 done 或 later"), ("outcome 应为 done 或 later", None));
         assert_eq!(split_message("only english (x)"), ("only english (x)", None));
+    }
+
+    #[test]
+    fn client_text_quoted_in_a_detail_is_short_and_ascii() {
+        // Found by fuzz/ws_message: an unknown message type with a Chinese character in it
+        // was echoed into the detail, so the reply's words for people carried the English.
+        let why = "unknown variant `presence.ooooooooottype案oaway`, expected one of `hello`";
+        let message = format!("消息格式错误 (bad message: {})", quote_client(why));
+        assert_eq!(
+            split_message(&message),
+            (
+                "消息格式错误",
+                Some("bad message: unknown variant `presence.ooooooooottype\\u{6848}oaway`, expected one of `hello`")
+            )
+        );
+        let long = quote_client(&"x".repeat(1 << 20));
+        assert_eq!(long.len(), QUOTE_MAX_CHARS + 3);
+        assert_eq!(quote_client("a\nb\u{202e}"), "a\\u{a}b\\u{202e}");
+    }
+
+    /// The rule as first written: try every ` (` against the words before it and the rest
+    /// after it (quadratic).
+    fn split_by_every_parenthesis(message: &str) -> (&str, Option<&str>) {
+        let is_cjk = |c: char| ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{ff00}'..='\u{ffef}').contains(&c);
+        let Some(inner) = message.strip_suffix(')') else { return (message, None) };
+        let mut from = 0;
+        while let Some(i) = inner[from..].find(" (").map(|i| i + from) {
+            let (words, rest) = (&inner[..i], &inner[i + 2..]);
+            if !words.trim().is_empty() && words.chars().any(is_cjk) && !rest.chars().any(is_cjk) {
+                return (words.trim_end(), Some(rest));
+            }
+            from = i + 2;
+        }
+        (message, None)
+    }
+
+    #[test]
+    fn the_split_is_the_rule_for_every_short_message() {
+        // Every message of up to 6 characters over the characters that matter.
+        let alphabet = ['中', ' ', '(', ')', 'a', '\u{3000}'];
+        let mut messages = vec![String::new()];
+        for _ in 0..6 {
+            messages = messages.iter().flat_map(|m| alphabet.iter().map(move |c| format!("{m}{c}"))).collect();
+            for m in &messages {
+                assert_eq!(split_message(m), split_by_every_parenthesis(m), "{m:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_echo_of_a_client_splits_in_one_pass() {
+        // A 1 MiB request body naming an unknown field of many ` (` that ends in Chinese: the
+        // serde error echoes it. Trying every ` (` against the rest took minutes; in one pass
+        // this test takes milliseconds.
+        let field = format!("{}中", " (".repeat(512 * 1024));
+        let message = format!("请求格式错误 (bad request body: unknown field `{field}`, expected `username`)");
+        assert_eq!(split_message(&message), (message.as_str(), None));
+        let message = format!("{field} (detail)");
+        assert_eq!(split_message(&message), (field.as_str(), Some("detail")));
     }
 }

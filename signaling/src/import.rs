@@ -136,6 +136,16 @@ struct KioskIn {
     token_hash: Option<String>,
 }
 
+/// Parses and checks a region file as [`import_str`] does before it touches the database;
+/// returns how many accounts carry a plain `password` (each costs an argon2 hash on import).
+/// Public for the region-import fuzz target (`fuzz/`), not an API.
+#[doc(hidden)]
+pub fn check_str(text: &str) -> Result<usize, DataError> {
+    let f = parse(text)?;
+    check_file(&f)?;
+    Ok(f.accounts.iter().filter(|a| a.password.is_some()).count())
+}
+
 fn parse(text: &str) -> Result<RegionFile, DataError> {
     toml::from_str(text).map_err(|e| DataError::Invalid(format!("import refused, nothing written: {e}")))
 }

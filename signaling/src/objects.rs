@@ -45,6 +45,51 @@ pub fn check_key_file(config: &Config, in_db: Option<&str>) -> Result<(), Error>
     }
 }
 
+/// Catalogued objects whose headers the period key check reads.
+const PERIOD_CHECK_OBJECTS: usize = 16;
+/// How long the period key check waits for the store, in all.
+const PERIOD_CHECK_WAIT: Duration = Duration::from_secs(10);
+
+/// Refuse to go on when the period key file is missing although stored objects are sealed
+/// under retention-period keys: without it they never open again, and the new period keys the
+/// server would make hide the loss. Reads the headers of the newest papers and catalogued
+/// objects (a small ranged read each); a store that does not answer in time is not a reason to refuse (logged).
+pub async fn check_period_key_file(config: &Config, db: &crate::db::Db, store: &dyn ObjectStore) -> Result<(), Error> {
+    let path = period_keys_file(config);
+    if path.exists() {
+        return Ok(());
+    }
+    let newest = db.run(|db| db.newest_objects(PERIOD_CHECK_OBJECTS)).await?;
+    let look = async {
+        for key in newest {
+            let Ok(meta) = store.head(&key).await else { continue };
+            let end = meta.size.min(cunneng_storage::format::MAX_PRELUDE_LEN as u64);
+            let Ok(object) = store.get(&key, Some(cunneng_storage::ByteRange::new(0, end))).await else { continue };
+            let Ok(prelude) = object.bytes().await else { continue };
+            if let Ok((header, _)) = cunneng_storage::Header::parse(&prelude)
+                && cunneng_storage::is_period_key_id(&header.key_id)
+            {
+                return Some((key, header.key_id));
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(PERIOD_CHECK_WAIT, look).await {
+        Ok(None) => Ok(()),
+        Err(_) => {
+            tracing::warn!(path = %path.display(), "the period key file is missing and the store did not answer in time: cannot tell whether objects need it");
+            Ok(())
+        }
+        Ok(Some((key, key_id))) => Err(Error::Tool(format!(
+            "the period key file {} is missing, but {key} is sealed under its key {key_id}: restore \
+             period-keys.toml (beside {}) from the backup of the key files. No new period key is \
+             made: objects sealed under the missing ones could never be opened again",
+            path.display(),
+            config.kek_file().display()
+        ))),
+    }
+}
+
 /// Whether `dir` (recursively) holds any regular file.
 fn holds_a_file(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };

@@ -1,7 +1,6 @@
 //! Start-up and the `run(listener, shutdown)` entry point.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,47 +28,57 @@ pub async fn run(
     let router = crate::api::router(state.clone());
     let stopping = tokio_util::sync::CancellationToken::new();
     let (s, st) = (stopping.clone(), state.clone());
-    let shutdown = async move {
-        shutdown.await;
-        st.stop_serving();
-        s.cancel();
-    };
-    let header_read = Duration::from_secs(state.config.limits.http_header_read_secs);
-    match tls {
-        None => {
-            tokio::spawn(shutdown);
-            let slots = KeyedSlots::new(state.config.limits.connections_per_address);
-            serve_plain(listener, router, header_read, slots, &state, stopping).await;
-        }
+    let transport = match tls {
+        None => Transport::Plain,
         Some((cert, key)) => {
+            // ALPN h2 and http/1.1, as browsers expect.
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
                 .await
                 .map_err(|e| Error::Tls(format!("loading {} / {}: {e}", cert.display(), key.display())))?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                h.graceful_shutdown(Some(SHUTDOWN_GRACE));
-            });
-            let app = router.into_make_service_with_connect_info::<SocketAddr>();
-            let mut server = axum_server::from_tcp_rustls(listener.into_std()?, config).handle(handle);
-            server.http_builder().http1().timer(TokioTimer::new()).header_read_timeout(header_read);
-            server.serve(app).await?;
+            Transport::Tls(tokio_rustls::TlsAcceptor::from(config.get_inner()))
         }
-    }
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        st.stop_serving();
+        s.cancel();
+    });
+    let limits = &state.config.limits;
+    let accept = Accept {
+        transport,
+        header_read: Duration::from_secs(limits.http_header_read_secs),
+        slots: KeyedSlots::new(limits.connections_per_address),
+    };
+    accept_loop(listener, router, accept, &state, stopping).await;
     state.shutdown().await;
     Ok(())
 }
 
-/// Plain HTTP: accept connections until `stopping`, each served with upgrades (WebSockets),
-/// a header-read timeout and the client's address (`ConnectInfo`); at most
-/// `limits.connections_per_address` at once per address (one more is closed at once). Then
-/// open requests may finish (at most [`SHUTDOWN_GRACE`]).
-async fn serve_plain(
+/// How connections are read: plain HTTP, or HTTPS.
+#[derive(Clone)]
+enum Transport {
+    Plain,
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+/// What every accepted connection goes through, plain or TLS alike.
+struct Accept {
+    transport: Transport,
+    /// Bound on the TLS handshake and on each request head: both are reads from the client.
+    header_read: Duration,
+    /// At most `limits.connections_per_address` at once per address.
+    slots: KeyedSlots<std::net::IpAddr>,
+}
+
+/// Accept connections until `stopping`, each served with upgrades (WebSockets), a
+/// header-read timeout (and, with TLS, a handshake within the same time) and the client's
+/// address (`ConnectInfo`); at most `limits.connections_per_address` at once per address (one
+/// more is closed at once, before any TLS work). Then open requests may finish (at most
+/// [`SHUTDOWN_GRACE`]).
+async fn accept_loop(
     listener: TcpListener,
     router: axum::Router,
-    header_read: Duration,
-    slots: KeyedSlots<std::net::IpAddr>,
+    accept: Accept,
     state: &AppState,
     stopping: tokio_util::sync::CancellationToken,
 ) {
@@ -77,8 +86,9 @@ async fn serve_plain(
     use tower::ServiceExt;
 
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(accept.header_read);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -93,7 +103,7 @@ async fn serve_plain(
             },
             _ = stopping.cancelled() => break,
         };
-        let Some(slot) = slots.try_take(&peer.ip()) else {
+        let Some(slot) = accept.slots.try_take(&peer.ip()) else {
             state.metrics.inc_rejected("connections_per_address");
             drop(stream);
             continue;
@@ -104,11 +114,25 @@ async fn serve_plain(
             req
         });
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let (builder, watcher, transport, handshake) =
+            (builder.clone(), graceful.watcher(), accept.transport.clone(), accept.header_read);
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(slot);
+            let _slot = slot;
+            match transport {
+                Transport::Plain => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Transport::Tls(acceptor) => {
+                    let tls = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake not done in time"),
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+            }
         });
     }
     drop(listener);

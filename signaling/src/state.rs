@@ -98,6 +98,7 @@ impl AppState {
         let audit_key = crate::objects::load_or_create_audit_key(&config.audit_key_file(), !signed)?;
         let audit = Audit::new(db.clone(), audit_key, config.audit_checkpoint_log());
         let crate::objects::Objects { store, spool } = crate::objects::open(&config).await?;
+        crate::objects::check_period_key_file(&config, &db, store.as_ref()).await?;
         let vault = Vault::new(store, keys.clone());
         let recordings =
             crate::recording::Recordings::start(db.clone(), vault.clone(), &jobs, config.limits.recording_queue)

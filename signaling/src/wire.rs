@@ -226,11 +226,29 @@ impl ServerMsg {
         let (words, detail) = crate::error::split_message(&message);
         ServerMsg::Error { code, detail: detail.map(str::to_string), message: words.to_string(), req }
     }
+
+    /// The answer to a message [`ClientEnvelope::parse`] refused (`why`, which may quote the
+    /// client's input).
+    pub fn bad_message(why: &str, req: Option<u64>) -> Self {
+        let why = crate::error::quote_client(why);
+        ServerMsg::error("bad_message", format!("消息格式错误 (bad message: {why})"), req)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_message_is_answered_in_chinese_with_the_detail_apart() {
+        // Found by fuzz/ws_message: a type with a Chinese character in it.
+        let Err((req, why)) = ClientEnvelope::parse(r#"{"type": "presence.ooooooooottype案oaway", "req": 3}"#) else {
+            panic!("an unknown type parses")
+        };
+        let ServerMsg::Error { message, detail, req, .. } = ServerMsg::bad_message(&why, req) else { panic!() };
+        assert_eq!((message.as_str(), req), ("消息格式错误", Some(3)));
+        assert!(detail.unwrap().starts_with("bad message: unknown variant `presence.ooooooooottype\\u{6848}oaway`"));
+    }
 
     #[test]
     fn client_messages_parse_by_type() {

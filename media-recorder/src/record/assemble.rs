@@ -194,11 +194,19 @@ pub struct RtpIn {
     pub payload: Bytes,
 }
 
+/// Most payload bytes one frame may have. Far above any keyframe a browser sends (a 1080p
+/// VP8 keyframe is a few hundred KiB); past it the frame is dropped, so that a publisher that
+/// never sets the marker bit cannot make the recorder hold its stream (found by
+/// fuzz/depack_vp8).
+pub const MAX_FRAME_BYTES: usize = 4 << 20;
+
 /// Why a frame was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DropReason {
     /// One of its packets was lost.
     Loss,
+    /// It grew past [`MAX_FRAME_BYTES`].
+    TooLarge,
     /// Video after a loss (or at the start), until a keyframe.
     WaitingForKeyframe,
     /// The payload could not be depacketized.
@@ -233,6 +241,8 @@ pub enum AssemblyEvent {
 struct Pending {
     timestamp: u32,
     payloads: Vec<Bytes>,
+    /// Payload bytes of the frame so far (also those let go once it was too large).
+    bytes: usize,
     broken: bool,
     arrival: u64,
 }
@@ -339,10 +349,17 @@ impl Assembler {
         let frame = self.pending.get_or_insert_with(|| Pending {
             timestamp: p.timestamp,
             payloads: Vec::new(),
+            bytes: 0,
             broken: false,
             arrival: now,
         });
-        frame.payloads.push(p.payload);
+        frame.bytes = frame.bytes.saturating_add(p.payload.len());
+        if frame.bytes > MAX_FRAME_BYTES {
+            // Too large: its packets are let go; it is dropped when it ends.
+            frame.payloads = Vec::new();
+        } else {
+            frame.payloads.push(p.payload);
+        }
         frame.arrival = frame.arrival.max(now);
         // Audio: one packet is one frame. Video: the marker bit ends the frame.
         if p.marker || self.kind == TrackKind::Audio {
@@ -354,6 +371,15 @@ impl Assembler {
         let Some(p) = self.pending.take() else {
             return;
         };
+        if p.bytes > MAX_FRAME_BYTES {
+            out.push(AssemblyEvent::Dropped { timestamp: p.timestamp, reason: DropReason::TooLarge });
+            // Later video frames may refer to it.
+            if self.kind == TrackKind::Video && !self.waiting_keyframe {
+                self.waiting_keyframe = true;
+                out.push(AssemblyEvent::NeedKeyframe);
+            }
+            return;
+        }
         if p.broken {
             out.push(AssemblyEvent::Dropped { timestamp: p.timestamp, reason: DropReason::Loss });
             return;
@@ -383,6 +409,13 @@ impl Assembler {
     /// Whether video frames are being dropped until a keyframe.
     pub fn waiting_for_keyframe(&self) -> bool {
         self.waiting_keyframe
+    }
+
+    /// Payload bytes held: the packets waiting in the reordering buffer and the frame being
+    /// assembled.
+    pub fn buffered_bytes(&self) -> usize {
+        let waiting: usize = self.reorder.buf.values().map(|((p, _), _)| p.payload.len()).sum();
+        waiting + self.pending.as_ref().map_or(0, |f| f.payloads.iter().map(Bytes::len).sum())
     }
 }
 
@@ -486,6 +519,7 @@ mod tests {
                 AssemblyEvent::Lost(_) => "lost",
                 AssemblyEvent::Dropped { reason: DropReason::Loss, .. } => "drop-loss",
                 AssemblyEvent::Dropped { reason: DropReason::WaitingForKeyframe, .. } => "drop-wait",
+                AssemblyEvent::Dropped { reason: DropReason::TooLarge, .. } => "drop-big",
                 AssemblyEvent::Dropped { .. } => "drop-bad",
                 AssemblyEvent::NeedKeyframe => "pli",
             })
@@ -514,6 +548,26 @@ mod tests {
         a.push(vp8(10, 21000, true, &key), 190, &mut ev);
         assert_eq!(kinds(&ev), ["lost", "pli", "drop-loss", "drop-wait", "drop-wait", "drop-wait", "key"]);
         assert!(!a.waiting_for_keyframe());
+    }
+
+    #[test]
+    fn a_frame_that_never_ends_is_held_only_up_to_the_bound() {
+        // Found by fuzz/depack_vp8: packets of one timestamp without the marker bit were all
+        // kept, without end.
+        let mut a = Assembler::new(CodecKind::Vp8, ReorderConfig { max_packets: 2, max_wait_ms: 100 });
+        let mut ev = Vec::new();
+        a.push(vp8(1, 0, true, &key_payload()), 0, &mut ev);
+        let chunk = [&[0x00][..], &[0xaa; 1199][..]].concat();
+        let packets = MAX_FRAME_BYTES / chunk.len() * 2;
+        for n in 0..packets {
+            a.push(vp8(2 + n as u16, 3000, false, &chunk), 10, &mut ev);
+            assert!(a.buffered_bytes() <= MAX_FRAME_BYTES + 3 * chunk.len(), "{} bytes held", a.buffered_bytes());
+        }
+        a.push(vp8(2 + packets as u16, 3000, true, &chunk), 10, &mut ev);
+        a.push(vp8(3 + packets as u16, 6000, true, &[0x10, 0x31, 0x02, 0x00]), 20, &mut ev);
+        a.flush(&mut ev);
+        assert_eq!(kinds(&ev), ["key", "drop-big", "pli", "drop-wait"]);
+        assert_eq!(a.buffered_bytes(), 0);
     }
 
     #[test]

@@ -291,6 +291,9 @@ impl Recorder {
                         DropReason::Depacketize(e) => {
                             debug!(room = %self.room, participant = %self.participant, error = %e, "frame not depacketized")
                         }
+                        DropReason::TooLarge => {
+                            debug!(room = %self.room, participant = %self.participant, "frame over the size bound dropped")
+                        }
                         DropReason::Loss => {}
                     }
                     self.timeline.note(kind, GapReason::Loss);

@@ -92,7 +92,10 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(JsonBody(v)),
-            Err(e) => Err(ApiError::bad_request(format!("请求格式错误 (bad request body: {})", e.body_text()))),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "请求格式错误 (bad request body: {})",
+                crate::error::quote_client(&e.body_text())
+            ))),
         }
     }
 }

@@ -211,7 +211,7 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
         let env = match ClientEnvelope::parse(&text) {
             Ok(env) => env,
             Err((req, why)) => {
-                tx.send(ServerMsg::error("bad_message", format!("消息格式错误 (bad message: {why})"), req));
+                tx.send(ServerMsg::bad_message(&why, req));
                 continue;
             }
         };

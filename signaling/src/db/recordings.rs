@@ -299,6 +299,21 @@ impl Db {
         Ok(None)
     }
 
+    /// The keys of the `n` newest stored objects, papers and catalogued objects outside the
+    /// legal-hold area (those are under a KEK): what the start-up check of the period key file
+    /// looks at.
+    pub fn newest_objects(&self, n: usize) -> Result<Vec<String>, DataError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT object_key FROM (
+                 SELECT object_key, created_at_ms FROM stored_objects WHERE in_hold_area = 0
+                 UNION ALL SELECT object_key, created_at_ms FROM papers)
+             ORDER BY created_at_ms DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([n as i64], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Whether an object is in the catalog.
     pub fn object_cataloged(&self, key: &str) -> Result<bool, DataError> {
         Ok(self

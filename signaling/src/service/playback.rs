@@ -329,8 +329,10 @@ fn mime(container: Container, video: bool) -> &'static str {
     }
 }
 
-/// What the manifest says `part` is (`None` if it does not know it).
-fn media_type_of(m: &Manifest, part: MediaPart) -> Option<&'static str> {
+/// What the manifest says `part` is (`None` if it does not know it). Public for the manifest
+/// fuzz target (`fuzz/`), not an API.
+#[doc(hidden)]
+pub fn media_type_of(m: &Manifest, part: MediaPart) -> Option<&'static str> {
     match part {
         MediaPart::Archive => {
             let container = m.archive.as_ref()?.container;

@@ -134,7 +134,12 @@ pub(crate) fn frame_header(frame: &[u8]) -> Result<(bool, Option<(u16, u16)>), D
     }
     let w = b.read(16)? + 1;
     let h = b.read(16)? + 1;
-    Ok((true, Some((w as u16, h as u16))))
+    // A size field of all ones is 65536, which the stream's u16 sizes cannot hold (it used to
+    // wrap to 0: found by fuzz/depack_vp9).
+    let (Ok(w), Ok(h)) = (u16::try_from(w), u16::try_from(h)) else {
+        return Err(DepackError::Malformed("VP9 picture wider or taller than 65535"));
+    };
+    Ok((true, Some((w, h))))
 }
 
 /// Joins layer frames into a superframe (VP9 bitstream spec, annex B).
@@ -219,6 +224,11 @@ mod tests {
 
     /// Profile 0 keyframe header for `w`x`h`, plus filler.
     fn key_header(w: u16, h: u16) -> Vec<u8> {
+        key_header_of_fields(w - 1, h - 1)
+    }
+
+    /// Profile 0 keyframe header whose size fields (the size minus one) are `w1` and `h1`.
+    fn key_header_of_fields(w1: u16, h1: u16) -> Vec<u8> {
         // frame_marker=2, profile 0 (2 bits), show_existing=0, frame_type=0, show=1, err_res=0
         // -> 10 0 0 0 0 1 0 = 0x82 (8 bits: 1000 0010)
         let mut bits: Vec<u8> = vec![1, 0, 0, 0, 0, 0, 1, 0];
@@ -227,7 +237,7 @@ mod tests {
         }
         bits.extend_from_slice(&[0, 0, 1]); // color_space = 1 (BT.601)
         bits.push(0); // color_range
-        for v in [w - 1, h - 1] {
+        for v in [w1, h1] {
             for i in (0..16).rev() {
                 bits.push(((v >> i) & 1) as u8);
             }
@@ -243,6 +253,20 @@ mod tests {
     fn inter() -> Vec<u8> {
         // marker 2, profile 0, show_existing 0, frame_type 1, show 1, err 0
         vec![0b1000_0110, 0x11, 0x22, 0x33]
+    }
+
+    #[test]
+    fn a_picture_of_65536_is_refused_not_wrapped_to_0() {
+        assert_eq!(frame_header(&key_header_of_fields(65534, 0)).unwrap(), (true, Some((65535, 1))));
+        for (w1, h1) in [(65535, 0), (0, 65535)] {
+            assert_eq!(
+                frame_header(&key_header_of_fields(w1, h1)),
+                Err(DepackError::Malformed("VP9 picture wider or taller than 65535"))
+            );
+            let mut packet = vec![0x0c];
+            packet.extend_from_slice(&key_header_of_fields(w1, h1));
+            assert!(Vp9Depacketizer.assemble(&[&packet]).is_err());
+        }
     }
 
     #[test]
