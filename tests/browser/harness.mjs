@@ -311,3 +311,43 @@ export function countPrints() {
 export async function stubPrint(page) {
   await page.evaluate(countPrints);
 }
+
+/**
+ * Throws unless every element of `selectors` is visible inside `page`'s viewport and nothing
+ * lies over it (the element itself is hit at its centre); returns their test ids, for the log.
+ */
+export async function inView(page, selectors) {
+  const viewport = page.viewportSize();
+  const out = [];
+  for (const selector of selectors) {
+    const box = await page.locator(selector).first().boundingBox();
+    if (!box) throw new Error(`${selector} is not visible`);
+    if (box.y < 0 || box.x < 0 || box.y + box.height > viewport.height + 1 || box.x + box.width > viewport.width + 1) {
+      throw new Error(`${selector} is outside the ${viewport.width}×${viewport.height} viewport: ${JSON.stringify(box)}`);
+    }
+    const covered = await page.evaluate(([sel, x, y]) => {
+      const target = document.querySelector(sel);
+      const at = document.elementFromPoint(x, y);
+      if (target && at && (target === at || target.contains(at) || at.contains(target))) return null;
+      return at ? `<${at.tagName.toLowerCase()} class="${at.className}" data-testid="${at.dataset?.testid ?? ''}">` : 'nothing';
+    }, [selector, box.x + box.width / 2, box.y + box.height / 2]);
+    if (covered) throw new Error(`${selector} is covered by ${covered}`);
+    out.push(selector.replace(/\[data-testid="([^"]+)"\]/g, '$1'));
+  }
+  return out.join(', ');
+}
+
+/** The review player's videos in `page`: side, start, position and wall-clock position, state. */
+export function playbackVideos(page) {
+  return page.evaluate(() => [...document.querySelectorAll('[data-testid="playback-video"]')].map((v) => ({
+    side: v.dataset.side,
+    start: Number(v.dataset.startMs),
+    t: v.currentTime,
+    wall: Number(v.dataset.startMs) + v.currentTime * 1000,
+    paused: v.paused,
+    seeking: v.seeking,
+    ready: v.readyState,
+    width: v.videoWidth,
+    duration: v.duration,
+  })));
+}

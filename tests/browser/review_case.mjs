@@ -20,7 +20,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Harness, openKiosk, loginStaff, parseCommandLine, setAvailable, testId, waitUntil } from './harness.mjs';
+import { Harness, inView, openKiosk, loginStaff, parseCommandLine, playbackVideos, setAvailable, testId, waitUntil } from './harness.mjs';
 import { makePng } from './testpapers.mjs';
 
 const { options, url, outDir, chromium } = await parseCommandLine({
@@ -113,28 +113,6 @@ await step('both recordings of the call are complete', async () => {
   return recordings.map((r) => `${r.participant}: ${r.segments.length} segments`).join(', ');
 });
 
-/** Throws unless every element of `selectors` is visible inside the viewport. */
-async function inView(page, selectors) {
-  const out = [];
-  for (const selector of selectors) {
-    const box = await page.locator(selector).first().boundingBox();
-    if (!box) throw new Error(`${selector} is not visible`);
-    if (box.y < 0 || box.x < 0 || box.y + box.height > VIEWPORT.height + 1 || box.x + box.width > VIEWPORT.width + 1) {
-      throw new Error(`${selector} is outside the ${VIEWPORT.width}×${VIEWPORT.height} viewport: ${JSON.stringify(box)}`);
-    }
-    // Nothing lies over it (an overlay, a notice): the element itself is hit at its centre.
-    const covered = await page.evaluate(([sel, x, y]) => {
-      const target = document.querySelector(sel);
-      const at = document.elementFromPoint(x, y);
-      if (target && at && (target === at || target.contains(at) || at.contains(target))) return null;
-      return at ? `<${at.tagName.toLowerCase()} class="${at.className}" data-testid="${at.dataset?.testid ?? ''}">` : 'nothing';
-    }, [selector, box.x + box.width / 2, box.y + box.height / 2]);
-    if (covered) throw new Error(`${selector} is covered by ${covered}`);
-    out.push(selector.replace(/\[data-testid="([^"]+)"\]/g, '$1'));
-  }
-  return out.join(', ');
-}
-
 await step('supervisor: log in, land on /review (the search)', async () => {
   await supPage.goto(url(options['supervisor-url']), { waitUntil: 'domcontentloaded' });
   await supPage.waitForURL((u) => u.pathname === '/review');
@@ -161,17 +139,7 @@ await step('supervisor: find the case by the last 4 digits of the villager\'s ph
   return `by phone: ${byPhone} found; by number: 1 (${villager.replace(/\s+/g, ' ').trim()})`;
 });
 
-const videos = () => supPage.evaluate(() => [...document.querySelectorAll('[data-testid="playback-video"]')].map((v) => ({
-  side: v.dataset.side,
-  start: Number(v.dataset.startMs),
-  t: v.currentTime,
-  wall: Number(v.dataset.startMs) + v.currentTime * 1000,
-  paused: v.paused,
-  seeking: v.seeking,
-  ready: v.readyState,
-  width: v.videoWidth,
-  duration: v.duration,
-})));
+const videos = () => playbackVideos(supPage);
 
 await step('supervisor: open the case; both sides of the call are in the player', async () => {
   await supPage.click(`${testId('review-result')}[data-case-no="${caseNo}"]`);

@@ -16,7 +16,7 @@
 
 import { join } from 'node:path';
 
-import { Harness, loginStaff, openKiosk, parseCommandLine, testId, waitUntil } from './harness.mjs';
+import { Harness, inView, loginStaff, openKiosk, parseCommandLine, playbackVideos, testId, waitUntil } from './harness.mjs';
 
 const { options, url, outDir, chromium } = await parseCommandLine({
   usageLine: 'node review_group_call.mjs --base http://127.0.0.1:PORT --kiosk-url URL --second-kiosk-url URL --dispatcher-url URL --supervisor-url URL --other-town-url URL [--out-dir DIR] [--chromium PATH] [--headed]',
@@ -91,27 +91,6 @@ const api = (page, path) => page.evaluate(async (p) => {
   return [r.status, await r.json().catch(() => null)];
 }, path);
 
-/** Throws unless every element of `selectors` is visible inside the viewport and not covered. */
-async function inView(page, selectors) {
-  const out = [];
-  for (const selector of selectors) {
-    const box = await page.locator(selector).first().boundingBox();
-    if (!box) throw new Error(`${selector} is not visible`);
-    if (box.y < 0 || box.x < 0 || box.y + box.height > VIEWPORT.height + 1 || box.x + box.width > VIEWPORT.width + 1) {
-      throw new Error(`${selector} is outside the ${VIEWPORT.width}×${VIEWPORT.height} viewport: ${JSON.stringify(box)}`);
-    }
-    const covered = await page.evaluate(([sel, x, y]) => {
-      const target = document.querySelector(sel);
-      const at = document.elementFromPoint(x, y);
-      if (target && at && (target === at || target.contains(at) || at.contains(target))) return null;
-      return at ? `<${at.tagName.toLowerCase()} class="${at.className}" data-testid="${at.dataset?.testid ?? ''}">` : 'nothing';
-    }, [selector, box.x + box.width / 2, box.y + box.height / 2]);
-    if (covered) throw new Error(`${selector} is covered by ${covered}`);
-    out.push(selector.replace(/\[data-testid="([^"]+)"\]/g, '$1'));
-  }
-  return out.join(', ');
-}
-
 let callId = '';
 await step('supervisor: log in; the three recordings of the group call are complete', async () => {
   await supPage.goto(url(options['supervisor-url']), { waitUntil: 'domcontentloaded' });
@@ -147,17 +126,7 @@ await step('supervisor: 群组通话 lists the call with its host and villages',
   return `"${text}"; in view: ${placed}`;
 });
 
-const videos = () => supPage.evaluate(() => [...document.querySelectorAll('[data-testid="playback-video"]')].map((v) => ({
-  side: v.dataset.side,
-  start: Number(v.dataset.startMs),
-  t: v.currentTime,
-  wall: Number(v.dataset.startMs) + v.currentTime * 1000,
-  paused: v.paused,
-  seeking: v.seeking,
-  ready: v.readyState,
-  width: v.videoWidth,
-  duration: v.duration,
-})));
+const videos = () => playbackVideos(supPage);
 const spread = (list) => Math.max(...list.map((x) => x.wall)) - Math.min(...list.map((x) => x.wall));
 
 await step('supervisor: open it; the dispatcher and both villages are in the player, named', async () => {

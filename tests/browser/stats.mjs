@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Harness, parseCommandLine, testId, waitUntil } from './harness.mjs';
+import { Harness, inView, parseCommandLine, testId, waitUntil } from './harness.mjs';
 
 const { options, url, outDir, chromium } = await parseCommandLine({
   usageLine: 'node stats.mjs --base http://127.0.0.1:PORT --supervisor-url URL --chief-url URL --chief-town ID --total-cases N --chief-cases N [--out-dir DIR] [--chromium PATH] [--headed]',
@@ -33,27 +33,6 @@ const step = (title, action) => h.step(title, action);
 await h.launch(chromium, { executablePath: options.chromium, headless: !options.headed });
 const supPage = await h.newPage('supervisor', { viewport: VIEWPORT, acceptDownloads: true });
 const chiefPage = await h.newPage('chief', { viewport: VIEWPORT });
-
-/** Throws unless every element of `selectors` is visible inside the viewport and nothing lies over it. */
-async function inView(page, selectors) {
-  const out = [];
-  for (const selector of selectors) {
-    const box = await page.locator(selector).first().boundingBox();
-    if (!box) throw new Error(`${selector} is not visible`);
-    if (box.y < 0 || box.x < 0 || box.y + box.height > VIEWPORT.height + 1 || box.x + box.width > VIEWPORT.width + 1) {
-      throw new Error(`${selector} is outside the ${VIEWPORT.width}×${VIEWPORT.height} viewport: ${JSON.stringify(box)}`);
-    }
-    const covered = await page.evaluate(([sel, x, y]) => {
-      const target = document.querySelector(sel);
-      const at = document.elementFromPoint(x, y);
-      if (target && at && (target === at || target.contains(at) || at.contains(target))) return null;
-      return at ? `<${at.tagName.toLowerCase()} class="${at.className}" data-testid="${at.dataset?.testid ?? ''}">` : 'nothing';
-    }, [selector, box.x + box.width / 2, box.y + box.height / 2]);
-    if (covered) throw new Error(`${selector} is covered by ${covered}`);
-    out.push(selector.replace(/\[data-testid="([^"]+)"\]/g, '$1'));
-  }
-  return out.join(', ');
-}
 
 const chart = (kind) => `${testId('stats-chart')}[data-kind="${kind}"]`;
 const exportButton = (format) => `${testId('stats-export')}[data-format="${format}"]`;

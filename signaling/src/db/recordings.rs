@@ -645,15 +645,22 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Whether one of the participants of the group call (room, take) belongs to `town_id`.
-    pub fn group_call_in_town(&self, room: &str, take: u64, town_id: i64) -> Result<bool, DataError> {
-        Ok(self.conn().query_row(
-            &format!(
-                "SELECT COALESCE(SUM({}), 0) > 0 FROM recordings r WHERE r.room = ?1 AND r.take = ?2",
+    /// Whether the group call (room, take) has recordings and, with `town_id`, one of its
+    /// participants belongs to that town (one indexed query: media requests ask it each time).
+    pub fn group_call_visible(&self, room: &str, take: u64, town_id: Option<i64>) -> Result<bool, DataError> {
+        let conn = self.conn();
+        let sql = match town_id {
+            None => format!(
+                "SELECT EXISTS (SELECT 1 FROM recordings r WHERE r.room = ?1 AND r.take = ?2 AND {GROUP_ROOMS})"
+            ),
+            Some(_) => format!(
+                "SELECT COALESCE(SUM({}), 0) > 0 FROM recordings r WHERE r.room = ?1 AND r.take = ?2 AND {GROUP_ROOMS}",
                 of_town("r", "?3")
             ),
-            params![room, sql_ms(take), town_id],
-            |r| r.get(0),
-        )?)
+        };
+        Ok(match town_id {
+            None => conn.query_row(&sql, params![room, sql_ms(take)], |r| r.get(0))?,
+            Some(t) => conn.query_row(&sql, params![room, sql_ms(take), t], |r| r.get(0))?,
+        })
     }
 }

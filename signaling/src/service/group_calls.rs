@@ -173,18 +173,7 @@ pub async fn list(
 /// another town is not told that it exists).
 pub async fn check(db: &Db, viewer: &Viewer, id: GroupCallId) -> Result<(), Error> {
     let town_id = town_of(viewer)?;
-    let found = db
-        .run(move |db| -> Result<bool, DataError> {
-            let room = id.room();
-            if db.recordings_of_group_call(&room, id.take)?.is_empty() {
-                return Ok(false);
-            }
-            match town_id {
-                None => Ok(true),
-                Some(t) => db.group_call_in_town(&room, id.take, t),
-            }
-        })
-        .await?;
+    let found = db.run(move |db| db.group_call_visible(&id.room(), id.take, town_id)).await?;
     if found { Ok(()) } else { Err(Rejection::not_found("group call").into()) }
 }
 
