@@ -80,6 +80,73 @@ const DOMAIN: &[u8] = b"cunneng-audit-v1\n";
 const CHECKPOINT_DOMAIN: &[u8] = b"cunneng-audit-checkpoint-v1\n";
 const MANIFEST_DOMAIN: &[u8] = b"cunneng-case-manifest-v1\n";
 
+crate::case::lifecycle::text_enum! {
+    /// What an administrative change was made to.
+    pub enum AdminItem {
+        Town = "town",
+        Village = "village",
+        Window = "window",
+        Matter = "matter",
+        User = "user",
+        Kiosk = "kiosk",
+    }
+}
+
+crate::case::lifecycle::text_enum! {
+    /// What an administrative change did.
+    pub enum AdminVerb {
+        Created = "created",
+        Updated = "updated",
+        Disabled = "disabled",
+        Enabled = "enabled",
+        Deleted = "deleted",
+        PasswordReset = "password_reset",
+        EnrolmentIssued = "enrolment_issued",
+        Enrolled = "enrolled",
+        Revoked = "revoked",
+        TokenRotated = "token_rotated",
+    }
+}
+
+/// One administrative change, as the audit record keeps it: entry action `ITEM.VERB`
+/// (`window.created`), detail `{"id": ID, ...detail}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminChange {
+    pub item: AdminItem,
+    pub verb: AdminVerb,
+    pub id: i64,
+    /// What changed, without personal data (names of places and windows are not personal;
+    /// staff names and passwords never go here).
+    pub detail: Value,
+}
+
+impl AdminChange {
+    pub fn new(item: AdminItem, verb: AdminVerb, id: i64, detail: Value) -> AdminChange {
+        AdminChange { item, verb, id, detail }
+    }
+
+    /// The entry's action text, `ITEM.VERB`.
+    pub fn action(&self) -> String {
+        format!("{}.{}", self.item.as_str(), self.verb.as_str())
+    }
+
+    /// The entry's detail: `id` first, then the change's own fields.
+    pub fn entry_detail(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), Value::from(self.id));
+        if let Value::Object(fields) = &self.detail {
+            for (k, v) in fields {
+                if k != "id" {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+        } else if !self.detail.is_null() {
+            m.insert("value".into(), self.detail.clone());
+        }
+        Value::Object(m)
+    }
+}
+
 /// What kind of entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,6 +155,8 @@ pub enum EntryKind {
     CaseEvent,
     /// Someone looked at, searched, exported or decrypted something.
     Access,
+    /// The administrator changed the region, the catalog, an account or a device.
+    Admin,
 }
 
 impl EntryKind {
@@ -95,6 +164,7 @@ impl EntryKind {
         match self {
             EntryKind::CaseEvent => "case_event",
             EntryKind::Access => "access",
+            EntryKind::Admin => "admin",
         }
     }
 
@@ -102,6 +172,7 @@ impl EntryKind {
         match s {
             "case_event" => Some(EntryKind::CaseEvent),
             "access" => Some(EntryKind::Access),
+            "admin" => Some(EntryKind::Admin),
             _ => None,
         }
     }

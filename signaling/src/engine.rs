@@ -246,6 +246,11 @@ impl Names {
     }
 }
 
+/// Would the running queue take this topology from the database? `Err` says why not.
+pub fn check_topology(t: &crate::db::Topology) -> Result<(), String> {
+    Queue::check_topology(&to_queue_topology(t)).map_err(|e| e.to_string())
+}
+
 fn to_queue_topology(t: &crate::db::Topology) -> queue::Topology {
     queue::Topology {
         towns: t.towns.iter().map(|x| queue::Town { id: queue::TownId(x.id), any_window: x.any_window }).collect(),

@@ -17,7 +17,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{hash_password, is_valid_password_hash, token_hash, verify_password};
-use crate::db::{DataError, Db, MatterFields, Role, UserFields, VillageKind, WindowKind};
+use crate::db::{DataError, Db, MatterFields, RegionItem, Role, UserFields, VillageKind, WindowKind};
 
 /// The demo region, built into the binary.
 pub const DEMO_TOML: &str = include_str!("../../demo/demo.toml");
@@ -64,6 +64,9 @@ struct TownIn {
     /// `None`: the three standard windows.
     #[serde(skip_serializing_if = "Option::is_none")]
     windows: Option<Vec<WindowIn>>,
+    /// 停用 (disabled by the administrator; docs/admin.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -73,6 +76,9 @@ struct VillageIn {
     /// Default: `community` if the name ends in 社区, else `village`.
     #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<VillageKind>,
+    /// 停用 (disabled by the administrator; docs/admin.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -85,6 +91,9 @@ struct WindowIn {
     /// Matter codes this window takes; without it, the matters of its kind.
     #[serde(skip_serializing_if = "Option::is_none")]
     matters: Option<Vec<String>>,
+    /// 停用 (disabled by the administrator; docs/admin.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -105,6 +114,9 @@ struct MatterIn {
     village_can_finish: bool,
     #[serde(default)]
     keywords: Vec<String>,
+    /// 停用 (disabled by the administrator; docs/admin.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -143,6 +155,8 @@ struct KioskIn {
 pub fn check_str(text: &str) -> Result<usize, DataError> {
     let f = parse(text)?;
     check_file(&f)?;
+    // When items marked `disabled` are disabled (an item already disabled keeps its time).
+    let now = crate::now_ms();
     Ok(f.accounts.iter().filter(|a| a.password.is_some()).count())
 }
 
@@ -152,19 +166,19 @@ fn parse(text: &str) -> Result<RegionFile, DataError> {
 
 impl TownIn {
     /// (name, kind, explicit matter codes) of the town's windows.
-    fn windows(&self) -> Vec<(String, Option<WindowKind>, Option<Vec<String>>)> {
+    fn windows(&self) -> Vec<(String, Option<WindowKind>, Option<Vec<String>>, bool)> {
         match &self.windows {
             Some(ws) => ws
                 .iter()
                 .map(|w| {
                     let name = w.name.trim().to_owned();
                     let kind = w.kind.or_else(|| WindowKind::from_standard_name(&name));
-                    (name, kind, w.matters.clone())
+                    (name, kind, w.matters.clone(), w.disabled)
                 })
                 .collect(),
             None => WindowKind::STANDARD
                 .iter()
-                .map(|k| (k.standard_name().unwrap_or_default().to_owned(), Some(*k), None))
+                .map(|k| (k.standard_name().unwrap_or_default().to_owned(), Some(*k), None, false))
                 .collect(),
         }
     }
@@ -212,7 +226,12 @@ pub fn export_region(db: &Db) -> Result<String, DataError> {
     for t in dump.towns {
         let mut windows = Vec::new();
         for w in t.windows {
-            windows.push(WindowIn { kind: Some(window_kind(&w.kind)?), name: w.name, matters: w.matters });
+            windows.push(WindowIn {
+                kind: Some(window_kind(&w.kind)?),
+                name: w.name,
+                matters: w.matters,
+                disabled: w.disabled,
+            });
         }
         towns.push(TownIn {
             name: t.name,
@@ -220,9 +239,14 @@ pub fn export_region(db: &Db) -> Result<String, DataError> {
             villages: t
                 .villages
                 .into_iter()
-                .map(|(name, kind)| VillageIn { name, kind: Some(VillageKind::parse(&kind).unwrap_or_default()) })
+                .map(|(name, kind, disabled)| VillageIn {
+                    name,
+                    kind: Some(VillageKind::parse(&kind).unwrap_or_default()),
+                    disabled,
+                })
                 .collect(),
             windows: Some(windows),
+            disabled: t.disabled,
         });
     }
     let mut matters = Vec::new();
@@ -237,6 +261,7 @@ pub fn export_region(db: &Db) -> Result<String, DataError> {
             needs_signoff: m.needs_signoff,
             village_can_finish: m.village_can_finish,
             keywords: m.keywords,
+            disabled: m.disabled,
         });
     }
     let file = RegionFile {
@@ -393,7 +418,7 @@ fn check_file(f: &RegionFile) -> Result<(), DataError> {
             p.push(format!("town `{tn}`: `windows` is empty (leave it out for the three standard windows)"));
         }
         let mut windows = HashSet::new();
-        for (wn, kind, _) in t.windows() {
+        for (wn, kind, _, _) in t.windows() {
             if wn.is_empty() {
                 p.push(format!("town `{tn}`: a window with an empty name"));
                 continue;
@@ -565,7 +590,7 @@ pub fn import_str(db: &Db, text: &str) -> Result<ImportSummary, DataError> {
         };
         let window_known = |town: &str, window: &str| -> Result<bool, DataError> {
             if let Some(t) = file_towns.get(town)
-                && t.windows().iter().any(|(n, _, _)| n == window)
+                && t.windows().iter().any(|(n, _, _, _)| n == window)
             {
                 return Ok(true);
             }
@@ -591,7 +616,7 @@ pub fn import_str(db: &Db, text: &str) -> Result<ImportSummary, DataError> {
         }
         let file_codes: HashSet<&str> = f.matters.iter().map(|m| m.code.trim()).collect();
         for t in &f.towns {
-            for (wn, _, listed) in t.windows() {
+            for (wn, _, listed, _) in t.windows() {
                 for code in listed.iter().flatten() {
                     if !file_codes.contains(code.trim()) && tx.matter_id(code.trim())?.is_none() {
                         p.push(format!("town `{}` window `{wn}`: unknown matter code `{code}`", t.name.trim()));
@@ -653,9 +678,12 @@ pub fn import_str(db: &Db, text: &str) -> Result<ImportSummary, DataError> {
         for t in &f.towns {
             let u = tx.upsert_town(t.name.trim(), t.any_window)?;
             s.towns.add(u.created());
+            tx.set_disabled(RegionItem::Town, u.id(), t.disabled.then_some(now))?;
             town_ids.insert(t.name.trim(), u.id());
             for v in &t.villages {
-                s.villages.add(tx.upsert_village(u.id(), v.name.trim(), v.kind())?.created());
+                let vu = tx.upsert_village(u.id(), v.name.trim(), v.kind())?;
+                s.villages.add(vu.created());
+                tx.set_disabled(RegionItem::Village, vu.id(), v.disabled.then_some(now))?;
             }
         }
         for m in &f.matters {
@@ -673,13 +701,15 @@ pub fn import_str(db: &Db, text: &str) -> Result<ImportSummary, DataError> {
                 keywords: &keywords,
             })?;
             s.matters.add(u.created());
+            tx.set_disabled(RegionItem::Matter, u.id(), m.disabled.then_some(now))?;
         }
         for t in &f.towns {
             let tid = town_ids[t.name.trim()];
-            for (wn, kind, listed) in t.windows() {
+            for (wn, kind, listed, disabled) in t.windows() {
                 let kind = kind.unwrap_or(WindowKind::Custom); // checked above
                 let u = tx.upsert_window(tid, &wn, kind, listed.is_none())?;
                 s.windows.add(u.created());
+                tx.set_disabled(RegionItem::Window, u.id(), disabled.then_some(now))?;
                 if let Some(codes) = listed {
                     let mut ids = Vec::new();
                     for c in codes {

@@ -4,6 +4,7 @@
 //! Handlers parse and check the request, call the case service or the database, and answer;
 //! the rules live in `case` and `service`.
 
+mod admin;
 mod bookings;
 mod cases;
 mod error;
@@ -101,6 +102,25 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stats", get(stats::report))
         .route("/api/stats/export.csv", get(stats::export_csv))
         .route("/api/stats/export.xlsx", get(stats::export_xlsx))
+        // Administration (the county administrator): the region and the matter catalog.
+        .route("/api/admin/region", get(admin::region))
+        .route("/api/admin/changes", get(admin::changes))
+        .route("/api/admin/towns", post(admin::create_town))
+        .route("/api/admin/towns/{id}", put(admin::update_town).delete(admin::delete_town))
+        .route("/api/admin/towns/{id}/disable", post(admin::disable_town))
+        .route("/api/admin/towns/{id}/enable", post(admin::enable_town))
+        .route("/api/admin/villages", post(admin::create_village))
+        .route("/api/admin/villages/{id}", put(admin::update_village).delete(admin::delete_village))
+        .route("/api/admin/villages/{id}/disable", post(admin::disable_village))
+        .route("/api/admin/villages/{id}/enable", post(admin::enable_village))
+        .route("/api/admin/windows", post(admin::create_window))
+        .route("/api/admin/windows/{id}", put(admin::update_window).delete(admin::delete_window))
+        .route("/api/admin/windows/{id}/disable", post(admin::disable_window))
+        .route("/api/admin/windows/{id}/enable", post(admin::enable_window))
+        .route("/api/admin/matters", post(admin::create_matter))
+        .route("/api/admin/matters/{id}", put(admin::update_matter).delete(admin::delete_matter))
+        .route("/api/admin/matters/{id}/disable", post(admin::disable_matter))
+        .route("/api/admin/matters/{id}/enable", post(admin::enable_matter))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(pages::security_headers))

@@ -114,7 +114,42 @@ fn chained_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Chained> {
     })
 }
 
+impl super::Tx<'_> {
+    /// Record an administrative change inside the transaction that makes it (both or neither).
+    pub fn record_admin_change(
+        &self,
+        at_ms: u64,
+        by: &EventActor,
+        change: &crate::audit::AdminChange,
+    ) -> Result<i64, DataError> {
+        append(self.tx, EntryKind::Admin, at_ms, None, by, &change.action(), change.entry_detail(), None)
+    }
+}
+
 impl Db {
+    /// Administrative changes, newest first (the admin page's history).
+    pub fn admin_changes(&self, limit: usize) -> Result<Vec<AccessRow>, DataError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT seq, at_ms, actor_kind, actor_id, actor_name, action, detail, address FROM audit_log
+             WHERE kind = 'admin' ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit as i64], |r| {
+            let detail: String = r.get(6)?;
+            Ok(AccessRow {
+                seq: r.get(0)?,
+                at_ms: row_ms(r.get(1)?),
+                case_id: None,
+                case_no: None,
+                actor: EntryActor { kind: r.get(2)?, id: r.get(3)?, name: r.get(4)? },
+                action: r.get(5)?,
+                detail: serde_json::from_str(&detail).unwrap_or(Value::String(detail)),
+                address: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Record an access (its own transaction).
     pub fn record_access(&self, a: &NewAccess) -> Result<i64, DataError> {
         let mut conn = self.conn();

@@ -79,8 +79,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "audit", include_str!("migrations/0004_audit.sql")),
     (5, "hardening", include_str!("migrations/0005_hardening.sql")),
     (6, "paper_removal", include_str!("migrations/0006_paper_removal.sql")),
+    (7, "admin", include_str!("migrations/0007_admin.sql")),
 ];
 
+mod admin;
 mod audit;
 mod bookings;
 mod calls;
@@ -98,6 +100,10 @@ mod stats;
 mod topology;
 mod upsert;
 
+pub use admin::{
+    AdminCounty, AdminMatter, AdminRegion, AdminTown, AdminVillage, AdminWindow, MatterEdit, References, RegionItem,
+    TownEdit, VillageEdit, WindowEdit,
+};
 pub use audit::{AccessRow, NewAccess};
 pub use bookings::{BookingRow, BookingScope, BookingStatus};
 pub use calls::{CallRow, CaseCall};

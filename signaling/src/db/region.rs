@@ -296,7 +296,9 @@ impl Db {
 
     pub fn villages_of_town(&self, town_id: i64) -> Result<Vec<VillageRow>, DataError> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, town_id, name, kind FROM villages WHERE town_id = ?1 ORDER BY id")?;
+        let mut st = conn.prepare(
+            "SELECT id, town_id, name, kind FROM villages WHERE town_id = ?1 AND disabled_at_ms IS NULL ORDER BY id",
+        )?;
         let v = st.query_map([town_id], village_row)?.collect::<Result<_, _>>()?;
         Ok(v)
     }
@@ -310,7 +312,9 @@ impl Db {
 
     pub fn windows_of_town(&self, town_id: i64) -> Result<Vec<WindowRow>, DataError> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, town_id, name, kind FROM windows WHERE town_id = ?1 ORDER BY id")?;
+        let mut st = conn.prepare(
+            "SELECT id, town_id, name, kind FROM windows WHERE town_id = ?1 AND disabled_at_ms IS NULL ORDER BY id",
+        )?;
         let v = st.query_map([town_id], window_row)?.collect::<Result<_, _>>()?;
         Ok(v)
     }
@@ -386,12 +390,14 @@ impl Db {
             "SELECT {MATTER_COLUMNS}, w.id, w.name FROM matters m
              JOIN windows w ON w.id = (
                 SELECT w2.id FROM windows w2
-                WHERE w2.town_id = ?1 AND (
+                WHERE w2.town_id = ?1 AND w2.disabled_at_ms IS NULL AND (
                     EXISTS (SELECT 1 FROM window_matters wm WHERE wm.window_id = w2.id AND wm.matter_id = m.id)
                     OR (SELECT any_window FROM towns t WHERE t.id = ?1) = 1)
                 ORDER BY EXISTS (SELECT 1 FROM window_matters wm WHERE wm.window_id = w2.id AND wm.matter_id = m.id) DESC,
                          w2.kind = m.window_kind DESC, w2.kind = 'comprehensive' DESC, w2.id
                 LIMIT 1)
+             WHERE m.disabled_at_ms IS NULL
+               AND (SELECT disabled_at_ms FROM towns t WHERE t.id = ?1) IS NULL
              ORDER BY m.id"
         );
         let conn = self.conn();

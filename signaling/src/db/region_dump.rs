@@ -10,15 +10,17 @@ pub struct WindowDump {
     pub name: String,
     pub kind: String,
     pub matters: Option<Vec<String>>,
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TownDump {
     pub name: String,
     pub any_window: bool,
-    /// (name, kind).
-    pub villages: Vec<(String, String)>,
+    /// (name, kind, disabled).
+    pub villages: Vec<(String, String, bool)>,
     pub windows: Vec<WindowDump>,
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,7 @@ pub struct MatterDump {
     pub needs_signoff: bool,
     pub village_can_finish: bool,
     pub keywords: Vec<String>,
+    pub disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,38 +78,43 @@ impl Db {
         };
         let mut towns = Vec::new();
         {
-            let mut st = tx.prepare("SELECT id, name, any_window FROM towns ORDER BY id")?;
-            let rows: Vec<(i64, String, bool)> =
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
-            let mut villages = tx.prepare("SELECT name, kind FROM villages WHERE town_id = ?1 ORDER BY id")?;
-            let mut windows =
-                tx.prepare("SELECT id, name, kind, derive_matters FROM windows WHERE town_id = ?1 ORDER BY id")?;
+            let mut st = tx.prepare("SELECT id, name, any_window, disabled_at_ms IS NOT NULL FROM towns ORDER BY id")?;
+            let rows: Vec<(i64, String, bool, bool)> =
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<_, _>>()?;
+            let mut villages = tx.prepare(
+                "SELECT name, kind, disabled_at_ms IS NOT NULL FROM villages WHERE town_id = ?1 ORDER BY id",
+            )?;
+            let mut windows = tx.prepare(
+                "SELECT id, name, kind, derive_matters, disabled_at_ms IS NOT NULL FROM windows
+                 WHERE town_id = ?1 ORDER BY id",
+            )?;
             let mut listed = tx.prepare(
                 "SELECT m.code FROM window_matters wm JOIN matters m ON m.id = wm.matter_id
                  WHERE wm.window_id = ?1 ORDER BY m.id",
             )?;
-            for (id, name, any_window) in rows {
-                let villages: Vec<(String, String)> =
-                    villages.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-                let ws: Vec<(i64, String, String, bool)> = windows
-                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            for (id, name, any_window, disabled) in rows {
+                let villages: Vec<(String, String, bool)> = villages
+                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                let ws: Vec<(i64, String, String, bool, bool)> = windows
+                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
                     .collect::<Result<_, _>>()?;
                 let mut out = Vec::new();
-                for (wid, name, kind, derived) in ws {
+                for (wid, name, kind, derived, w_disabled) in ws {
                     let matters = if derived {
                         None
                     } else {
                         Some(listed.query_map([wid], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?)
                     };
-                    out.push(WindowDump { name, kind, matters });
+                    out.push(WindowDump { name, kind, matters, disabled: w_disabled });
                 }
-                towns.push(TownDump { name, any_window, villages, windows: out });
+                towns.push(TownDump { name, any_window, villages, windows: out, disabled });
             }
         }
         let matters = {
             let mut st = tx.prepare(
                 "SELECT code, name, plain_name, department, window_kind, required_papers, needs_signoff,
-                        village_can_finish, keywords FROM matters ORDER BY id",
+                        village_can_finish, keywords, disabled_at_ms IS NOT NULL FROM matters ORDER BY id",
             )?;
             st.query_map([], |r| {
                 let papers: String = r.get(5)?;
@@ -121,6 +129,7 @@ impl Db {
                     needs_signoff: r.get(6)?,
                     village_can_finish: r.get(7)?,
                     keywords: keywords.split_whitespace().map(str::to_string).collect(),
+                    disabled: r.get(9)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?

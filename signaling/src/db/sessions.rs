@@ -5,14 +5,21 @@ use rusqlite::{OptionalExtension, params};
 use super::{DataError, Db, role_col, row_ms, sql_ms};
 use crate::identity::Principal;
 
+/// Joins that keep only users whose town and window (where they have one) are enabled: staff
+/// of a disabled town or window cannot log in and their sessions end.
+const PLACE_JOIN: &str = "LEFT JOIN towns pt ON pt.id = u.town_id LEFT JOIN windows pw ON pw.id = u.window_id";
+const PLACE_ENABLED: &str = "(pt.id IS NULL OR pt.disabled_at_ms IS NULL) AND (pw.id IS NULL OR pw.disabled_at_ms IS NULL)";
+
 impl Db {
-    /// For `auth`: the kiosk whose token hashes to `token_hash`.
+    /// For `auth`: the kiosk whose token hashes to `token_hash` (none when its village or
+    /// town is disabled).
     pub fn kiosk_by_token_hash(&self, token_hash: &str) -> Result<Option<Principal>, DataError> {
         Ok(self
             .conn()
             .query_row(
                 "SELECT k.id, k.village_id, v.town_id, k.name FROM kiosks k
-                 JOIN villages v ON v.id = k.village_id WHERE k.token_hash = ?1",
+                 JOIN villages v ON v.id = k.village_id JOIN towns t ON t.id = v.town_id
+                 WHERE k.token_hash = ?1 AND v.disabled_at_ms IS NULL AND t.disabled_at_ms IS NULL",
                 [token_hash],
                 |r| {
                     Ok(Principal::Kiosk {
@@ -26,13 +33,17 @@ impl Db {
             .optional()?)
     }
 
-    /// For `auth`: the session with this token hash, its principal and expiry time.
+    /// For `auth`: the session with this token hash, its principal and expiry time (none when
+    /// the user's town or window is disabled).
     pub fn session_by_token_hash(&self, token_hash: &str) -> Result<Option<(Principal, u64)>, DataError> {
         Ok(self
             .conn()
             .query_row(
-                "SELECT u.id, u.role, u.town_id, u.window_id, u.display_name, s.expires_at_ms
-                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
+                &format!(
+                    "SELECT u.id, u.role, u.town_id, u.window_id, u.display_name, s.expires_at_ms
+                     FROM sessions s JOIN users u ON u.id = s.user_id {PLACE_JOIN}
+                     WHERE s.token_hash = ?1 AND {PLACE_ENABLED}"
+                ),
                 [token_hash],
                 |r| {
                     Ok((
@@ -54,9 +65,11 @@ impl Db {
     pub fn password_hash_of(&self, username: &str) -> Result<Option<(i64, String)>, DataError> {
         Ok(self
             .conn()
-            .query_row("SELECT id, password_hash FROM users WHERE username = ?1", [username], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                &format!("SELECT u.id, u.password_hash FROM users u {PLACE_JOIN} WHERE u.username = ?1 AND {PLACE_ENABLED}"),
+                [username],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?)
     }
 

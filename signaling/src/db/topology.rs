@@ -1,8 +1,11 @@
 //! The topology the queue is built from: towns, villages, windows with the matters they
-//! take, kiosks and the staff the queue knows, as plain data.
+//! take, kiosks and the staff the queue knows, as plain data. Disabled towns, villages and
+//! windows are left out (and what lies under them); disabled matters stay, so that calls
+//! already placed for them are still routed (new ones are refused where matters are offered).
 
 use super::region::{VillageRow, WindowKind, village_row, window_kind_col, window_row};
 use super::{DataError, Db, Role, role_col};
+
 
 /// Everything the queue/router needs at start, as plain data.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,20 +65,33 @@ pub struct TopoStaff {
 
 impl Db {
     pub fn topology(&self) -> Result<Topology, DataError> {
-        let conn = self.conn();
+        read_topology(&self.conn())
+    }
+}
+
+impl super::Tx<'_> {
+    /// The topology as it stands inside this transaction (to check a change before it commits).
+    pub fn topology(&self) -> Result<Topology, DataError> {
+        read_topology(self.tx)
+    }
+}
+
+fn read_topology(conn: &rusqlite::Connection) -> Result<Topology, DataError> {
         let mut t = Topology::default();
         {
-            let mut st = conn.prepare("SELECT id, name, any_window FROM towns ORDER BY id")?;
+            let mut st = conn.prepare("SELECT id, name, any_window FROM towns WHERE disabled_at_ms IS NULL ORDER BY id")?;
             t.towns = st
                 .query_map([], |r| Ok(TopoTown { id: r.get(0)?, name: r.get(1)?, any_window: r.get(2)? }))?
                 .collect::<Result<_, _>>()?;
         }
         {
-            let mut st = conn.prepare("SELECT id, town_id, name, kind FROM villages ORDER BY id")?;
+            let mut st = conn.prepare("SELECT v.id, v.town_id, v.name, v.kind FROM villages v JOIN towns t ON t.id = v.town_id
+                 WHERE v.disabled_at_ms IS NULL AND t.disabled_at_ms IS NULL ORDER BY v.id")?;
             t.villages = st.query_map([], village_row)?.collect::<Result<_, _>>()?;
         }
         {
-            let mut st = conn.prepare("SELECT id, town_id, name, kind FROM windows ORDER BY id")?;
+            let mut st = conn.prepare("SELECT w.id, w.town_id, w.name, w.kind FROM windows w JOIN towns t ON t.id = w.town_id
+                 WHERE w.disabled_at_ms IS NULL AND t.disabled_at_ms IS NULL ORDER BY w.id")?;
             t.windows = st
                 .query_map([], |r| {
                     let w = window_row(r)?;
@@ -110,7 +126,8 @@ impl Db {
         {
             let mut st = conn.prepare(
                 "SELECT k.id, k.village_id, v.town_id, k.name FROM kiosks k
-                 JOIN villages v ON v.id = k.village_id ORDER BY k.id",
+                 JOIN villages v ON v.id = k.village_id JOIN towns t ON t.id = v.town_id
+                 WHERE v.disabled_at_ms IS NULL AND t.disabled_at_ms IS NULL ORDER BY k.id",
             )?;
             t.kiosks = st
                 .query_map([], |r| {
@@ -120,8 +137,10 @@ impl Db {
         }
         {
             let mut st = conn.prepare(
-                "SELECT id, role, town_id, window_id, display_name FROM users
-                 WHERE role IN ('approver', 'chief', 'dispatcher') ORDER BY id",
+                "SELECT u.id, u.role, u.town_id, u.window_id, u.display_name FROM users u
+                 JOIN towns t ON t.id = u.town_id LEFT JOIN windows w ON w.id = u.window_id
+                 WHERE u.role IN ('approver', 'chief', 'dispatcher') AND t.disabled_at_ms IS NULL
+                   AND (w.id IS NULL OR w.disabled_at_ms IS NULL) ORDER BY u.id",
             )?;
             let rows = st.query_map([], |r| {
                 Ok((
@@ -139,5 +158,4 @@ impl Db {
             }
         }
         Ok(t)
-    }
 }

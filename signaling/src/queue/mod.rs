@@ -167,6 +167,11 @@ impl Queue {
         Ok((m, fx.actions))
     }
 
+    /// Would [`Queue::set_topology`] take this topology? (Checked before a change is saved.)
+    pub fn check_topology(topology: &Topology) -> Result<(), SetupError> {
+        Topo::build(topology).map(drop)
+    }
+
     /// Replace the topology. On error nothing changes. Calls whose queue disappeared are
     /// re-routed by matter (keeping their place in age order) or end with `NoWindow`; calls
     /// of removed kiosks end with `Removed`; a removed approver's live call goes back to the
