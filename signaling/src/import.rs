@@ -155,8 +155,6 @@ struct KioskIn {
 pub fn check_str(text: &str) -> Result<usize, DataError> {
     let f = parse(text)?;
     check_file(&f)?;
-    // When items marked `disabled` are disabled (an item already disabled keeps its time).
-    let now = crate::now_ms();
     Ok(f.accounts.iter().filter(|a| a.password.is_some()).count())
 }
 
@@ -563,6 +561,8 @@ fn kiosk_hash(k: &KioskIn) -> Option<String> {
 pub fn import_str(db: &Db, text: &str) -> Result<ImportSummary, DataError> {
     let f = parse(text)?;
     check_file(&f)?;
+    // When items marked `disabled` are disabled (an item already disabled keeps its time).
+    let now = crate::now_ms();
 
     // Password hashes, outside the transaction (argon2 is slow). An unchanged password keeps
     // its stored hash, so re-importing neither rehashes nor ends sessions.

@@ -147,7 +147,11 @@ async fn accept_loop(
 pub async fn serve(config: Config, demo: bool) -> Result<(), Error> {
     crate::db::private_dir(&config.data_dir)?;
     let db = crate::db::Db::open(&config.data_dir.join("cunneng.sqlite3"))?;
-    if demo {
+    // The demo county is loaded into an empty data dir; afterwards the data dir keeps what the
+    // administrator made of it (an import would re-enable what was disabled).
+    if demo && db.counts()?.towns > 0 {
+        tracing::info!("demo data dir already set up; keeping it as it is");
+    } else if demo {
         let summary = crate::import::import_str(&db, crate::import::DEMO_TOML)?;
         tracing::info!(?summary, "demo county loaded");
     }

@@ -147,7 +147,12 @@ fn yes() -> bool {
 
 impl WindowBody {
     fn edit(self) -> WindowEdit {
-        WindowEdit { name: self.name, kind: self.kind, derive_matters: self.derive_matters, matter_ids: self.matter_ids }
+        WindowEdit {
+            name: self.name,
+            kind: self.kind,
+            derive_matters: self.derive_matters,
+            matter_ids: self.matter_ids,
+        }
     }
 }
 
@@ -197,8 +202,9 @@ pub(super) struct MatterBody {
     needs_signoff: bool,
     #[serde(default)]
     village_can_finish: bool,
+    /// Search words (as in the import file).
     #[serde(default)]
-    keywords: String,
+    keywords: Vec<String>,
 }
 
 impl From<MatterBody> for MatterEdit {
@@ -212,7 +218,7 @@ impl From<MatterBody> for MatterEdit {
             required_papers: b.required_papers,
             needs_signoff: b.needs_signoff,
             village_can_finish: b.village_can_finish,
-            keywords: b.keywords,
+            keywords: b.keywords.iter().map(|k| k.trim()).filter(|k| !k.is_empty()).collect::<Vec<_>>().join(" "),
         }
     }
 }
@@ -253,7 +259,13 @@ async fn item_json(state: &AppState, item: RegionItem, id: i64) -> Result<serde_
     v.map_err(|_| ApiError::internal())
 }
 
-async fn switch(state: AppState, p: Principal, item: RegionItem, id: i64, disable: bool) -> Result<Json<serde_json::Value>, ApiError> {
+async fn switch(
+    state: AppState,
+    p: Principal,
+    item: RegionItem,
+    id: i64,
+    disable: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
     admin(&state, &p)?.set_disabled(item, id, disable).await?;
     Ok(Json(item_json(&state, item, id).await?))
 }

@@ -79,7 +79,8 @@ pub struct AdminMatter {
     pub required_papers: Vec<String>,
     pub needs_signoff: bool,
     pub village_can_finish: bool,
-    pub keywords: String,
+    /// Search words.
+    pub keywords: Vec<String>,
     pub disabled: bool,
 }
 
@@ -190,12 +191,7 @@ fn read_region(conn: &rusqlite::Connection) -> Result<AdminRegion, DataError> {
     let towns = conn
         .prepare("SELECT id, name, any_window, disabled_at_ms FROM towns ORDER BY id")?
         .query_map([], |r| {
-            Ok(AdminTown {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                any_window: r.get(2)?,
-                disabled: disabled(r.get(3)?),
-            })
+            Ok(AdminTown { id: r.get(0)?, name: r.get(1)?, any_window: r.get(2)?, disabled: disabled(r.get(3)?) })
         })?
         .collect::<Result<_, _>>()?;
     let villages = conn
@@ -250,7 +246,7 @@ fn read_region(conn: &rusqlite::Connection) -> Result<AdminRegion, DataError> {
                     required_papers: Vec::new(),
                     needs_signoff: r.get(7)?,
                     village_can_finish: r.get(8)?,
-                    keywords: r.get(9)?,
+                    keywords: r.get::<_, String>(9)?.split_whitespace().map(str::to_string).collect(),
                     disabled: disabled(r.get(10)?),
                 },
                 papers,
@@ -512,5 +508,149 @@ impl Tx<'_> {
             .tx
             .prepare("SELECT s.token_hash FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.window_id = ?1")?;
         Ok(st.query_map([window_id], |r| r.get(0))?.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn town(name: &str) -> TownEdit {
+        TownEdit { name: name.into(), any_window: false }
+    }
+
+    fn window(name: &str, derive: bool, ids: Vec<i64>) -> WindowEdit {
+        WindowEdit { name: name.into(), kind: WindowKind::Comprehensive, derive_matters: derive, matter_ids: ids }
+    }
+
+    fn matter(code: &str, kind: WindowKind) -> MatterEdit {
+        MatterEdit {
+            code: code.into(),
+            name: format!("{code} 申请"),
+            plain_name: code.into(),
+            department: String::new(),
+            window_kind: kind,
+            required_papers: vec!["身份证".into()],
+            needs_signoff: false,
+            village_can_finish: false,
+            keywords: String::new(),
+        }
+    }
+
+    #[test]
+    fn create_edit_and_read_back() {
+        let db = Db::open_in_memory().unwrap();
+        let (t, v, w, m) = db
+            .write(|tx| {
+                let t = tx.create_town(&town("甲镇"))?;
+                let v = tx.create_village(t, &VillageEdit { name: "一村".into(), kind: VillageKind::Village })?;
+                let m = tx.create_matter(&matter("M1", WindowKind::Comprehensive))?;
+                let w = tx.create_window(t, &window("综合窗口", true, vec![]))?;
+                Ok((t, v, w, m))
+            })
+            .unwrap();
+        let r = db.admin_region().unwrap();
+        assert_eq!(r.towns, vec![AdminTown { id: t, name: "甲镇".into(), any_window: false, disabled: false }]);
+        assert_eq!(r.villages[0].id, v);
+        // A deriving window takes the matters of its kind, also those added later.
+        assert_eq!(r.windows[0].matter_ids, vec![m]);
+        let m2 = db.write(|tx| tx.create_matter(&matter("M2", WindowKind::Comprehensive))).unwrap();
+        let m3 = db.write(|tx| tx.create_matter(&matter("M3", WindowKind::CivilAffairs))).unwrap();
+        assert_eq!(db.admin_region().unwrap().windows[0].matter_ids, vec![m, m2]);
+        // An explicit list is kept as given; a matter moved to another kind leaves deriving windows.
+        db.write(|tx| tx.update_window(w, &window("综合窗口", false, vec![m3]))).unwrap();
+        assert_eq!(db.admin_region().unwrap().windows[0].matter_ids, vec![m3]);
+        db.write(|tx| tx.update_window(w, &window("综合窗口", true, vec![]))).unwrap();
+        db.write(|tx| tx.update_matter(m2, &matter("M2", WindowKind::SocialSecurity))).unwrap();
+        assert_eq!(db.admin_region().unwrap().windows[0].matter_ids, vec![m]);
+        // Unknown ids and duplicates.
+        assert!(db.write(|tx| tx.update_town(999, &town("x"))).unwrap_err().is_not_found());
+        assert!(matches!(db.write(|tx| tx.create_town(&town("甲镇"))), Err(DataError::Conflict(_))));
+        assert!(matches!(
+            db.write(|tx| tx.create_matter(&matter("M1", WindowKind::Custom))),
+            Err(DataError::Conflict(_))
+        ));
+        assert!(
+            db.write(|tx| tx.create_village(999, &VillageEdit { name: "x".into(), kind: VillageKind::Village }))
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert!(db.write(|tx| tx.create_window(t, &window("w2", false, vec![12345]))).unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn disabled_items_leave_the_topology_and_the_offers() {
+        let db = Db::open_in_memory().unwrap();
+        let (t, v, w, m) = db
+            .write(|tx| {
+                let t = tx.create_town(&town("甲镇"))?;
+                let v = tx.create_village(t, &VillageEdit { name: "一村".into(), kind: VillageKind::Village })?;
+                let m = tx.create_matter(&matter("M1", WindowKind::Comprehensive))?;
+                let w = tx.create_window(t, &window("综合窗口", true, vec![]))?;
+                tx.upsert_kiosk(v, "一村便民服务室", "hash-1")?;
+                Ok((t, v, w, m))
+            })
+            .unwrap();
+        assert_eq!(db.matters_for_town(Some(t), None).unwrap().len(), 1);
+        assert!(db.write(|tx| tx.set_disabled(RegionItem::Matter, m, Some(5))).unwrap());
+        assert!(!db.write(|tx| tx.set_disabled(RegionItem::Matter, m, Some(6))).unwrap(), "already disabled");
+        assert_eq!(db.disabled_at(RegionItem::Matter, m).unwrap(), Some(5));
+        assert!(db.matters_for_town(Some(t), None).unwrap().is_empty(), "a disabled matter is not offered");
+        assert_eq!(db.topology().unwrap().matters.len(), 1, "but calls already placed for it are still routed");
+        db.write(|tx| tx.set_disabled(RegionItem::Matter, m, None)).unwrap();
+
+        db.write(|tx| tx.set_disabled(RegionItem::Window, w, Some(7))).unwrap();
+        assert!(db.topology().unwrap().windows.is_empty());
+        assert!(db.windows_of_town(t).unwrap().is_empty());
+        db.write(|tx| tx.set_disabled(RegionItem::Window, w, None)).unwrap();
+
+        assert!(db.kiosk_by_token_hash("hash-1").unwrap().is_some());
+        let tokens = db
+            .write(|tx| {
+                tx.set_disabled(RegionItem::Village, v, Some(8))?;
+                tx.kiosk_tokens_under(RegionItem::Village, v)
+            })
+            .unwrap();
+        assert_eq!(tokens, vec!["hash-1".to_string()]);
+        assert!(db.kiosk_by_token_hash("hash-1").unwrap().is_none(), "a disabled village's kiosk is refused");
+        assert!(db.topology().unwrap().kiosks.is_empty());
+        db.write(|tx| tx.set_disabled(RegionItem::Village, v, None)).unwrap();
+
+        db.write(|tx| tx.set_disabled(RegionItem::Town, t, Some(9))).unwrap();
+        let topo = db.topology().unwrap();
+        assert!(topo.towns.is_empty() && topo.villages.is_empty() && topo.windows.is_empty() && topo.kiosks.is_empty());
+        assert!(db.kiosk_by_token_hash("hash-1").unwrap().is_none());
+        assert!(db.matters_for_town(Some(t), None).unwrap().is_empty());
+        // Still listed for the administrator, marked.
+        assert!(db.admin_region().unwrap().towns[0].disabled);
+    }
+
+    #[test]
+    fn delete_only_what_nothing_refers_to() {
+        let db = Db::open_in_memory().unwrap();
+        let (t, v, w, m) = db
+            .write(|tx| {
+                let t = tx.create_town(&town("甲镇"))?;
+                let v = tx.create_village(t, &VillageEdit { name: "一村".into(), kind: VillageKind::Village })?;
+                let m = tx.create_matter(&matter("M1", WindowKind::Comprehensive))?;
+                let w = tx.create_window(t, &window("综合窗口", true, vec![]))?;
+                tx.upsert_kiosk(v, "一村便民服务室", "hash-1")?;
+                Ok((t, v, w, m))
+            })
+            .unwrap();
+        let refs = db.write(|tx| tx.references(RegionItem::Town, t)).unwrap();
+        assert_eq!(refs.text(), "1 个村/社区、1 个窗口");
+        match db.write(|tx| tx.delete_item(RegionItem::Village, v)) {
+            Err(DataError::Conflict(msg)) => {
+                assert!(msg.contains("1 个便民服务室设备") && msg.contains("停用"), "{msg}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A window's matter list does not keep a matter: it cascades.
+        db.write(|tx| tx.delete_item(RegionItem::Matter, m)).unwrap();
+        assert!(db.admin_region().unwrap().windows[0].matter_ids.is_empty());
+        db.write(|tx| tx.delete_item(RegionItem::Window, w)).unwrap();
+        assert!(db.write(|tx| tx.delete_item(RegionItem::Window, w)).unwrap_err().is_not_found());
+        assert!(db.admin_region().unwrap().windows.is_empty());
     }
 }

@@ -78,7 +78,8 @@ impl Db {
         };
         let mut towns = Vec::new();
         {
-            let mut st = tx.prepare("SELECT id, name, any_window, disabled_at_ms IS NOT NULL FROM towns ORDER BY id")?;
+            let mut st =
+                tx.prepare("SELECT id, name, any_window, disabled_at_ms IS NOT NULL FROM towns ORDER BY id")?;
             let rows: Vec<(i64, String, bool, bool)> =
                 st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<_, _>>()?;
             let mut villages = tx.prepare(
@@ -93,9 +94,8 @@ impl Db {
                  WHERE wm.window_id = ?1 ORDER BY m.id",
             )?;
             for (id, name, any_window, disabled) in rows {
-                let villages: Vec<(String, String, bool)> = villages
-                    .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<Result<_, _>>()?;
+                let villages: Vec<(String, String, bool)> =
+                    villages.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
                 let ws: Vec<(i64, String, String, bool, bool)> = windows
                     .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
                     .collect::<Result<_, _>>()?;

@@ -8,7 +8,8 @@ use crate::identity::Principal;
 /// Joins that keep only users whose town and window (where they have one) are enabled: staff
 /// of a disabled town or window cannot log in and their sessions end.
 const PLACE_JOIN: &str = "LEFT JOIN towns pt ON pt.id = u.town_id LEFT JOIN windows pw ON pw.id = u.window_id";
-const PLACE_ENABLED: &str = "(pt.id IS NULL OR pt.disabled_at_ms IS NULL) AND (pw.id IS NULL OR pw.disabled_at_ms IS NULL)";
+const PLACE_ENABLED: &str =
+    "(pt.id IS NULL OR pt.disabled_at_ms IS NULL) AND (pw.id IS NULL OR pw.disabled_at_ms IS NULL)";
 
 impl Db {
     /// For `auth`: the kiosk whose token hashes to `token_hash` (none when its village or
@@ -66,7 +67,9 @@ impl Db {
         Ok(self
             .conn()
             .query_row(
-                &format!("SELECT u.id, u.password_hash FROM users u {PLACE_JOIN} WHERE u.username = ?1 AND {PLACE_ENABLED}"),
+                &format!(
+                    "SELECT u.id, u.password_hash FROM users u {PLACE_JOIN} WHERE u.username = ?1 AND {PLACE_ENABLED}"
+                ),
                 [username],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

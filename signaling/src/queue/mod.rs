@@ -178,9 +178,20 @@ impl Queue {
     /// head; a removed or moved dispatcher's group ends. Every queue snapshot and group
     /// state is re-sent (names may have changed).
     pub fn set_topology(&mut self, now: Millis, topology: &Topology) -> Result<Vec<Action>, SetupError> {
-        self.topo = Topo::build(topology)?;
+        let new = Topo::build(topology)?;
+        // Towns that switch to 无差别受理 now: their waiting calls join the town-wide queue.
+        let newly_any_window: Vec<TownId> = new
+            .towns
+            .iter()
+            .filter(|(id, t)| t.any_window && !self.topo.towns.get(id).is_some_and(|old| old.any_window))
+            .map(|(id, _)| *id)
+            .collect();
+        self.topo = new;
         let mut fx = Fx::default();
         self.reconcile_topology(now, &mut fx);
+        for town in newly_any_window {
+            self.merge_into_town_queue(town, &mut fx);
+        }
         fx.towns.extend(self.topo.towns.keys().copied());
         for t in self.topo.towns.keys() {
             fx.queues.extend(self.topo.town_queues(*t));
@@ -1344,6 +1355,24 @@ impl Queue {
     }
 
     /// Make the state agree with a (new) topology. See `set_topology`.
+    /// A town switched to 无差别受理: the calls waiting at its windows move to the town-wide
+    /// queue, keeping their order keys (so their age order), and ring whoever serves it.
+    fn merge_into_town_queue(&mut self, town: TownId, fx: &mut Fx) {
+        let to = QueueKey::Town(town);
+        for from in self.topo.town_queues(town).into_iter().filter(|q| *q != to) {
+            for id in self.queues.get(&from).cloned().unwrap_or_default() {
+                self.stop_call_rings(id, RingStopReason::NotServed, fx);
+                self.remove_from_queue(from, id);
+                if let CallState::Waiting(w) = &mut self.st.calls.get_mut(&id).expect("exists").state {
+                    w.queue = to;
+                }
+                self.insert_sorted(to, id);
+                self.dirty_queue(from, fx);
+                self.dirty_queue(to, fx);
+            }
+        }
+    }
+
     fn reconcile_topology(&mut self, now: Millis, fx: &mut Fx) {
         // Removed kiosks: their calls end, their group seats are vacated.
         let gone: Vec<KioskId> = self.st.kiosks.keys().filter(|k| !self.topo.kiosks.contains_key(k)).copied().collect();

@@ -1580,3 +1580,33 @@ fn a_booked_call_goes_ahead_of_unbooked_waiting_calls_but_not_of_other_booked_on
     let back: crate::queue::Snapshot = serde_json::from_str(&json).unwrap();
     assert_eq!(back, snap);
 }
+
+#[test]
+fn set_topology_moves_the_waiting_calls_of_a_town_switched_to_any_window_into_its_town_queue() {
+    let mut h = H::new();
+    h.kiosks_on(&[K1, K2, K3]);
+    let civil = h.request(K1, M_CIVIL);
+    let compre = h.request(K2, M_COMPRE);
+    let social = h.request(K3, M_SOCIAL);
+    assert_eq!(h.items(w(CIVIL)), vec![civil]);
+
+    let mut topo = topology();
+    topo.towns.iter_mut().find(|t| t.id == T1).unwrap().any_window = true;
+    let a = h.q.set_topology(h.now, &topo).unwrap();
+    h.check();
+    // One town-wide queue, in the order the calls came; nobody's call ended.
+    assert_eq!(h.items(QueueKey::Town(T1)), vec![civil, compre, social]);
+    assert!(ends(&a).is_empty());
+    for k in [w(CIVIL), w(COMPRE), w(SOCIAL)] {
+        assert_eq!(h.q.queue_items(k), vec![]);
+    }
+    // Any approver of the town is rung for the oldest.
+    h.staff_on(&[A3]);
+    assert_eq!(h.ringing(civil), vec![A3]);
+    // Switching back re-routes by matter, keeping the order.
+    let a = h.q.set_topology(h.now, &topology()).unwrap();
+    h.check();
+    assert!(ends(&a).is_empty());
+    assert_eq!(h.items(w(CIVIL)), vec![civil]);
+    assert_eq!(h.items(w(SOCIAL)), vec![social]);
+}

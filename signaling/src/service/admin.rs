@@ -28,13 +28,6 @@ pub const CODE_MAX_CHARS: usize = 32;
 /// Most matters listed for one window.
 pub const WINDOW_MATTERS_MAX: usize = 1000;
 
-/// What a change did: the audit entry, and the token hashes whose sockets must close.
-pub struct Done<T> {
-    pub value: T,
-    /// SHA-256 hashes of kiosk tokens and staff session tokens whose sockets close now.
-    pub ended_tokens: Vec<String>,
-}
-
 /// A name as the administrator typed it: trimmed, 1..=max characters, no control characters.
 pub fn name(raw: &str, max: usize, what: &str) -> Result<String, Rejection> {
     let s = raw.trim();
@@ -67,7 +60,12 @@ pub fn check_window(w: WindowEdit) -> Result<WindowEdit, Rejection> {
     }
     ids.sort_unstable();
     ids.dedup();
-    Ok(WindowEdit { name: name(&w.name, NAME_MAX_CHARS, "窗口名称")?, kind: w.kind, derive_matters: w.derive_matters, matter_ids: ids })
+    Ok(WindowEdit {
+        name: name(&w.name, NAME_MAX_CHARS, "窗口名称")?,
+        kind: w.kind,
+        derive_matters: w.derive_matters,
+        matter_ids: ids,
+    })
 }
 
 pub fn check_matter(m: MatterEdit) -> Result<MatterEdit, Rejection> {
@@ -350,7 +348,12 @@ mod tests {
 
     #[test]
     fn window_matters_are_deduplicated_and_bounded() {
-        let w = WindowEdit { name: "综合窗口".into(), kind: WindowKind::Comprehensive, derive_matters: false, matter_ids: vec![3, 1, 3] };
+        let w = WindowEdit {
+            name: "综合窗口".into(),
+            kind: WindowKind::Comprehensive,
+            derive_matters: false,
+            matter_ids: vec![3, 1, 3],
+        };
         assert_eq!(check_window(w.clone()).unwrap().matter_ids, vec![1, 3]);
         assert!(check_window(WindowEdit { matter_ids: vec![1; 1001], ..w }).is_err());
         assert!(check_village(VillageEdit { name: "".into(), kind: VillageKind::Village }).is_err());
