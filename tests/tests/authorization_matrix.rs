@@ -101,6 +101,9 @@ enum Hook {
     Relogin,
     /// Place a legal hold (as the administrator) before each request, so each may lift one.
     PlaceHold,
+    /// An upload (`upload_del`) was abandoned: the case's kiosk begins a fresh one, so that
+    /// each principal may try.
+    NewUpload,
 }
 
 struct Row {
@@ -278,7 +281,8 @@ fn http_rows() -> Vec<Row> {
                 (T2, "401 403 403 403 403 403 403 403 403 403 403 403 401 401"),
             ],
         )
-        .alias(&[("upload_id", "upload_del")]),
+        .alias(&[("upload_id", "upload_del")])
+        .hook(Hook::NewUpload),
         row(
             "POST",
             "/api/cases/{case_no}/rescan",
@@ -406,7 +410,8 @@ fn http_rows() -> Vec<Row> {
         row("GET", "/api/progress", &[(A, "200 200 200 200 200 200 200 200 200 200 200 200 200 200")])
             .query("?case={case_no}&code={code}&phone4=1111"),
         // --- Bookings.
-        row("GET", "/api/bookings", &[(No, "401 200 200 200 200 403 200 200 403 403 403 403 401 401")]),
+        // Kiosk: its village's; approver: its window's; chief: its town's; supervisors: their scope.
+        row("GET", "/api/bookings", &[(No, "401 200 200 200 200 403 200 200 403 200 200 403 401 401")]),
         row("POST", "/api/bookings", &[(No, "401 201 201 403 403 403 403 403 403 403 403 403 401 401")])
             .json(r#"{"matter_id":{matter},"start_ms":{slot}}"#),
         row("GET", "/api/bookings/slots", &[(No, "401 200 200 403 403 403 403 403 403 403 403 403 401 401")])
@@ -470,6 +475,8 @@ enum WsHook {
     KeepGroup,
     /// The fixture group call was ended: open another.
     ReopenGroup,
+    /// The approver answered call W: he hangs up and the village asks again (a new W).
+    HangUpAndRequeue,
 }
 
 struct WsRow {
@@ -550,15 +557,15 @@ fn ws_rows() -> Vec<WsRow> {
                 "refused forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden refused refused",
             )],
         ),
-        // The waiting call rings nobody (every approver is away): answering it is a
-        // conflict for its window's approver, refused to everyone else.
+        // Its window's approver may take a waiting call from the queue (then hangs up, and
+        // the village asks again); another town's may not.
         ws(
             "call.answer",
             r#"{"type":"call.answer","call_id":{call_w}}"#,
-            H::None,
+            H::HangUpAndRequeue,
             &[(
                 Other,
-                "refused forbidden forbidden conflict forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden refused refused",
+                "refused forbidden forbidden ok forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden refused refused",
             )],
         ),
         ws(
@@ -762,13 +769,15 @@ async fn send(
 #[tokio::test]
 async fn every_route_and_message_is_authorized_as_the_matrix_says() -> Result<()> {
     let started = std::time::Instant::now();
-    // Every principal asks for progress from this machine; the limits are not the subject.
+    // Every principal asks for progress (and logs in one account) from this machine; the
+    // limits are not the subject.
     let server = Server::start_with_env(
         &["--demo"],
         &[
             ("CUNNENG_LIMITS__PROGRESS_BURST", "1000"),
             ("CUNNENG_LIMITS__PROGRESS_CASE_BURST", "1000"),
             ("CUNNENG_LIMITS__PROGRESS_KIOSK_BURST", "1000"),
+            ("CUNNENG_LIMITS__LOGIN_ACCOUNT_BURST", "1000"),
         ],
     )
     .await?;
@@ -870,6 +879,14 @@ async fn every_route_and_message_is_authorized_as_the_matrix_says() -> Result<()
                         row.method, url, WHO[i]
                     ));
                 }
+                if row.hook == Hook::NewUpload && (200..300).contains(&status) {
+                    let kiosk = Api::new(&server, &fx.get("kiosk_token", *f)?);
+                    let case_no = fx.get("case_no", *f)?;
+                    let (st, body) = kiosk.start_upload(&case_no, json!({"name": "again.png", "size": 2000})).await?;
+                    anyhow::ensure!(st == 201, "starting an upload: {st} {body}");
+                    let id = body["url"].as_str().and_then(|u| u.rsplit('/').next()).context("upload url")?;
+                    fx.set("upload_del", *f, id);
+                }
                 if row.hook == Hook::Relogin
                     && (200..300).contains(&status)
                     && let Some(user) = staff_user(i)
@@ -908,7 +925,7 @@ async fn case_through_a_call(server: &Server, s: &CaseSetup, fx: &mut Fixtures, 
     anyhow::ensure!(st == 200, "villager: {st} {body}");
     let paper = kiosk.upload(&case_no, "身份证.png", &png(3000), None, "scan", 64 * 1024).await?;
     let paper_rm = kiosk.upload(&case_no, "拍错了.png", &png(3000), None, "scan", 64 * 1024).await?;
-    for name in ["upload", "upload_put", "upload_del"] {
+    for name in ["upload_id", "upload_put", "upload_del"] {
         let (st, body) = kiosk.start_upload(&case_no, json!({"name": format!("{name}.png"), "size": 2000})).await?;
         anyhow::ensure!(st == 201, "starting an upload: {st} {body}");
         let upload_id = body["url"].as_str().and_then(|u| u.rsplit('/').next()).context("upload url")?.to_string();
@@ -919,6 +936,7 @@ async fn case_through_a_call(server: &Server, s: &CaseSetup, fx: &mut Fixtures, 
     k.close().await;
     w.close().await;
     fx.set("case_no", f, &case_no);
+    fx.set("kiosk_token", f, &s.kiosk.token);
     fx.set("paper_id", f, paper["id"].as_i64().context("paper id")?);
     fx.set("paper_rm", f, paper_rm["id"].as_i64().context("paper id")?);
     fx.set("result_paper", f, result["id"].as_i64().context("paper id")?);
@@ -1132,6 +1150,16 @@ async fn ws_matrix(
                                 fx.set("group_g", Fx::No, state["group_id"].as_u64().context("group id")?);
                             }
                             WsHook::ReopenGroup => open_group(ws, fx, &mut req).await?,
+                            WsHook::HangUpAndRequeue => {
+                                let call_w = fx.get("call_w", Fx::No)?.parse::<u64>()?;
+                                req += 1;
+                                ws.send(json!({"type": "call.hangup", "call_id": call_w, "req": req})).await?;
+                                anyhow::ensure!(answer(ws, req).await?.0 == "ok", "hanging up call W");
+                                kiosk_c.expect_where("call.ended", |m| m["call_id"] == call_w).await?;
+                                kiosk_c.send(json!({"type": "call.request", "matter_id": matter.parse::<i64>()?})).await?;
+                                let pos = kiosk_c.expect("queue.position").await?;
+                                fx.set("call_w", Fx::No, pos["call_id"].as_u64().context("call id")?);
+                            }
                             WsHook::None | WsHook::RequestOwnCall => {}
                         }
                     }
