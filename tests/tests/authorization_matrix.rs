@@ -497,7 +497,9 @@ const fn ws(ty: &'static str, sample: &'static str, hook: WsHook, cells: &'stati
 fn ws_rows() -> Vec<WsRow> {
     use WsFx::{Other, Own};
     use WsHook as H;
-    const FORBIDDEN_BUT_KIOSKS: &str = "refused forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden refused refused";
+    // Group call G invites village C only: villages A and B are no members (and staff never
+    // answer invitations).
+    const FORBIDDEN_TO_ALL: &str = "refused forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden forbidden refused refused";
     vec![
         // A second hello on a live socket is a protocol error; a first one with a bad,
         // disabled or expired token is refused.
@@ -596,19 +598,9 @@ fn ws_rows() -> Vec<WsRow> {
                 "refused forbidden forbidden forbidden forbidden ok forbidden forbidden forbidden forbidden forbidden forbidden refused refused",
             )],
         ),
-        ws(
-            "group.accept",
-            r#"{"type":"group.accept","group_id":{group_g}}"#,
-            H::None,
-            &[(Other, FORBIDDEN_BUT_KIOSKS)],
-        ),
-        ws(
-            "group.decline",
-            r#"{"type":"group.decline","group_id":{group_g}}"#,
-            H::None,
-            &[(Other, FORBIDDEN_BUT_KIOSKS)],
-        ),
-        ws("group.leave", r#"{"type":"group.leave","group_id":{group_g}}"#, H::None, &[(Other, FORBIDDEN_BUT_KIOSKS)]),
+        ws("group.accept", r#"{"type":"group.accept","group_id":{group_g}}"#, H::None, &[(Other, FORBIDDEN_TO_ALL)]),
+        ws("group.decline", r#"{"type":"group.decline","group_id":{group_g}}"#, H::None, &[(Other, FORBIDDEN_TO_ALL)]),
+        ws("group.leave", r#"{"type":"group.leave","group_id":{group_g}}"#, H::None, &[(Other, FORBIDDEN_TO_ALL)]),
         ws(
             "group.reinvite",
             r#"{"type":"group.reinvite","group_id":{group_g},"village_id":{village_c}}"#,
@@ -1156,7 +1148,9 @@ async fn ws_matrix(
                                 ws.send(json!({"type": "call.hangup", "call_id": call_w, "req": req})).await?;
                                 anyhow::ensure!(answer(ws, req).await?.0 == "ok", "hanging up call W");
                                 kiosk_c.expect_where("call.ended", |m| m["call_id"] == call_w).await?;
-                                kiosk_c.send(json!({"type": "call.request", "matter_id": matter.parse::<i64>()?})).await?;
+                                kiosk_c
+                                    .send(json!({"type": "call.request", "matter_id": matter.parse::<i64>()?}))
+                                    .await?;
                                 let pos = kiosk_c.expect("queue.position").await?;
                                 fx.set("call_w", Fx::No, pos["call_id"].as_u64().context("call id")?);
                             }
