@@ -685,8 +685,11 @@ fn expected<'a>(cells: &'a str, what: &str) -> Vec<&'a str> {
     v
 }
 
+/// (method, path) pairs.
+type Routes = BTreeSet<(String, String)>;
+
 /// `cunneng routes --json`: the router's table and the message types.
-fn binary_table() -> Result<(BTreeSet<(String, String)>, BTreeSet<String>)> {
+fn binary_table() -> Result<(Routes, BTreeSet<String>)> {
     let out = std::process::Command::new(binary_path()).args(["routes", "--json"]).output()?;
     if !out.status.success() {
         bail!("cunneng routes --json: {}", String::from_utf8_lossy(&out.stderr));
@@ -1056,9 +1059,9 @@ async fn ws_matrix(
 ) -> Result<()> {
     // One socket per principal that may have one.
     let mut sockets: HashMap<usize, WsClient> = HashMap::new();
-    for i in 1..=ADMIN {
+    for (i, name) in WHO.iter().enumerate().take(ADMIN + 1).skip(1) {
         let token = who.token(i).context("token")?;
-        sockets.insert(i, WsClient::connect(server, token).await.with_context(|| WHO[i].to_string())?);
+        sockets.insert(i, WsClient::connect(server, token).await.with_context(|| name.to_string())?);
     }
     let mut req = 100;
     // Nobody is rung: both towns' approvers are away.
