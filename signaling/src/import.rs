@@ -912,12 +912,12 @@ token = "0123456789abcdef0123456789abcdef"
         assert_eq!(s.villages.created, 9);
         assert_eq!(s.windows.created, 9);
         assert_eq!(s.matters.created, 16);
-        assert_eq!(s.accounts.created, 17);
+        assert_eq!(s.accounts.created, 18);
         assert_eq!(s.kiosks.created, 9);
         // Each standard window takes the matters of its kind in each of the 3 towns.
         assert_eq!(s.window_matters, 3 * 16);
         let c = db.counts().unwrap();
-        assert_eq!((c.towns, c.villages, c.windows, c.matters, c.kiosks, c.users), (3, 9, 9, 16, 9, 17));
+        assert_eq!((c.towns, c.villages, c.windows, c.matters, c.kiosks, c.users), (3, 9, 9, 16, 9, 18));
         assert_eq!(db.county().unwrap().unwrap().name, "广元市昭化区");
         assert!(s.to_string().starts_with("towns 3 (3 new), villages 9 (9 new)"), "{s}");
 
@@ -978,9 +978,9 @@ token = "0123456789abcdef0123456789abcdef"
         for role in ["chief", "dispatcher"] {
             assert_eq!(links.iter().filter(|l| l.0 == role).count(), 3);
         }
-        for role in ["supervisor", "admin"] {
-            assert_eq!(links.iter().filter(|l| l.0 == role).count(), 1);
-        }
+        // The county's supervisor and 昭化镇's own.
+        assert_eq!(links.iter().filter(|l| l.0 == "supervisor").count(), 2);
+        assert_eq!(links.iter().filter(|l| l.0 == "admin").count(), 1);
         assert!(links.iter().all(|(_, name, _)| !name.contains(char::is_whitespace) && !name.is_empty()));
         let (_, name, url) = &links[0];
         assert_eq!(name, "松宁村便民服务室");
@@ -1011,7 +1011,7 @@ token = "0123456789abcdef0123456789abcdef"
         let session = auth::login(&db, "admin", "cunneng-demo", 0, 12).unwrap();
         let s = import_demo(&db).unwrap();
         assert_eq!(s.towns, Tally { created: 0, updated: 3 });
-        assert_eq!(s.accounts, Tally { created: 0, updated: 17 });
+        assert_eq!(s.accounts, Tally { created: 0, updated: 18 });
         assert_eq!(s.kiosks.created, 0);
         assert_eq!(db.counts().unwrap(), before);
         assert_eq!(db.topology().unwrap(), topo); // same ids, same links

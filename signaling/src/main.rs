@@ -80,6 +80,14 @@ enum Command {
         #[command(subcommand)]
         action: RetentionAction,
     },
+    /// For tests and reviewers: every (method, path) the router serves and every WebSocket
+    /// client message type (the authorization matrix test checks its rows against these).
+    #[command(hide = true)]
+    Routes {
+        /// Print `{"routes":[{"method","path"}],"ws_messages":[type]}` instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,6 +147,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Routes { json } = cli.command {
+        print_routes(json)?;
+        return Ok(());
+    }
     let mut overrides = toml::Table::new();
     if let Some(dir) = &cli.data_dir {
         overrides.insert("data_dir".into(), dir.display().to_string().into());
@@ -249,6 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(code);
             }
         }
+        Command::Routes { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Verify => {
             let verdicts = runtime.block_on(async {
                 let store = cunneng_signaling::objects::open_store(&config).await?;
@@ -331,6 +344,25 @@ async fn audit(config: &cunneng_signaling::config::Config, action: AuditAction) 
         }
         AuditAction::VerifyBundle { .. } | AuditAction::PublicKey => unreachable!("handled above"),
     }
+}
+
+/// `cunneng routes`: the router's table and the WebSocket message types.
+fn print_routes(json: bool) -> anyhow::Result<()> {
+    let table = cunneng_signaling::api::route_table();
+    let types = cunneng_signaling::wire::ClientMsg::TYPES;
+    if json {
+        let routes: Vec<_> =
+            table.iter().map(|r| serde_json::json!({"method": r.method.as_str(), "path": r.path})).collect();
+        println!("{}", serde_json::json!({"routes": routes, "ws_messages": types}));
+    } else {
+        for r in &table {
+            println!("{} {}", r.method.as_str(), r.path);
+        }
+        for t in types {
+            println!("WS {t}");
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing(config: &cunneng_signaling::config::Config) {

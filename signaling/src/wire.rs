@@ -71,6 +71,50 @@ pub enum ClientMsg {
     MediaOffer { room: String, pc_id: String, sdp: String },
 }
 
+impl ClientMsg {
+    /// Every client message type (`type` on the wire), in the order of the enum: what
+    /// `cunneng routes --json` lists and the authorization matrix test sends. The tests below
+    /// fail if a variant is added without its entry here.
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "ping",
+        "call.request",
+        "call.cancel",
+        "call.hangup",
+        "call.answer",
+        "call.transfer",
+        "presence.set",
+        "group.start",
+        "group.end",
+        "group.accept",
+        "group.decline",
+        "group.leave",
+        "group.reinvite",
+        "media.offer",
+    ];
+
+    /// The message's `type` on the wire.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMsg::Hello { .. } => "hello",
+            ClientMsg::Ping => "ping",
+            ClientMsg::CallRequest { .. } => "call.request",
+            ClientMsg::CallCancel { .. } => "call.cancel",
+            ClientMsg::CallHangup { .. } => "call.hangup",
+            ClientMsg::CallAnswer { .. } => "call.answer",
+            ClientMsg::CallTransfer { .. } => "call.transfer",
+            ClientMsg::PresenceSet { .. } => "presence.set",
+            ClientMsg::GroupStart { .. } => "group.start",
+            ClientMsg::GroupEnd { .. } => "group.end",
+            ClientMsg::GroupAccept { .. } => "group.accept",
+            ClientMsg::GroupDecline { .. } => "group.decline",
+            ClientMsg::GroupLeave { .. } => "group.leave",
+            ClientMsg::GroupReinvite { .. } => "group.reinvite",
+            ClientMsg::MediaOffer { .. } => "media.offer",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceWire {
@@ -274,6 +318,43 @@ mod tests {
         ] {
             assert!(ClientEnvelope::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// One well-formed message of each listed type.
+    fn sample(ty: &str) -> String {
+        let fields = match ty {
+            "hello" => r#""token":"t""#,
+            "ping" => "",
+            "call.request" => r#""matter_id":1"#,
+            "call.cancel" | "call.hangup" | "call.answer" => r#""call_id":1"#,
+            "call.transfer" => r#""call_id":1,"window_id":2"#,
+            "presence.set" => r#""presence":"available""#,
+            "group.start" => r#""village_ids":[1]"#,
+            "group.end" | "group.accept" | "group.decline" | "group.leave" => r#""group_id":1"#,
+            "group.reinvite" => r#""group_id":1,"village_id":2"#,
+            "media.offer" => r#""room":"call:1","pc_id":"p","sdp":"v=0""#,
+            other => panic!("no sample for `{other}`: add one"),
+        };
+        let sep = if fields.is_empty() { "" } else { "," };
+        format!(r#"{{"type":"{ty}"{sep}{fields}}}"#)
+    }
+
+    #[test]
+    fn every_client_message_type_is_listed_and_named() {
+        // The list serde itself knows (its error for an unknown type names every variant)
+        // is exactly `TYPES`: a variant added without its entry fails here.
+        let Err((_, why)) = ClientEnvelope::parse(r#"{"type":"no-such-type"}"#) else { panic!("parsed") };
+        let (_, expected) = why.split_once("expected one of ").expect(&why);
+        let known: Vec<&str> = expected.split(", ").map(|s| s.trim().trim_matches('`')).collect();
+        assert_eq!(known, ClientMsg::TYPES, "{why}");
+        // Each listed type parses from its sample and names itself (`type_name`'s exhaustive
+        // match has one arm per variant).
+        for ty in ClientMsg::TYPES {
+            let env = ClientEnvelope::parse(&sample(ty)).unwrap_or_else(|e| panic!("{ty}: {e:?}"));
+            assert_eq!(env.msg.type_name(), *ty);
+        }
+        let unique: std::collections::HashSet<_> = ClientMsg::TYPES.iter().collect();
+        assert_eq!(unique.len(), ClientMsg::TYPES.len());
     }
 
     #[test]

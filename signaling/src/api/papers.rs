@@ -79,6 +79,8 @@ pub(super) async fn status(
 ) -> Result<Response, ApiError> {
     let case = cases::load(&state.db, &viewer, case_no).await?;
     let u = state.papers.upload_of(&case, upload_id).await?;
+    // Only the role that uploads papers of its kind follows (and finishes) an upload.
+    crate::service::papers::check_uploader(&viewer, &case, u.kind)?;
     if let Some(done) = finish_stalled(&state, &viewer, &case, &u).await? {
         return Ok(Json(done).into_response());
     }

@@ -126,6 +126,16 @@ fn unsupported_type() -> Rejection {
     )
 }
 
+/// May the viewer see or abandon an upload of `kind`: the role that may add such a paper to
+/// the case, whatever the case's status is now (a closed case's upload is still its own).
+pub fn check_uploader(viewer: &Viewer, case: &CaseRecord, kind: PaperKind) -> Result<(), Error> {
+    match check_may_upload(viewer, case, kind) {
+        Ok(()) => Ok(()),
+        Err(Error::Rejected(r)) if r.kind == RejectKind::Conflict => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// May the viewer add a paper of `kind` to this case now? (The lifecycle decides.)
 fn check_may_upload(viewer: &Viewer, case: &CaseRecord, kind: PaperKind) -> Result<(), Error> {
     if !viewer.may_read(case) {
@@ -572,11 +582,7 @@ impl Papers {
     pub async fn abandon(&self, viewer: &Viewer, case: &CaseRecord, u: &UploadRow) -> Result<(), Error> {
         if u.paper_id.is_none() {
             // A closed case's unfinished upload may still be removed; another's may not.
-            match check_may_upload(viewer, case, u.kind) {
-                Ok(()) => {}
-                Err(Error::Rejected(r)) if r.kind == RejectKind::Conflict => {}
-                Err(e) => return Err(e),
-            }
+            check_uploader(viewer, case, u.kind)?;
         }
         let _busy = self.lock_upload(u)?;
         self.remove_upload(u).await
