@@ -4,6 +4,7 @@
 //! Handlers parse and check the request, call the case service or the database, and answer;
 //! the rules live in `case` and `service`.
 
+mod accounts;
 mod bookings;
 mod cases;
 mod error;
@@ -52,6 +53,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/matters", get(region::matters))
         .route("/api/windows", get(region::windows))
         .route("/api/villages", get(region::villages))
+        // Accounts and kiosk devices (administrators), enrolment, passwords, rotation.
+        .route("/api/admin/users", get(accounts::users).post(accounts::create_user))
+        .route("/api/admin/users/{id}", put(accounts::update_user).delete(accounts::delete_user))
+        .route("/api/admin/users/{id}/disable", post(accounts::disable_user))
+        .route("/api/admin/users/{id}/enable", post(accounts::enable_user))
+        .route("/api/admin/users/{id}/password-reset", post(accounts::reset_password))
+        .route("/api/admin/kiosks", get(accounts::kiosks).post(accounts::create_kiosk))
+        .route("/api/admin/kiosks/{id}", put(accounts::update_kiosk).delete(accounts::delete_kiosk))
+        .route("/api/admin/kiosks/{id}/disable", post(accounts::disable_kiosk))
+        .route("/api/admin/kiosks/{id}/enable", post(accounts::enable_kiosk))
+        .route("/api/admin/kiosks/{id}/enrolment", post(accounts::issue_enrolment))
+        .route("/api/admin/kiosks/{id}/revoke", post(accounts::revoke_kiosk))
+        .route("/api/enrol", post(accounts::enrol))
+        .route("/api/password", post(accounts::change_password))
+        .route("/api/session/rotate", post(accounts::rotate_session))
+        .route("/api/kiosk/token", post(accounts::rotate_kiosk_token))
         // Cases.
         .route("/api/cases", get(cases::list).post(cases::open))
         .route("/api/cases/current", get(cases::current))

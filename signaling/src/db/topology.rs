@@ -1,5 +1,6 @@
 //! The topology the queue is built from: towns, villages, windows with the matters they
-//! take, kiosks and the staff the queue knows, as plain data.
+//! take, kiosks and the staff the queue knows, as plain data. Disabled accounts and kiosks
+//! are not part of it.
 
 use super::region::{VillageRow, WindowKind, village_row, window_kind_col, window_row};
 use super::{DataError, Db, Role, role_col};
@@ -110,7 +111,7 @@ impl Db {
         {
             let mut st = conn.prepare(
                 "SELECT k.id, k.village_id, v.town_id, k.name FROM kiosks k
-                 JOIN villages v ON v.id = k.village_id ORDER BY k.id",
+                 JOIN villages v ON v.id = k.village_id WHERE k.disabled_at_ms IS NULL ORDER BY k.id",
             )?;
             t.kiosks = st
                 .query_map([], |r| {
@@ -121,7 +122,7 @@ impl Db {
         {
             let mut st = conn.prepare(
                 "SELECT id, role, town_id, window_id, display_name FROM users
-                 WHERE role IN ('approver', 'chief', 'dispatcher') ORDER BY id",
+                 WHERE role IN ('approver', 'chief', 'dispatcher') AND disabled_at_ms IS NULL ORDER BY id",
             )?;
             let rows = st.query_map([], |r| {
                 Ok((
