@@ -234,7 +234,7 @@ pub fn create_user(
         }
         let id = tx.insert_account(&username, &f, &hash)?;
         record(tx, now_ms, actor, Item::User, Verb::Created, id, detail_of(&f))?;
-        Ok(tx.account(id)?.ok_or_else(|| DataError::NotFound(format!("user {id}"))).map(Ok)?)
+        tx.account(id)?.ok_or_else(|| DataError::NotFound(format!("user {id}"))).map(Ok)
     })?;
     Ok((row, password))
 }
