@@ -27,6 +27,16 @@ pub struct LoginOk {
     pub expires_at_ms: u64,
     pub principal: Principal,
     pub me: Me,
+    /// The administrator set a temporary password: the user must choose a new one first.
+    pub must_change_password: bool,
+}
+
+/// A resolved bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub principal: Principal,
+    /// A staff session whose account must change its password before anything else.
+    pub must_change_password: bool,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -101,11 +111,32 @@ pub fn login(db: &Db, username: &str, password: &str, now_ms: u64, ttl_hours: u6
     let expires_at_ms = now_ms.saturating_add(ttl_hours.max(1).saturating_mul(3_600_000));
     let hash = token_hash(&token);
     db.insert_session(&hash, user_id, now_ms, expires_at_ms)?;
-    let (principal, _) =
-        db.session_by_token_hash(&hash)?.ok_or_else(|| DataError::NotFound(format!("session of user {user_id}")))?;
+    let session = db.session_of(&hash)?.ok_or_else(|| DataError::NotFound(format!("session of user {user_id}")))?;
+    db.user_logged_in(user_id, now_ms)?;
     let me = db.me_of_user(user_id)?;
     tracing::info!(user_id, "login");
-    Ok(LoginOk { token, expires_at_ms, principal, me })
+    Ok(LoginOk {
+        token,
+        expires_at_ms,
+        principal: session.principal,
+        me,
+        must_change_password: session.must_change_password,
+    })
+}
+
+/// A new session for the user of a live session (`POST /api/session/rotate`), valid for
+/// `ttl_hours` from `now_ms`; the old session ends. Returns the new token, its expiry and the
+/// old token's hash (its sockets close).
+pub fn rotate_session(db: &Db, old_token: &str, now_ms: u64, ttl_hours: u64) -> Result<(String, u64), DataError> {
+    let old_hash = token_hash(old_token);
+    let session = db.session_of(&old_hash)?.ok_or(DataError::Unauthorized)?;
+    if now_ms >= session.expires_at_ms {
+        return Err(DataError::Unauthorized);
+    }
+    let token = new_token();
+    let expires_at_ms = now_ms.saturating_add(ttl_hours.max(1).saturating_mul(3_600_000));
+    db.replace_session(&old_hash, &token_hash(&token), session.principal.user_id(), now_ms, expires_at_ms)?;
+    Ok((token, expires_at_ms))
 }
 
 /// Ends the session of `token` (unknown tokens: no error, nothing happens).
@@ -118,17 +149,31 @@ pub fn logout(db: &Db, token: &str) -> Result<(), DataError> {
 }
 
 /// The principal a bearer token stands for: a kiosk device token or a live staff session.
-/// An expired session is deleted and gives [`DataError::Unauthorized`], like an unknown token.
+/// An expired session is deleted and gives [`DataError::Unauthorized`], like an unknown token;
+/// so do a disabled account or kiosk and an expired kiosk token. A session whose account must
+/// change its password gives [`DataError::PasswordChangeRequired`] (see [`resolve`]).
 pub fn resolve_token(db: &Db, token: &str, now_ms: u64) -> Result<Principal, DataError> {
+    let r = resolve(db, token, now_ms)?;
+    if r.must_change_password {
+        return Err(DataError::PasswordChangeRequired);
+    }
+    Ok(r.principal)
+}
+
+/// Like [`resolve_token`], but a session that must change its password resolves too, with
+/// the flag set: for the routes that are open to it (`/api/me`, `/api/logout`, `/api/password`).
+pub fn resolve(db: &Db, token: &str, now_ms: u64) -> Result<Resolved, DataError> {
     if token.is_empty() || token.len() > MAX_SECRET_LEN {
         return Err(DataError::Unauthorized);
     }
     let hash = token_hash(token);
-    if let Some(p) = db.kiosk_by_token_hash(&hash)? {
-        return Ok(p);
+    if let Some(principal) = db.kiosk_by_token_hash(&hash, now_ms)? {
+        return Ok(Resolved { principal, must_change_password: false });
     }
-    match db.session_by_token_hash(&hash)? {
-        Some((p, expires_at_ms)) if now_ms < expires_at_ms => Ok(p),
+    match db.session_of(&hash)? {
+        Some(s) if now_ms < s.expires_at_ms => {
+            Ok(Resolved { principal: s.principal, must_change_password: s.must_change_password })
+        }
         Some(_) => {
             db.delete_session(&hash)?;
             Err(DataError::Unauthorized)

@@ -253,6 +253,10 @@ pub struct LimitsConfig {
     pub login_account_refill_secs: u32,
     /// Addresses and accounts the login limits remember at most (each).
     pub login_max_keys: usize,
+    /// Kiosk enrolment attempts (`POST /api/enrol`) one client address may make in a burst,
+    /// and the seconds it takes to earn one more (the addresses remembered: `login_max_keys`).
+    pub enrol_burst: u32,
+    pub enrol_refill_secs: u32,
     /// Bookings (预约) one village may hold at once that are neither used, cancelled nor over:
     /// one room cannot book every slot of a window.
     pub open_bookings_per_village: usize,
@@ -300,6 +304,8 @@ impl Default for LimitsConfig {
             login_account_burst: 10,
             login_account_refill_secs: 30,
             login_max_keys: 10_000,
+            enrol_burst: 10,
+            enrol_refill_secs: 60,
             open_bookings_per_village: 6,
             recording_queue: 256,
         }
@@ -311,11 +317,17 @@ impl Default for LimitsConfig {
 pub struct AuthConfig {
     /// Lifetime of a staff session from login.
     pub session_ttl_hours: u64,
+    /// How long a kiosk enrolment code (一次性开通码) stays valid once the administrator
+    /// issued it.
+    pub enrolment_minutes: u64,
+    /// Lifetime of a kiosk token given by enrolment or rotation (tokens from the region import
+    /// file do not expire); the kiosk page rotates its token once less than half is left.
+    pub kiosk_token_days: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { session_ttl_hours: 12 }
+        AuthConfig { session_ttl_hours: 12, enrolment_minutes: 30, kiosk_token_days: 180 }
     }
 }
 
@@ -537,6 +549,8 @@ impl Config {
             ("queue.group_invite_timeout_secs", q.group_invite_timeout_secs),
             ("queue.max_waiting_per_queue", u64::from(q.max_waiting_per_queue)),
             ("auth.session_ttl_hours", self.auth.session_ttl_hours),
+            ("auth.enrolment_minutes", self.auth.enrolment_minutes),
+            ("auth.kiosk_token_days", self.auth.kiosk_token_days),
             ("audit.checkpoint_every_secs", self.audit.checkpoint_every_secs),
             ("audit.seal_every_secs", self.audit.seal_every_secs),
         ] {
@@ -581,6 +595,8 @@ impl Config {
             ("limits.login_account_burst", l.login_account_burst as usize),
             ("limits.login_account_refill_secs", l.login_account_refill_secs as usize),
             ("limits.login_max_keys", l.login_max_keys),
+            ("limits.enrol_burst", l.enrol_burst as usize),
+            ("limits.enrol_refill_secs", l.enrol_refill_secs as usize),
             ("limits.open_bookings_per_village", l.open_bookings_per_village),
             ("limits.recording_queue", l.recording_queue),
         ] {
@@ -596,6 +612,12 @@ impl Config {
         }
         if self.auth.session_ttl_hours > 24 * 366 {
             return bad("auth.session_ttl_hours", "must be at most one year");
+        }
+        if self.auth.enrolment_minutes > 7 * 24 * 60 {
+            return bad("auth.enrolment_minutes", "must be at most a week (10080)");
+        }
+        if self.auth.kiosk_token_days > 3660 {
+            return bad("auth.kiosk_token_days", "must be at most ten years (3660)");
         }
         Ok(())
     }
@@ -651,6 +673,16 @@ impl Config {
     /// `data_dir/tls`: where a self-signed certificate is kept.
     pub fn tls_dir(&self) -> PathBuf {
         self.data_dir.join("tls")
+    }
+
+    /// Lifetime of an enrolment code in milliseconds.
+    pub fn enrolment_ms(&self) -> u64 {
+        self.auth.enrolment_minutes.saturating_mul(60_000)
+    }
+
+    /// Lifetime of an enrolled kiosk's token in milliseconds.
+    pub fn kiosk_token_ms(&self) -> u64 {
+        self.auth.kiosk_token_days.saturating_mul(86_400_000)
     }
 
     /// Session lifetime in milliseconds.

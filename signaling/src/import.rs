@@ -162,9 +162,12 @@ fn parse(text: &str) -> Result<RegionFile, DataError> {
     toml::from_str(text).map_err(|e| DataError::Invalid(format!("import refused, nothing written: {e}")))
 }
 
+/// A town's window as the file gives it: name, kind, the matter codes it lists, disabled.
+type TownWindow = (String, Option<WindowKind>, Option<Vec<String>>, bool);
+
 impl TownIn {
     /// (name, kind, explicit matter codes) of the town's windows.
-    fn windows(&self) -> Vec<(String, Option<WindowKind>, Option<Vec<String>>, bool)> {
+    fn windows(&self) -> Vec<TownWindow> {
         match &self.windows {
             Some(ws) => ws
                 .iter()
@@ -897,7 +900,7 @@ token = "0123456789abcdef0123456789abcdef"
         // The same secrets work: a demo password, the new kiosk's token.
         let (user, password) = ("baiguo-sup", "baiguo-sup-pw");
         assert!(auth::login(&copy, user, password, 0, 1).is_ok());
-        assert!(copy.kiosk_by_token_hash(&token_hash("0123456789abcdef0123456789abcdef")).unwrap().is_some());
+        assert!(copy.kiosk_by_token_hash(&token_hash("0123456789abcdef0123456789abcdef"), 0).unwrap().is_some());
         // The window that listed its matters still lists them (not the matters of its kind).
         let t = copy.topology().unwrap();
         let custom = t.windows.iter().find(|w| w.name == "不动产窗口").unwrap();

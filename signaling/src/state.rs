@@ -47,7 +47,8 @@ pub struct Inner {
     pub connections: Arc<Semaphore>,
     /// One permit per WebSocket that has not said `hello` yet (`limits.ws_anonymous`).
     pub ws_anonymous: Arc<Semaphore>,
-    /// Sessions that ended (logout): the SHA-256 of their token; their sockets close.
+    /// Tokens that ended (logout, rotation, a disabled account or kiosk, a revoked or
+    /// re-enrolled kiosk): the SHA-256 of the token; their sockets close.
     pub sessions_ended: tokio::sync::broadcast::Sender<String>,
     /// WebSockets per client address (`limits.ws_per_address`).
     pub ws_per_address: crate::ratelimit::KeyedSlots<IpAddr>,
@@ -64,6 +65,8 @@ pub struct Inner {
     pub login_account_limit: KeyedLimiter<String>,
     /// Progress lookups per kiosk, which checks several villagers (`limits.progress_kiosk_*`).
     pub progress_kiosk_limit: KeyedLimiter<i64>,
+    /// Kiosk enrolment attempts per client address (`limits.enrol_*`).
+    pub enrol_limit: KeyedLimiter<IpAddr>,
     /// The tamper-evident audit record: accesses, checkpoints, sealed case manifests.
     pub audit: Arc<Audit>,
     /// Case exports running at once (`limits.exports_at_once`).
@@ -127,6 +130,8 @@ impl AppState {
             l.progress_kiosk_burst,
             l.progress_max_clients,
         );
+
+        let enrol_limit = KeyedLimiter::new(1.0 / f64::from(l.enrol_refill_secs), l.enrol_burst, l.login_max_keys);
 
         let p = papers.clone();
         jobs.every("upload-cleanup", UPLOAD_CLEANUP_EVERY, move || {
@@ -200,6 +205,7 @@ impl AppState {
             login_address_limit,
             login_account_limit,
             progress_kiosk_limit,
+            enrol_limit,
             audit,
             exports,
             jobs,
@@ -214,6 +220,25 @@ impl AppState {
         }
         let now = crate::now_ms();
         self.db.run(move |db| crate::auth::resolve_token(db, &token, now)).await
+    }
+
+    /// Resolve a bearer token, also a session that must change its password (flagged): for
+    /// `api::extract::Authed`, which lets such a session reach only a few routes.
+    pub async fn resolve(&self, token: String) -> Result<crate::auth::Resolved, DataError> {
+        if token.is_empty() || token.len() > 256 {
+            return Err(DataError::Unauthorized);
+        }
+        let now = crate::now_ms();
+        self.db.run(move |db| crate::auth::resolve(db, &token, now)).await
+    }
+
+    /// Tokens (by hash) that no longer stand for anyone: their open sockets get
+    /// `unauthorized` and close (4401) at once.
+    pub fn tokens_ended(&self, hashes: impl IntoIterator<Item = String>) {
+        for hash in hashes {
+            // No receiver: no socket open.
+            let _ = self.sessions_ended.send(hash);
+        }
     }
 
     /// Villages with a kiosk connected right now.

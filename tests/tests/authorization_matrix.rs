@@ -101,6 +101,8 @@ enum Hook {
     Relogin,
     /// Place a legal hold (as the administrator) before each request, so each may lift one.
     PlaceHold,
+    /// The answer carries a new token for the principal (rotation): go on with it.
+    ReplaceToken,
     /// An upload (`upload_del`) was abandoned: the case's kiosk begins a fresh one, so that
     /// each principal may try.
     NewUpload,
@@ -450,6 +452,48 @@ fn http_rows() -> Vec<Row> {
         row("GET", "/api/stats", &[(No, "401 403 403 403 200 403 403 200 403 200 200 403 401 401")]),
         row("GET", "/api/stats/export.csv", &[(No, "401 403 403 403 200 403 403 200 403 200 200 403 401 401")]),
         row("GET", "/api/stats/export.xlsx", &[(No, "401 403 403 403 200 403 403 200 403 200 200 403 401 401")]),
+        // --- Accounts and kiosk devices (the administrator), on throwaway ones.
+        row("GET", "/api/admin/users", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")]),
+        row("POST", "/api/admin/users", &[(No, "401 403 403 403 403 403 403 403 403 403 403 201 401 401")])
+            .json(r#"{"username":"matrix-new","display_name":"矩阵新人","role":"supervisor"}"#),
+        row("PUT", "/api/admin/users/{id}", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")])
+            .alias(&[("id", "adm_user")])
+            .json(r#"{"display_name":"矩阵人","role":"supervisor"}"#),
+        row("POST", "/api/admin/users/{id}/disable", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")])
+            .alias(&[("id", "adm_user")]),
+        row("POST", "/api/admin/users/{id}/enable", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")])
+            .alias(&[("id", "adm_user")]),
+        row("POST", "/api/admin/users/{id}/password-reset", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")])
+            .alias(&[("id", "adm_user")]),
+        row("DELETE", "/api/admin/users/{id}", &[(No, "401 403 403 403 403 403 403 403 403 403 403 204 401 401")])
+            .alias(&[("id", "adm_user")]),
+        row("GET", "/api/admin/kiosks", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")]),
+        row("POST", "/api/admin/kiosks", &[(No, "401 403 403 403 403 403 403 403 403 403 403 201 401 401")])
+            .json(r#"{"village_id":{kiosk_village},"name":"矩阵新设备"}"#),
+        row("PUT", "/api/admin/kiosks/{id}", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")])
+            .alias(&[("id", "adm_kiosk")])
+            .json(r#"{"name":"矩阵设备"}"#),
+        row("POST", "/api/admin/kiosks/{id}/disable", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")])
+            .alias(&[("id", "adm_kiosk")]),
+        row("POST", "/api/admin/kiosks/{id}/enable", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")])
+            .alias(&[("id", "adm_kiosk")]),
+        row("POST", "/api/admin/kiosks/{id}/enrolment", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")])
+            .alias(&[("id", "adm_kiosk")]),
+        row("POST", "/api/admin/kiosks/{id}/revoke", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")])
+            .alias(&[("id", "adm_kiosk")]),
+        row("DELETE", "/api/admin/kiosks/{id}", &[(No, "401 403 403 403 403 403 403 403 403 403 403 204 401 401")])
+            .alias(&[("id", "adm_kiosk")]),
+        // Enrolment is anonymous: a wrong code is refused whoever asks.
+        row("POST", "/api/enrol", &[(No, "400 400 400 400 400 400 400 400 400 400 400 400 400 400")])
+            .json(r#"{"code":"0000-0000"}"#),
+        // Staff change their own password (the old one must be right).
+        row("POST", "/api/password", &[(No, "401 403 403 400 400 400 400 400 400 400 400 400 401 401")])
+            .json(r#"{"old_password":"not-the-password","new_password":"another-password-1"}"#),
+        // Rotation: a fresh token for the one asking (the matrix goes on with it).
+        row("POST", "/api/session/rotate", &[(No, "401 403 403 200 200 200 200 200 200 200 200 200 401 401")])
+            .hook(Hook::ReplaceToken),
+        row("POST", "/api/kiosk/token", &[(No, "401 200 200 403 403 403 403 403 403 403 403 403 401 401")])
+            .hook(Hook::ReplaceToken),
         // --- Administration (the county administrator only), on throwaway items made for the
         // matrix (the demo region stays as it is); deletes come last, the town's after its own.
         row("GET", "/api/admin/region", &[(No, "401 403 403 403 403 403 403 403 403 403 403 200 401 401")]),
@@ -822,6 +866,7 @@ async fn every_route_and_message_is_authorized_as_the_matrix_says() -> Result<()
             ("CUNNENG_LIMITS__PROGRESS_CASE_BURST", "1000"),
             ("CUNNENG_LIMITS__PROGRESS_KIOSK_BURST", "1000"),
             ("CUNNENG_LIMITS__LOGIN_ACCOUNT_BURST", "1000"),
+            ("CUNNENG_LIMITS__ENROL_BURST", "1000"),
         ],
     )
     .await?;
@@ -930,6 +975,12 @@ async fn every_route_and_message_is_authorized_as_the_matrix_says() -> Result<()
                     anyhow::ensure!(st == 201, "starting an upload: {st} {body}");
                     let id = body["url"].as_str().and_then(|u| u.rsplit('/').next()).context("upload url")?;
                     fx.set("upload_del", *f, id);
+                }
+                if row.hook == Hook::ReplaceToken
+                    && (200..300).contains(&status)
+                    && let Some(token) = serde_json::from_str::<Value>(&text)?["token"].as_str()
+                {
+                    who.tokens[i] = Some(token.to_string());
                 }
                 if row.hook == Hook::Relogin
                     && (200..300).contains(&status)
@@ -1060,6 +1111,16 @@ async fn fixtures(server: &Server, who: &Principals) -> Result<Fixtures> {
     fx.set("adm_village", Fx::No, village["id"].as_i64().context("village id")?);
     fx.set("adm_matter", Fx::No, matter["id"].as_i64().context("matter id")?);
     fx.set("adm_window", Fx::No, window["id"].as_i64().context("window id")?);
+    let (st, user) = admin
+        .post("/api/admin/users", json!({"username": "matrix-user", "display_name": "矩阵账号", "role": "supervisor"}))
+        .await?;
+    anyhow::ensure!(st == 201, "admin user: {st} {user}");
+    fx.set("adm_user", Fx::No, user["user"]["id"].as_i64().context("user id")?);
+    let village = a.kiosk.village_id().context("village A")?;
+    fx.set("kiosk_village", Fx::No, village);
+    let (st, kiosk) = admin.post("/api/admin/kiosks", json!({"village_id": village, "name": "矩阵设备甲"})).await?;
+    anyhow::ensure!(st == 201, "admin kiosk: {st} {kiosk}");
+    fx.set("adm_kiosk", Fx::No, kiosk["id"].as_i64().context("kiosk id")?);
     Ok(fx)
 }
 

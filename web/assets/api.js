@@ -4,6 +4,8 @@
 
 const CODE_MESSAGES = {
   bad_credentials: '用户名或密码不对,请再试一次',
+  password_change_required: '请先修改密码:请重新登录,按提示设置新密码',
+  bad_enrolment_code: '开通码不对,或者已经用过、已经过期',
   unauthorized: '登录已过期或凭证无效,请重新登录',
   forbidden: '您没有权限做这件事',
   not_found: '没有找到要找的内容',

@@ -3,11 +3,15 @@
 // town window, wait in its queue, talk, see the outcome and print it, rate the service; and
 // answer group calls from the town dispatcher. Also: the inbox of results that come back
 // later, progress lookup, resuming a case by number, bookings.
-// Token: `/kiosk#token=...` (device token).
+// Token: `/kiosk#token=...` (device token), or enrolment: the page opened without a token
+// asks for the administrator's one-time code (or takes it from `/kiosk#enrol=CODE`, the QR
+// code's address) and exchanges it for a device token (`POST /api/enrol`). An enrolled token
+// expires; the page rotates it (`POST /api/kiosk/token`) when less than half its life is left.
 import { api, messageForCode } from './api.js';
 import { CallView } from './callview.js';
 import {
-  $, $$, KIOSK_TOKEN_KEY, el, forgetToken, formatEstimate, nameOf, notify, showView, startRinging, takeToken,
+  $, $$, KIOSK_TOKEN_KEY, clearFragment, el, forgetToken, formatEstimate, fragmentParams, nameOf, notify, showView,
+  startRinging, takeToken,
 } from './common.js';
 import { CaseDesk } from './kioskcase.js';
 import { Booking, Inbox, Rating, Resume } from './kiosktools.js';
@@ -53,7 +57,18 @@ const state = {
   searchDone: 0,
 };
 
-const token = takeToken(KIOSK_TOKEN_KEY);
+// When the device token was issued and when it expires (`{issued_at_ms, expires_at_ms}`),
+// for its rotation; absent for tokens that do not expire (the region file's).
+const TOKEN_LIFE_KEY = 'cunneng.kiosk_token_life';
+// How often the page looks whether its token is due for rotation.
+const ROTATE_CHECK_MS = 60 * 60_000;
+
+// A code in the address (`#enrol=CODE`) enrols this device anew, whatever token it had.
+const enrolFromLink = fragmentParams().get('enrol');
+if (enrolFromLink) clearFragment();
+const token = enrolFromLink ? null : takeToken(KIOSK_TOKEN_KEY);
+// Set while this page swaps its own token: the old token's socket closes meanwhile.
+let rotating = false;
 const connection = $('#connection');
 const callView = new CallView({
   remoteVideo: $('#remote-video'),
@@ -362,9 +377,103 @@ function showSetup(title, message, { retry = false } = {}) {
 }
 
 function unauthorized() {
+  if (rotating) return; // the old token ended because this page asked for a new one
   signal?.stop();
+  media.stop();
   forgetToken(KIOSK_TOKEN_KEY);
-  showSetup('这台设备的凭证已失效', '请联系县里的管理员重新登记这台设备,再用新的链接打开这个页面。');
+  localStorage.removeItem(TOKEN_LIFE_KEY);
+  connection.dataset.state = 'stopped';
+  connection.textContent = '未开通';
+  showEnrol(null, '这台设备的凭证已失效。请向县里的管理员要一个新的8位开通码,输入后就能继续使用。');
+}
+
+/** Keep the token's life, for its rotation (a token without expiry has none). */
+function keepTokenLife(expiresAtMs) {
+  if (typeof expiresAtMs === 'number') {
+    localStorage.setItem(TOKEN_LIFE_KEY, JSON.stringify({ issued_at_ms: Date.now(), expires_at_ms: expiresAtMs }));
+  } else {
+    localStorage.removeItem(TOKEN_LIFE_KEY);
+  }
+}
+
+/**
+ * The enrolment form: a big input for the administrator's code; `code` (from the QR code's
+ * address) is sent at once.
+ * @param {string | null} code
+ * @param {string} [message]
+ */
+function showEnrol(code, message) {
+  const input = $('#enrol-input');
+  const error = $('#enrol-error');
+  const button = $('#enrol-submit');
+  $('#enrol-message').textContent = message ?? '请输入管理员给出的8位开通码';
+  showView('enrol');
+  async function submit() {
+    const typed = input.value.replace(/[\s-]/g, '');
+    error.hidden = true;
+    if (!/^\d{8}$/.test(typed)) {
+      error.textContent = '开通码是8位数字,请再看一下管理员给的码';
+      error.hidden = false;
+      input.focus();
+      return;
+    }
+    button.disabled = true;
+    button.textContent = '正在开通…';
+    try {
+      const result = await api('/api/enrol', { method: 'POST', body: { code: typed } });
+      localStorage.setItem(KIOSK_TOKEN_KEY, result.token);
+      keepTokenLife(result.expires_at_ms);
+      location.replace('/kiosk');
+    } catch (err) {
+      error.textContent = err.code === 'bad_enrolment_code'
+        ? '开通码不对,或者已经用过、已经过期。请向管理员要一个新的开通码。'
+        : err.message;
+      error.hidden = false;
+      button.disabled = false;
+      button.textContent = '开通';
+      input.select();
+      input.focus();
+    }
+  }
+  $('#enrol-form').onsubmit = (event) => {
+    event.preventDefault();
+    submit();
+  };
+  if (code) {
+    input.value = code.length === 8 ? `${code.slice(0, 4)}-${code.slice(4)}` : code;
+    submit();
+  } else {
+    input.focus();
+  }
+}
+
+/** Nothing is going on that a reload would disturb. */
+function idle() {
+  return document.body.dataset.state === 'pick' && state.callId === null && state.groupId === null
+    && state.requestReq === null && !desk.uploading;
+}
+
+/** Rotate the device token once less than half of its life is left (when the room is idle). */
+async function maybeRotate() {
+  let life;
+  try {
+    life = JSON.parse(localStorage.getItem(TOKEN_LIFE_KEY) ?? 'null');
+  } catch {
+    life = null;
+  }
+  if (!life || typeof life.expires_at_ms !== 'number' || typeof life.issued_at_ms !== 'number') return;
+  const left = life.expires_at_ms - Date.now();
+  if (left > (life.expires_at_ms - life.issued_at_ms) / 2 || !idle() || rotating) return;
+  rotating = true;
+  try {
+    const result = await api('/api/kiosk/token', { method: 'POST', token });
+    localStorage.setItem(KIOSK_TOKEN_KEY, result.token);
+    keepTokenLife(result.expires_at_ms);
+    // The old token's socket closes; the page starts again with the new token.
+    location.reload();
+  } catch {
+    rotating = false; // tried again at the next check
+  }
 }
 
 function hideInvite() {
@@ -508,6 +617,7 @@ function onWelcome(msg) {
     showPick();
     loadMatters().then(restoreCase);
     inbox.refresh();
+    setTimeout(maybeRotate, 10_000);
   }
 }
 
@@ -728,9 +838,10 @@ $('#setup-retry').addEventListener('click', () => location.reload());
 
 if (!token) {
   connection.dataset.state = 'stopped';
-  connection.textContent = '未登记';
-  showView('setup');
+  connection.textContent = '未开通';
+  showEnrol(enrolFromLink);
 } else {
+  setInterval(maybeRotate, ROTATE_CHECK_MS);
   signal = new Signal({
     token,
     statusElement: connection,

@@ -68,6 +68,13 @@ impl From<DataError> for ApiError {
         if e.is_unauthorized() {
             return ApiError::unauthorized();
         }
+        if matches!(e, DataError::PasswordChangeRequired) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_change_required",
+                "请先修改密码 (the password must be changed first: POST /api/password)",
+            );
+        }
         if e.is_not_found() {
             return ApiError::not_found("record");
         }

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, header};
 
 use super::ApiError;
 use crate::case::Viewer;
+use crate::db::DataError;
 use crate::identity::Principal;
 use crate::state::AppState;
 
@@ -21,7 +22,14 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The authenticated principal of a request.
+/// The routes a session reaches while its account must change its password (an
+/// administrator's reset, or a new account): everything else answers 403
+/// `password_change_required`.
+pub const OPEN_DURING_PASSWORD_CHANGE: [&str; 3] = ["/api/me", "/api/logout", "/api/password"];
+
+/// The authenticated principal of a request: the one place a request's principal is
+/// resolved (the media endpoints' cookie and the WebSocket's `hello` refuse a session that
+/// must change its password the same way, through `AppState::resolve_token`).
 pub struct Authed(pub Principal);
 
 impl FromRequestParts<AppState> for Authed {
@@ -29,8 +37,26 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let principal = state.resolve_token(token.to_string()).await?;
-        Ok(Authed(principal))
+        let resolved = state.resolve(token.to_string()).await?;
+        if resolved.must_change_password && !OPEN_DURING_PASSWORD_CHANGE.contains(&parts.uri.path()) {
+            return Err(DataError::PasswordChangeRequired.into());
+        }
+        Ok(Authed(resolved.principal))
+    }
+}
+
+/// The authenticated administrator of a request (403 for everyone else).
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Authed(p) = Authed::from_request_parts(parts, state).await?;
+        match p {
+            Principal::Staff { role: crate::identity::Role::Admin, .. } => Ok(Admin(p)),
+            _ => Err(ApiError::forbidden("administration is for administrators")),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! Handlers parse and check the request, call the case service or the database, and answer;
 //! the rules live in `case` and `service`.
 
+mod accounts;
 mod admin;
 mod bookings;
 mod cases;
@@ -121,6 +122,22 @@ routes! {
     "/api/matters" => get(region::matters),
     "/api/windows" => get(region::windows),
     "/api/villages" => get(region::villages),
+    // Accounts and kiosk devices (administrators), enrolment, passwords, rotation.
+    "/api/admin/users" => get(accounts::users).post(accounts::create_user),
+    "/api/admin/users/{id}" => put(accounts::update_user).delete(accounts::delete_user),
+    "/api/admin/users/{id}/disable" => post(accounts::disable_user),
+    "/api/admin/users/{id}/enable" => post(accounts::enable_user),
+    "/api/admin/users/{id}/password-reset" => post(accounts::reset_password),
+    "/api/admin/kiosks" => get(accounts::kiosks).post(accounts::create_kiosk),
+    "/api/admin/kiosks/{id}" => put(accounts::update_kiosk).delete(accounts::delete_kiosk),
+    "/api/admin/kiosks/{id}/disable" => post(accounts::disable_kiosk),
+    "/api/admin/kiosks/{id}/enable" => post(accounts::enable_kiosk),
+    "/api/admin/kiosks/{id}/enrolment" => post(accounts::issue_enrolment),
+    "/api/admin/kiosks/{id}/revoke" => post(accounts::revoke_kiosk),
+    "/api/enrol" => post(accounts::enrol),
+    "/api/password" => post(accounts::change_password),
+    "/api/session/rotate" => post(accounts::rotate_session),
+    "/api/kiosk/token" => post(accounts::rotate_kiosk_token),
     // Cases.
     "/api/cases" => get(cases::list).post(cases::open),
     "/api/cases/current" => get(cases::current),

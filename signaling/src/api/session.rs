@@ -27,6 +27,9 @@ pub(super) struct LoginAnswer {
     token: String,
     expires_at_ms: u64,
     user: Me,
+    /// A temporary password (new account, administrator's reset): the page asks for a new
+    /// one (`POST /api/password`) before anything else works.
+    must_change_password: bool,
 }
 
 pub(super) async fn login(
@@ -55,7 +58,12 @@ pub(super) async fn login(
     let result =
         state.db.run(move |db| crate::auth::login(db, &body.username, &body.password, crate::now_ms(), ttl)).await;
     match result {
-        Ok(login) => Ok(Json(LoginAnswer { token: login.token, expires_at_ms: login.expires_at_ms, user: login.me })),
+        Ok(login) => Ok(Json(LoginAnswer {
+            token: login.token,
+            expires_at_ms: login.expires_at_ms,
+            user: login.me,
+            must_change_password: login.must_change_password,
+        })),
         Err(e) if e.is_unauthorized() => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_credentials",

@@ -131,6 +131,7 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
             return;
         }
     };
+    kiosk_seen(&state, &principal).await;
     state.engine.connect(principal.clone(), me, conn, tx.clone()).await;
     tracing::info!(%peer, ?party, ?conn, "websocket connected");
 
@@ -165,6 +166,7 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
                     session_over(&tx);
                     break;
                 }
+                kiosk_seen(&state, &principal).await;
                 continue;
             }
             _ = tx.closed() => break, // writer gone (replaced or closed)
@@ -232,6 +234,16 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
     })
     .await;
     tracing::info!(%peer, ?party, ?conn, "websocket closed");
+}
+
+/// A kiosk's socket said hello or passed its periodic check: its last connection (one
+/// indexed update; a failure only loses the mark).
+async fn kiosk_seen(state: &AppState, principal: &Principal) {
+    if let Principal::Kiosk { kiosk_id, .. } = *principal
+        && let Err(e) = state.db.run(move |db| db.kiosk_seen(kiosk_id, crate::now_ms())).await
+    {
+        tracing::warn!(error = %e, kiosk_id, "could not mark the kiosk as seen");
+    }
 }
 
 async fn dispatch(state: &AppState, principal: &Principal, tx: &ClientTx, env: ClientEnvelope) {

@@ -13,7 +13,8 @@
 //! the queue is built from), `upsert` (the import's writes), `calls` (the call log),
 //! `queue_state`, `cases` (cases, the lifecycle's transitions, the timeline), `papers`,
 //! `inbox` (ratings and the village inbox), `bookings`, `recordings` (recordings, the object
-//! catalogue, legal holds).
+//! catalogue, legal holds), `accounts` (accounts and kiosk devices as the administrator manages
+//! them: enrolment codes, device tokens, last connection).
 //!
 //! # Rows
 //! Queries return plain structs (`*Row`, [`Me`], [`Topology`], the case domain's
@@ -33,6 +34,10 @@ pub enum DataError {
     /// Unknown or expired token, bad username or password. Never says which.
     #[error("unauthorized")]
     Unauthorized,
+    /// A live staff session whose account must choose a new password first (HTTP 403
+    /// `password_change_required`; a WebSocket refuses it like an unknown token).
+    #[error("password change required")]
+    PasswordChangeRequired,
     /// A referenced row does not exist (`what` names it, e.g. "matter 12").
     #[error("not found: {0}")]
     NotFound(String),
@@ -80,8 +85,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "hardening", include_str!("migrations/0005_hardening.sql")),
     (6, "paper_removal", include_str!("migrations/0006_paper_removal.sql")),
     (7, "admin", include_str!("migrations/0007_admin.sql")),
+    (8, "accounts", include_str!("migrations/0008_accounts.sql")),
 ];
 
+mod accounts;
 mod admin;
 mod audit;
 mod bookings;
@@ -100,6 +107,7 @@ mod stats;
 mod topology;
 mod upsert;
 
+pub use accounts::{AccountFields, AccountRow, DeviceRow, EnrolmentState, Reference};
 pub use admin::{
     AdminCounty, AdminMatter, AdminRegion, AdminTown, AdminVillage, AdminWindow, MatterEdit, References, RegionItem,
     TownEdit, VillageEdit, WindowEdit,
@@ -119,6 +127,7 @@ pub use region::{
 };
 pub use region_dump::{AccountDump, KioskDump, MatterDump, RegionDump, TownDump, WindowDump};
 pub use review::{CaseFilter, CaseOrder, CasePage, RatingFilter, SignoffFilter, TownStaff};
+pub use sessions::SessionRow;
 pub use topology::{TopoKiosk, TopoMatter, TopoStaff, TopoTown, TopoWindow, Topology};
 pub use upsert::{MatterFields, Tx, Upsert, UserFields};
 

@@ -1,7 +1,8 @@
 //! The topology the queue is built from: towns, villages, windows with the matters they
 //! take, kiosks and the staff the queue knows, as plain data. Disabled towns, villages and
-//! windows are left out (and what lies under them); disabled matters stay, so that calls
-//! already placed for them are still routed (new ones are refused where matters are offered).
+//! windows are left out (and what lies under them), as are disabled accounts and kiosks;
+//! disabled matters stay, so that calls already placed for them are still routed (new ones
+//! are refused where matters are offered).
 
 use super::region::{VillageRow, WindowKind, village_row, window_kind_col, window_row};
 use super::{DataError, Db, Role, role_col};
@@ -129,7 +130,8 @@ fn read_topology(conn: &rusqlite::Connection) -> Result<Topology, DataError> {
         let mut st = conn.prepare(
             "SELECT k.id, k.village_id, v.town_id, k.name FROM kiosks k
                  JOIN villages v ON v.id = k.village_id JOIN towns t ON t.id = v.town_id
-                 WHERE v.disabled_at_ms IS NULL AND t.disabled_at_ms IS NULL ORDER BY k.id",
+                 WHERE k.disabled_at_ms IS NULL AND v.disabled_at_ms IS NULL AND t.disabled_at_ms IS NULL
+                 ORDER BY k.id",
         )?;
         t.kiosks = st
             .query_map([], |r| {
@@ -141,7 +143,8 @@ fn read_topology(conn: &rusqlite::Connection) -> Result<Topology, DataError> {
         let mut st = conn.prepare(
             "SELECT u.id, u.role, u.town_id, u.window_id, u.display_name FROM users u
                  JOIN towns t ON t.id = u.town_id LEFT JOIN windows w ON w.id = u.window_id
-                 WHERE u.role IN ('approver', 'chief', 'dispatcher') AND t.disabled_at_ms IS NULL
+                 WHERE u.role IN ('approver', 'chief', 'dispatcher') AND u.disabled_at_ms IS NULL
+                   AND t.disabled_at_ms IS NULL
                    AND (w.id IS NULL OR w.disabled_at_ms IS NULL) ORDER BY u.id",
         )?;
         let rows = st.query_map([], |r| {

@@ -237,7 +237,12 @@ impl Tx<'_> {
 
     pub fn upsert_kiosk(&self, village_id: i64, name: &str, token_hash: &str) -> Result<Upsert, DataError> {
         if let Some(id) = self.kiosk_id(village_id, name)? {
-            self.tx.execute("UPDATE kiosks SET token_hash = ?2 WHERE id = ?1", params![id, token_hash])?;
+            // A token from the file does not expire (enrolment and rotation give expiring ones).
+            self.tx.execute(
+                "UPDATE kiosks SET token_hash = ?2, token_expires_at_ms = NULL, enrolled = 1
+                 WHERE id = ?1 AND token_hash <> ?2",
+                params![id, token_hash],
+            )?;
             return Ok(Upsert::Updated(id));
         }
         self.tx.execute(

@@ -4,6 +4,7 @@
 //! access (a recording played) is reported. It returns notices; the edges deliver them.
 
 pub mod access;
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod bookings;
