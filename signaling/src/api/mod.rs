@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         // The review (supervisors, chiefs).
         .route("/review", get(|| pages::page("review")))
         .route("/stats", get(|| pages::page("stats")))
+        .route("/admin", get(|| pages::page("admin")))
         .route("/api/review/cases", get(review::search))
         .route("/api/review/cases/{case_no}", get(review::case))
         .route("/api/review/cases/{case_no}/export", get(review::export))
