@@ -168,6 +168,7 @@ fn http_rows() -> Vec<Row> {
         row("GET", "/progress", ALL_200),
         row("GET", "/review", ALL_200),
         row("GET", "/stats", ALL_200),
+        row("GET", "/admin", ALL_200),
         row("GET", "/static/words.js", ALL_200),
         row("GET", "/static/{*path}", ALL_200),
         row("GET", "/healthz", ALL_200),

@@ -19,6 +19,7 @@ async fn pages_assets_and_api_carry_the_security_headers() -> anyhow::Result<()>
         "/window",
         "/dispatcher",
         "/progress",
+        "/admin",
         "/static/kiosk.js",
         "/static/words.js",
         "/static/app.css",

@@ -6,7 +6,7 @@
 import { api } from './api.js';
 import { $, STAFF_TOKEN_KEY, clearFragment, fragmentParams } from './common.js';
 
-const HOME_BY_ROLE = { approver: '/window', chief: '/window', dispatcher: '/dispatcher', supervisor: '/review' };
+const HOME_BY_ROLE = { approver: '/window', chief: '/window', dispatcher: '/dispatcher', supervisor: '/review', admin: '/admin' };
 
 /** Only same-origin paths ("/window"), never "//host" or "https://…". */
 function safeNext(next) {

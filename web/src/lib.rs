@@ -1,5 +1,6 @@
 //! The browser pages of cunneng (kiosk, town window with the chief's sign-off, dispatcher,
-//! login, the public progress page, the supervisors' review and statistics), embedded into the
+//! login, the public progress page, the supervisors' review and statistics, the county
+//! administrator's page), embedded into the
 //! binary: plain HTML, CSS and JavaScript modules with no build step.
 //!
 //! Third-party code is not copied into the repository: [`VENDORED`] files come from npm,
@@ -8,7 +9,7 @@
 //! `web/node_modules` like the rest (Apache ECharts for the statistics page's charts).
 //!
 //! Routes the server gives them: `/` → `page("index")`, `/login`, `/kiosk`, `/window`,
-//! `/dispatcher`, `/progress`, `/review`, `/stats` → `page(name)` (as `text/html; charset=utf-8`), and
+//! `/dispatcher`, `/progress`, `/review`, `/stats`, `/admin` → `page(name)` (as `text/html; charset=utf-8`), and
 //! `/static/{path}` → `asset(path)`, except the modules of [`SERVER_MODULES`], which the server
 //! renders itself (`/static/words.js`: every status and reason word the pages show). The pages reference their assets as `/static/...` and the
 //! JavaScript modules import each other relatively (`./api.js`), so everything under
@@ -25,7 +26,7 @@
 //! browser tests fail on any CSP violation.
 
 /// Names accepted by [`page`], in the order of the routes above.
-pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher", "progress", "review", "stats"];
+pub const PAGES: &[&str] = &["index", "login", "kiosk", "window", "dispatcher", "progress", "review", "stats", "admin"];
 
 const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -36,6 +37,7 @@ const SVG: &str = "image/svg+xml";
 const ASSETS: &[(&str, &[u8], &str)] = &[
     ("app.css", include_bytes!("../assets/app.css"), CSS),
     ("favicon.svg", include_bytes!("../assets/favicon.svg"), SVG),
+    ("admin.js", include_bytes!("../assets/admin.js"), JS),
     ("api.js", include_bytes!("../assets/api.js"), JS),
     ("callview.js", include_bytes!("../assets/callview.js"), JS),
     ("camera.js", include_bytes!("../assets/camera.js"), JS),
@@ -78,7 +80,7 @@ pub const SCRIPT_CONTENT_TYPE: &str = JS;
 pub const PAGE_CONTENT_TYPE: &str = HTML;
 
 /// The HTML of a page by name (`index`, `login`, `kiosk`, `window`, `dispatcher`, `progress`,
-/// `review`, `stats`).
+/// `review`, `stats`, `admin`).
 pub fn page(name: &str) -> Option<&'static str> {
     match name {
         "index" => Some(include_str!("../assets/index.html")),
@@ -89,6 +91,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "progress" => Some(include_str!("../assets/progress.html")),
         "review" => Some(include_str!("../assets/review.html")),
         "stats" => Some(include_str!("../assets/stats.html")),
+        "admin" => Some(include_str!("../assets/admin.html")),
         _ => None,
     }
 }
@@ -464,7 +467,7 @@ mod tests {
             assert!(html.contains("<meta charset=\"utf-8\">"), "{name}");
             assert!(!html.contains("<script>") && !html.contains(" style=\""), "{name}: no inline script or style");
         }
-        assert_eq!(page("admin"), None);
+        assert_eq!(page("settings"), None);
         assert_eq!(page(""), None);
     }
 
@@ -664,5 +667,18 @@ mod tests {
             assert!(stats.contains(kind) && stats.contains(format), "stats page lacks {kind} or {format}");
         }
         assert!(has(&review, "nav-stats"), "the review page does not link to the statistics");
+        // The administration (issue 9): a section per kind of item, its controls, the enrolment code.
+        let admin = sources("admin", &["admin.js"]);
+        for id in
+            ["admin-section", "admin-new", "admin-save", "admin-disable", "admin-delete", "admin-status", "enrol-code"]
+        {
+            assert!(has(&admin, id), "admin page lacks {id}");
+        }
+        for kind in ["towns", "villages", "windows", "matters", "users", "kiosks"] {
+            assert!(
+                admin.contains(&format!("data-testid=\"admin-section\" data-kind=\"{kind}\"")),
+                "admin page lacks the section of {kind}"
+            );
+        }
     }
 }

@@ -172,6 +172,7 @@ routes! {
     // The review (supervisors, chiefs).
     "/review" => get(|| pages::page("review")),
     "/stats" => get(|| pages::page("stats")),
+    "/admin" => get(|| pages::page("admin")),
     "/api/review/cases" => get(review::search),
     "/api/review/cases/{case_no}" => get(review::case),
     "/api/review/cases/{case_no}/export" => get(review::export),

@@ -604,7 +604,7 @@ mod tests {
         assert!(db.windows_of_town(t).unwrap().is_empty());
         db.write(|tx| tx.set_disabled(RegionItem::Window, w, None)).unwrap();
 
-        assert!(db.kiosk_by_token_hash("hash-1").unwrap().is_some());
+        assert!(db.kiosk_by_token_hash("hash-1", 0).unwrap().is_some());
         let tokens = db
             .write(|tx| {
                 tx.set_disabled(RegionItem::Village, v, Some(8))?;
@@ -612,14 +612,14 @@ mod tests {
             })
             .unwrap();
         assert_eq!(tokens, vec!["hash-1".to_string()]);
-        assert!(db.kiosk_by_token_hash("hash-1").unwrap().is_none(), "a disabled village's kiosk is refused");
+        assert!(db.kiosk_by_token_hash("hash-1", 0).unwrap().is_none(), "a disabled village's kiosk is refused");
         assert!(db.topology().unwrap().kiosks.is_empty());
         db.write(|tx| tx.set_disabled(RegionItem::Village, v, None)).unwrap();
 
         db.write(|tx| tx.set_disabled(RegionItem::Town, t, Some(9))).unwrap();
         let topo = db.topology().unwrap();
         assert!(topo.towns.is_empty() && topo.villages.is_empty() && topo.windows.is_empty() && topo.kiosks.is_empty());
-        assert!(db.kiosk_by_token_hash("hash-1").unwrap().is_none());
+        assert!(db.kiosk_by_token_hash("hash-1", 0).unwrap().is_none());
         assert!(db.matters_for_town(Some(t), None).unwrap().is_empty());
         // Still listed for the administrator, marked.
         assert!(db.admin_region().unwrap().towns[0].disabled);
