@@ -30,6 +30,7 @@ use crate::queue::{
     self, Action, BackReason, GroupEndReason, Input, KioskId, MatterId, Millis, Notice, Party, Presence, Queue,
     QueueKey, Room, StaffId, VillageId, WindowId,
 };
+use crate::service::admin::queue_topology;
 use crate::service::bookings::{BOOKED_PRIORITY, booking_for_request, booking_used};
 use crate::service::calls::{call_accepted, call_refused, case_for_request};
 use crate::wire::{ClientMsg, GroupFromWire, GroupMemberWire, Named, PeerWire, PresenceWire, QueueItemWire, ServerMsg};
@@ -246,42 +247,6 @@ impl Names {
     }
 }
 
-/// Would the running queue take this topology from the database? `Err` says why not.
-pub fn check_topology(t: &crate::db::Topology) -> Result<(), String> {
-    Queue::check_topology(&to_queue_topology(t)).map_err(|e| e.to_string())
-}
-
-fn to_queue_topology(t: &crate::db::Topology) -> queue::Topology {
-    queue::Topology {
-        towns: t.towns.iter().map(|x| queue::Town { id: queue::TownId(x.id), any_window: x.any_window }).collect(),
-        windows: t
-            .windows
-            .iter()
-            .map(|w| queue::Window {
-                id: WindowId(w.id),
-                town: queue::TownId(w.town_id),
-                matters: w.accepts.iter().map(|m| MatterId(*m)).collect(),
-            })
-            .collect(),
-        villages: t
-            .villages
-            .iter()
-            .map(|v| queue::Village { id: VillageId(v.id), town: queue::TownId(v.town_id) })
-            .collect(),
-        kiosks: t.kiosks.iter().map(|k| queue::Kiosk { id: KioskId(k.id), village: VillageId(k.village_id) }).collect(),
-        approvers: t
-            .approvers
-            .iter()
-            .filter_map(|a| Some(queue::Approver { id: StaffId(a.user_id), window: WindowId(a.window_id?) }))
-            .collect(),
-        dispatchers: t
-            .dispatchers
-            .iter()
-            .map(|d| queue::Dispatcher { id: StaffId(d.user_id), town: queue::TownId(d.town_id) })
-            .collect(),
-    }
-}
-
 fn names_of(t: &crate::db::Topology) -> Names {
     Names {
         towns: t.towns.iter().map(|x| (x.id, x.name.clone())).collect(),
@@ -358,7 +323,7 @@ pub async fn start(
     jobs: &Jobs,
 ) -> Result<EngineHandle, Error> {
     let (topology, saved) = db.run(|db| Ok::<_, DataError>((db.topology()?, db.load_queue_state()?))).await?;
-    let qtopo = to_queue_topology(&topology);
+    let qtopo = queue_topology(&topology);
     let qconfig = queue_config(&config);
     let now = Millis(crate::now_ms());
     let invalid = |what: String| Error::Data(DataError::Invalid(what));
@@ -553,7 +518,7 @@ impl Engine {
     async fn reload_topology(&mut self, now: Millis) -> Result<(), String> {
         let topology = self.db.run(|db| db.topology()).await.map_err(|e| e.to_string())?;
         let before = self.queue.clone();
-        let actions = self.queue.set_topology(now, &to_queue_topology(&topology)).map_err(|e| e.to_string())?;
+        let actions = self.queue.set_topology(now, &queue_topology(&topology)).map_err(|e| e.to_string())?;
         if self.persist().await.is_err() {
             self.queue = before;
             return Err("the queue could not be saved; nothing changed".into());

@@ -241,6 +241,16 @@ impl AppState {
         }
     }
 
+    /// An administrative change is stored: the sockets of `ended` tokens close and the running
+    /// queue takes the new topology (calls keep their places). A reload that fails is logged:
+    /// the change is stored, and the next reload or restart applies it.
+    pub async fn region_changed(&self, ended: impl IntoIterator<Item = String>) {
+        self.tokens_ended(ended);
+        if let Err(why) = self.engine.reload_topology().await {
+            tracing::warn!(why, "the running queue kept its topology after an administrative change");
+        }
+    }
+
     /// Villages with a kiosk connected right now.
     pub async fn online_villages(&self) -> HashSet<i64> {
         self.engine.online_villages().await

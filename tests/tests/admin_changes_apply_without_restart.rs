@@ -9,28 +9,10 @@
 //! the audit record (which still verifies) and survives a restart.
 
 use anyhow::{Context, Result};
-use cunneng_tests::client::{WsClient, demo_kiosks, demo_staff, get_json, http, login_as};
+use cunneng_tests::cases::Api;
+use cunneng_tests::client::{WsClient, demo_kiosks, demo_staff, get_json, login_as};
 use cunneng_tests::server::Server;
 use serde_json::{Value, json};
-
-async fn send(server: &Server, method: &str, path: &str, token: &str, body: Option<Value>) -> Result<(u16, Value)> {
-    let url = format!("{}{path}", server.base_url);
-    let c = http();
-    let mut req = match method {
-        "POST" => c.post(url),
-        "PUT" => c.put(url),
-        "DELETE" => c.delete(url),
-        _ => c.get(url),
-    }
-    .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
 
 /// The next `queue.position` of a kiosk.
 async fn position(ws: &mut WsClient) -> Result<(u64, i64)> {
@@ -42,6 +24,7 @@ async fn position(ws: &mut WsClient) -> Result<(u64, i64)> {
 async fn admin_changes_apply_without_restart() -> Result<()> {
     let mut server = Server::start_demo().await?;
     let admin = login_as(&server, "admin").await?;
+    let admin_api = Api::new(&server, &admin);
     let (s, region) = get_json(&server, "/api/admin/region", Some(&admin)).await?;
     assert_eq!(s, 200, "{region}");
 
@@ -68,27 +51,19 @@ async fn admin_changes_apply_without_restart() -> Result<()> {
     assert_eq!(position(&mut b).await?, (2, w1_id));
 
     // 1. A new window takes the matter; window 1 gives it up. A and B keep waiting where they are.
-    let (s, w2) = send(
-        &server,
-        "POST",
-        "/api/admin/windows",
-        &admin,
-        Some(json!({"town_id": town, "name": "便民综合窗口二", "kind": "custom", "derive_matters": false, "matter_ids": [matter_id]})),
-    )
+    let (s, w2) = admin_api.post("/api/admin/windows", json!({"town_id": town, "name": "便民综合窗口二", "kind": "custom", "derive_matters": false, "matter_ids": [matter_id]}))
     .await?;
     assert_eq!(s, 201, "{w2}");
     let w2_id = w2["id"].as_i64().unwrap();
     assert_eq!(w2["matter_ids"], json!([matter_id]));
     let rest: Vec<i64> =
         w1["matter_ids"].as_array().unwrap().iter().filter_map(Value::as_i64).filter(|m| *m != matter_id).collect();
-    let (s, body) = send(
-        &server,
-        "PUT",
-        &format!("/api/admin/windows/{w1_id}"),
-        &admin,
-        Some(json!({"name": w1["name"], "kind": "comprehensive", "derive_matters": false, "matter_ids": rest})),
-    )
-    .await?;
+    let (s, body) = admin_api
+        .put(
+            &format!("/api/admin/windows/{w1_id}"),
+            json!({"name": w1["name"], "kind": "comprehensive", "derive_matters": false, "matter_ids": rest}),
+        )
+        .await?;
     assert_eq!(s, 200, "{body}");
     // A new call for the matter goes to the new window now.
     let mut c = WsClient::connect(&server, &same[2].token).await?;
@@ -99,7 +74,7 @@ async fn admin_changes_apply_without_restart() -> Result<()> {
     assert_eq!(position(&mut c).await?, (1, w2_id));
 
     // 2. Window 1 is disabled: A and B move to window 2 ahead of C, in the order they came.
-    let (s, body) = send(&server, "POST", &format!("/api/admin/windows/{w1_id}/disable"), &admin, None).await?;
+    let (s, body) = admin_api.post(&format!("/api/admin/windows/{w1_id}/disable"), json!({})).await?;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["disabled"], true);
     assert_eq!(a.expect_where("queue.position", |m| m["window"]["id"] == w2_id).await?["position"], 1);
@@ -109,14 +84,9 @@ async fn admin_changes_apply_without_restart() -> Result<()> {
     // 3. The town switches to 无差别受理: any window takes any matter; an approver of another
     // window is rung for the oldest call, A's.
     let town_row = region["towns"].as_array().unwrap().iter().find(|t| t["id"] == town).unwrap().clone();
-    let (s, body) = send(
-        &server,
-        "PUT",
-        &format!("/api/admin/towns/{town}"),
-        &admin,
-        Some(json!({"name": town_row["name"], "any_window": true})),
-    )
-    .await?;
+    let (s, body) = admin_api
+        .put(&format!("/api/admin/towns/{town}"), json!({"name": town_row["name"], "any_window": true}))
+        .await?;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["any_window"], true);
     let approver = approvers.iter().find(|p| p.window_id() == Some(other_window)).context("approver")?;
@@ -130,59 +100,45 @@ async fn admin_changes_apply_without_restart() -> Result<()> {
     c.expect_where("queue.position", |m| m["position"] == 2).await?;
 
     // 4. The rules of the edits.
-    let (s, e) = send(&server, "POST", "/api/admin/towns", &admin, Some(json!({"name": "  "}))).await?;
+    let (s, e) = admin_api.post("/api/admin/towns", json!({"name": "  "})).await?;
     assert_eq!((s, e["error"]["code"].as_str()), (400, Some("bad_request")), "{e}");
-    let (s, e) = send(&server, "POST", "/api/admin/towns", &admin, Some(json!({"name": town_row["name"]}))).await?;
+    let (s, e) = admin_api.post("/api/admin/towns", json!({"name": town_row["name"]})).await?;
     assert_eq!((s, e["error"]["code"].as_str()), (409, Some("duplicate")), "{e}");
-    let (s, e) = send(&server, "POST", "/api/admin/towns", &admin, Some(json!({"name": "x", "bogus": 1}))).await?;
+    let (s, e) = admin_api.post("/api/admin/towns", json!({"name": "x", "bogus": 1})).await?;
     assert_eq!(s, 400, "{e}");
-    let (s, e) = send(&server, "PUT", "/api/admin/towns/999999", &admin, Some(json!({"name": "x"}))).await?;
+    let (s, e) = admin_api.put("/api/admin/towns/999999", json!({"name": "x"})).await?;
     assert_eq!(s, 404, "{e}");
-    let (s, e) = send(
-        &server,
-        "POST",
-        "/api/admin/matters",
-        &admin,
-        Some(json!({"code": "has space", "name": "n", "plain_name": "p", "window_kind": "custom"})),
-    )
-    .await?;
+    let (s, e) = admin_api
+        .post(
+            "/api/admin/matters",
+            json!({"code": "has space", "name": "n", "plain_name": "p", "window_kind": "custom"}),
+        )
+        .await?;
     assert_eq!(s, 400, "{e}");
     // A town with villages cannot be deleted: it says what refers to it.
-    let (s, e) = send(&server, "DELETE", &format!("/api/admin/towns/{town}"), &admin, None).await?;
+    let (s, e) = admin_api.delete(&format!("/api/admin/towns/{town}")).await?;
     assert_eq!((s, e["error"]["code"].as_str()), (409, Some("in_use")), "{e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("停用"), "{e}");
     // A new, unused village can be deleted.
-    let (s, v) = send(
-        &server,
-        "POST",
-        "/api/admin/villages",
-        &admin,
-        Some(json!({"town_id": town, "name": "新建村", "kind": "village"})),
-    )
-    .await?;
+    let (s, v) =
+        admin_api.post("/api/admin/villages", json!({"town_id": town, "name": "新建村", "kind": "village"})).await?;
     assert_eq!(s, 201, "{v}");
-    let (s, _) = send(&server, "DELETE", &format!("/api/admin/villages/{}", v["id"]), &admin, None).await?;
+    let (s, _) = admin_api.delete(&format!("/api/admin/villages/{}", v["id"])).await?;
     assert_eq!(s, 204);
     // A new matter, then disabled: no longer offered to the villages.
-    let (s, m) = send(
-        &server,
-        "POST",
-        "/api/admin/matters",
-        &admin,
-        Some(json!({"code": "T-NEW-1", "name": "测试新事项申请", "plain_name": "测试新事项", "window_kind": "comprehensive",
-                    "required_papers": ["身份证"], "keywords": ["测试"]})),
-    )
+    let (s, m) = admin_api.post("/api/admin/matters", json!({"code": "T-NEW-1", "name": "测试新事项申请", "plain_name": "测试新事项", "window_kind": "comprehensive",
+                    "required_papers": ["身份证"], "keywords": ["测试"]}))
     .await?;
     assert_eq!(s, 201, "{m}");
     let (_, offered) = get_json(&server, "/api/matters", Some(&same[2].token)).await?;
     assert!(offered.as_array().unwrap().iter().any(|x| x["id"] == m["id"]), "a new matter is offered");
-    let (s, _) = send(&server, "POST", &format!("/api/admin/matters/{}/disable", m["id"]), &admin, None).await?;
+    let (s, _) = admin_api.post(&format!("/api/admin/matters/{}/disable", m["id"]), json!({})).await?;
     assert_eq!(s, 200);
     let (_, offered) = get_json(&server, "/api/matters", Some(&same[2].token)).await?;
     assert!(!offered.as_array().unwrap().iter().any(|x| x["id"] == m["id"]), "a disabled matter is not offered");
     // A disabled village: its kiosk's socket closes and its token is refused.
     let c_village = same[2].village_id().unwrap();
-    let (s, _) = send(&server, "POST", &format!("/api/admin/villages/{c_village}/disable"), &admin, None).await?;
+    let (s, _) = admin_api.post(&format!("/api/admin/villages/{c_village}/disable"), json!({})).await?;
     assert_eq!(s, 200);
     assert_eq!(c.expect("error").await?["code"], "unauthorized");
     assert_eq!(c.closed().await?, Some(4401));
@@ -191,14 +147,14 @@ async fn admin_changes_apply_without_restart() -> Result<()> {
     // B still waits, first.
     b.send(json!({"type": "ping", "req": 5})).await?;
     b.expect("pong").await?;
-    let (s, _) = send(&server, "POST", &format!("/api/admin/villages/{c_village}/enable"), &admin, None).await?;
+    let (s, _) = admin_api.post(&format!("/api/admin/villages/{c_village}/enable"), json!({})).await?;
     assert_eq!(s, 200);
     let (s, _) = get_json(&server, "/api/me", Some(&same[2].token)).await?;
     assert_eq!(s, 200, "an enabled village's kiosk is let in again");
 
     // Only the administrator: a supervisor and a kiosk 403, nobody 401.
     let supervisor = login_as(&server, "supervisor").await?;
-    let (s, _) = send(&server, "POST", "/api/admin/towns", &supervisor, Some(json!({"name": "越权镇"}))).await?;
+    let (s, _) = Api::new(&server, &supervisor).post("/api/admin/towns", json!({"name": "越权镇"})).await?;
     assert_eq!(s, 403);
     let (s, _) = get_json(&server, "/api/admin/region", Some(&same[0].token)).await?;
     assert_eq!(s, 403);

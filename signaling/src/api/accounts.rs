@@ -23,14 +23,6 @@ use crate::identity::{Principal, Role};
 use crate::service::accounts::{self as svc, AccountInput};
 use crate::state::AppState;
 
-/// The queue takes the stored accounts and kiosks now (a failure is logged: the change itself
-/// is stored, and the next reload or restart applies it).
-async fn reload(state: &AppState) {
-    if let Err(why) = state.engine.reload_topology().await {
-        tracing::warn!(why, "the queue kept its topology after an account or kiosk change");
-    }
-}
-
 async fn run<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&crate::db::Db) -> Result<T, Error> + Send + 'static,
@@ -91,7 +83,7 @@ pub(super) async fn create_user(
     };
     let (user, temporary_password) =
         run(&state, move |db| svc::create_user(db, &actor, &body.username, &input, crate::now_ms())).await?;
-    reload(&state).await;
+    state.region_changed([]).await;
     Ok((StatusCode::CREATED, Json(CreatedUser { user, temporary_password })))
 }
 
@@ -109,8 +101,7 @@ pub(super) async fn update_user(
         window_id: body.window_id,
     };
     let (row, ended) = run(&state, move |db| svc::update_user(db, &actor, id, &input, crate::now_ms())).await?;
-    state.tokens_ended(ended);
-    reload(&state).await;
+    state.region_changed(ended).await;
     Ok(Json(row))
 }
 
@@ -122,8 +113,7 @@ async fn set_user_disabled(
 ) -> Result<Json<AccountRow>, ApiError> {
     let actor = svc::actor_of(&admin);
     let (row, ended) = run(&state, move |db| svc::set_user_disabled(db, &actor, id, disabled, crate::now_ms())).await?;
-    state.tokens_ended(ended);
-    reload(&state).await;
+    state.region_changed(ended).await;
     Ok(Json(row))
 }
 
@@ -150,8 +140,7 @@ pub(super) async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     let actor = svc::actor_of(&admin);
     let ended = run(&state, move |db| svc::delete_user(db, &actor, id, crate::now_ms())).await?;
-    state.tokens_ended(ended);
-    reload(&state).await;
+    state.region_changed(ended).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -203,7 +192,7 @@ pub(super) async fn create_kiosk(
     let actor = svc::actor_of(&admin);
     let row =
         run(&state, move |db| svc::create_kiosk(db, &actor, body.village_id, &body.name, crate::now_ms())).await?;
-    reload(&state).await;
+    state.region_changed([]).await;
     Ok((StatusCode::CREATED, Json(row)))
 }
 
@@ -215,7 +204,7 @@ pub(super) async fn update_kiosk(
 ) -> Result<Json<DeviceRow>, ApiError> {
     let actor = svc::actor_of(&admin);
     let row = run(&state, move |db| svc::rename_kiosk(db, &actor, id, &body.name, crate::now_ms())).await?;
-    reload(&state).await;
+    state.region_changed([]).await;
     Ok(Json(row))
 }
 
@@ -228,8 +217,7 @@ async fn set_kiosk_disabled(
     let actor = svc::actor_of(&admin);
     let (row, ended) =
         run(&state, move |db| svc::set_kiosk_disabled(db, &actor, id, disabled, crate::now_ms())).await?;
-    state.tokens_ended(ended);
-    reload(&state).await;
+    state.region_changed(ended).await;
     Ok(Json(row))
 }
 
@@ -256,8 +244,7 @@ pub(super) async fn delete_kiosk(
 ) -> Result<StatusCode, ApiError> {
     let actor = svc::actor_of(&admin);
     let hash = run(&state, move |db| svc::delete_kiosk(db, &actor, id, crate::now_ms())).await?;
-    state.tokens_ended([hash]);
-    reload(&state).await;
+    state.region_changed([hash]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,33 +7,23 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::extract::JsonBody;
-use super::{ApiError, Authed};
-use crate::case::{ActorKind, EventActor};
+use super::ApiError;
+use super::extract::{Admin, JsonBody};
 use crate::db::{
     AdminMatter, AdminRegion, AdminTown, AdminVillage, AdminWindow, MatterEdit, RegionItem, TownEdit, VillageEdit,
     VillageKind, WindowEdit, WindowKind,
 };
-use crate::identity::{Principal, Role};
-use crate::service::admin::Admin;
+use crate::identity::Principal;
+use crate::service::admin::RegionAdmin;
 use crate::state::AppState;
 
-/// The administrator's service handle, or 403 for everyone else.
-fn admin<'a>(state: &'a AppState, p: &Principal) -> Result<Admin<'a>, ApiError> {
-    match p {
-        Principal::Staff { user_id, role: Role::Admin, name, .. } => Ok(Admin {
-            db: &state.db,
-            engine: &state.engine,
-            sessions_ended: &state.sessions_ended,
-            by: EventActor { kind: ActorKind::Staff, id: Some(*user_id), name: name.clone() },
-            now_ms: crate::now_ms(),
-        }),
-        _ => Err(ApiError::forbidden("administration is for the county administrator")),
-    }
+/// The region's administration, acting as the administrator of the request.
+fn admin<'a>(state: &'a AppState, p: &Principal) -> RegionAdmin<'a> {
+    RegionAdmin { db: &state.db, by: crate::service::accounts::actor_of(p), now_ms: crate::now_ms() }
 }
 
-pub(super) async fn region(State(state): State<AppState>, Authed(p): Authed) -> Result<Json<AdminRegion>, ApiError> {
-    Ok(Json(admin(&state, &p)?.region().await?))
+pub(super) async fn region(State(state): State<AppState>, Admin(p): Admin) -> Result<Json<AdminRegion>, ApiError> {
+    Ok(Json(admin(&state, &p).region().await?))
 }
 
 async fn reread<T>(state: &AppState, pick: impl FnOnce(AdminRegion) -> Option<T>) -> Result<T, ApiError> {
@@ -63,20 +53,22 @@ async fn town(state: &AppState, id: i64) -> Result<AdminTown, ApiError> {
 
 pub(super) async fn create_town(
     State(state): State<AppState>,
-    Authed(p): Authed,
+    Admin(p): Admin,
     JsonBody(b): JsonBody<TownBody>,
 ) -> Result<(StatusCode, Json<AdminTown>), ApiError> {
-    let id = admin(&state, &p)?.create_town(b.into()).await?;
+    let id = admin(&state, &p).create_town(b.into()).await?;
+    state.region_changed([]).await;
     Ok((StatusCode::CREATED, Json(town(&state, id).await?)))
 }
 
 pub(super) async fn update_town(
     State(state): State<AppState>,
-    Authed(p): Authed,
+    Admin(p): Admin,
     Path(id): Path<i64>,
     JsonBody(b): JsonBody<TownBody>,
 ) -> Result<Json<AdminTown>, ApiError> {
-    admin(&state, &p)?.update_town(id, b.into()).await?;
+    admin(&state, &p).update_town(id, b.into()).await?;
+    state.region_changed([]).await;
     Ok(Json(town(&state, id).await?))
 }
 
@@ -109,20 +101,22 @@ async fn village(state: &AppState, id: i64) -> Result<AdminVillage, ApiError> {
 
 pub(super) async fn create_village(
     State(state): State<AppState>,
-    Authed(p): Authed,
+    Admin(p): Admin,
     JsonBody(b): JsonBody<NewVillageBody>,
 ) -> Result<(StatusCode, Json<AdminVillage>), ApiError> {
-    let id = admin(&state, &p)?.create_village(b.town_id, VillageEdit { name: b.name, kind: b.kind }).await?;
+    let id = admin(&state, &p).create_village(b.town_id, VillageEdit { name: b.name, kind: b.kind }).await?;
+    state.region_changed([]).await;
     Ok((StatusCode::CREATED, Json(village(&state, id).await?)))
 }
 
 pub(super) async fn update_village(
     State(state): State<AppState>,
-    Authed(p): Authed,
+    Admin(p): Admin,
     Path(id): Path<i64>,
     JsonBody(b): JsonBody<VillageBody>,
 ) -> Result<Json<AdminVillage>, ApiError> {
-    admin(&state, &p)?.update_village(id, VillageEdit { name: b.name, kind: b.kind }).await?;
+    admin(&state, &p).update_village(id, VillageEdit { name: b.name, kind: b.kind }).await?;
+    state.region_changed([]).await;
     Ok(Json(village(&state, id).await?))
 }
 
@@ -162,26 +156,28 @@ async fn window(state: &AppState, id: i64) -> Result<AdminWindow, ApiError> {
 
 pub(super) async fn create_window(
     State(state): State<AppState>,
-    Authed(p): Authed,
+    Admin(p): Admin,
     JsonBody(b): JsonBody<WindowBody>,
 ) -> Result<(StatusCode, Json<AdminWindow>), ApiError> {
-    let ops = admin(&state, &p)?;
+    let ops = admin(&state, &p);
     let town_id = b.town_id.ok_or_else(|| ApiError::bad_request("请选择乡镇 (town_id is required)"))?;
     let id = ops.create_window(town_id, b.edit()).await?;
+    state.region_changed([]).await;
     Ok((StatusCode::CREATED, Json(window(&state, id).await?)))
 }
 
 pub(super) async fn update_window(
     State(state): State<AppState>,
-    Authed(p): Authed,
+    Admin(p): Admin,
     Path(id): Path<i64>,
     JsonBody(b): JsonBody<WindowBody>,
 ) -> Result<Json<AdminWindow>, ApiError> {
-    let ops = admin(&state, &p)?;
+    let ops = admin(&state, &p);
     if b.town_id.is_some() {
         return Err(ApiError::bad_request("窗口所属乡镇不能更改 (a window stays in its town)"));
     }
     ops.update_window(id, b.edit()).await?;
+    state.region_changed([]).await;
     Ok(Json(window(&state, id).await?))
 }
 
@@ -229,20 +225,22 @@ async fn matter(state: &AppState, id: i64) -> Result<AdminMatter, ApiError> {
 
 pub(super) async fn create_matter(
     State(state): State<AppState>,
-    Authed(p): Authed,
+    Admin(p): Admin,
     JsonBody(b): JsonBody<MatterBody>,
 ) -> Result<(StatusCode, Json<AdminMatter>), ApiError> {
-    let id = admin(&state, &p)?.create_matter(b.into()).await?;
+    let id = admin(&state, &p).create_matter(b.into()).await?;
+    state.region_changed([]).await;
     Ok((StatusCode::CREATED, Json(matter(&state, id).await?)))
 }
 
 pub(super) async fn update_matter(
     State(state): State<AppState>,
-    Authed(p): Authed,
+    Admin(p): Admin,
     Path(id): Path<i64>,
     JsonBody(b): JsonBody<MatterBody>,
 ) -> Result<Json<AdminMatter>, ApiError> {
-    admin(&state, &p)?.update_matter(id, b.into()).await?;
+    admin(&state, &p).update_matter(id, b.into()).await?;
+    state.region_changed([]).await;
     Ok(Json(matter(&state, id).await?))
 }
 
@@ -266,12 +264,14 @@ async fn switch(
     id: i64,
     disable: bool,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    admin(&state, &p)?.set_disabled(item, id, disable).await?;
+    let ended = admin(&state, &p).set_disabled(item, id, disable).await?;
+    state.region_changed(ended).await;
     Ok(Json(item_json(&state, item, id).await?))
 }
 
 async fn remove(state: AppState, p: Principal, item: RegionItem, id: i64) -> Result<StatusCode, ApiError> {
-    admin(&state, &p)?.delete(item, id).await?;
+    admin(&state, &p).delete(item, id).await?;
+    state.region_changed([]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -280,7 +280,7 @@ macro_rules! lifecycle {
     ($($item:ident: $disable:ident, $enable:ident, $delete:ident;)+) => {$(
         pub(super) async fn $disable(
             State(state): State<AppState>,
-            Authed(p): Authed,
+            Admin(p): Admin,
             Path(id): Path<i64>,
         ) -> Result<Json<serde_json::Value>, ApiError> {
             switch(state, p, RegionItem::$item, id, true).await
@@ -288,7 +288,7 @@ macro_rules! lifecycle {
 
         pub(super) async fn $enable(
             State(state): State<AppState>,
-            Authed(p): Authed,
+            Admin(p): Admin,
             Path(id): Path<i64>,
         ) -> Result<Json<serde_json::Value>, ApiError> {
             switch(state, p, RegionItem::$item, id, false).await
@@ -296,7 +296,7 @@ macro_rules! lifecycle {
 
         pub(super) async fn $delete(
             State(state): State<AppState>,
-            Authed(p): Authed,
+            Admin(p): Admin,
             Path(id): Path<i64>,
         ) -> Result<StatusCode, ApiError> {
             remove(state, p, RegionItem::$item, id).await
@@ -314,8 +314,7 @@ lifecycle! {
 /// The latest administrative changes (who, when, what), newest first.
 pub(super) async fn changes(
     State(state): State<AppState>,
-    Authed(p): Authed,
+    _: Admin,
 ) -> Result<Json<Vec<crate::db::AccessRow>>, ApiError> {
-    admin(&state, &p)?;
     Ok(Json(state.db.run(|db| db.admin_changes(200)).await?))
 }

@@ -537,18 +537,24 @@ mod tests {
         }
     }
 
+    /// A town with a village (and its kiosk, token hash `hash-1`), a matter and a window
+    /// taking the matters of its kind: (town, village, window, matter).
+    fn region(db: &Db) -> (i64, i64, i64, i64) {
+        db.write(|tx| {
+            let t = tx.create_town(&town("甲镇"))?;
+            let v = tx.create_village(t, &VillageEdit { name: "一村".into(), kind: VillageKind::Village })?;
+            let m = tx.create_matter(&matter("M1", WindowKind::Comprehensive))?;
+            let w = tx.create_window(t, &window("综合窗口", true, vec![]))?;
+            tx.upsert_kiosk(v, "一村便民服务室", "hash-1")?;
+            Ok((t, v, w, m))
+        })
+        .unwrap()
+    }
+
     #[test]
     fn create_edit_and_read_back() {
         let db = Db::open_in_memory().unwrap();
-        let (t, v, w, m) = db
-            .write(|tx| {
-                let t = tx.create_town(&town("甲镇"))?;
-                let v = tx.create_village(t, &VillageEdit { name: "一村".into(), kind: VillageKind::Village })?;
-                let m = tx.create_matter(&matter("M1", WindowKind::Comprehensive))?;
-                let w = tx.create_window(t, &window("综合窗口", true, vec![]))?;
-                Ok((t, v, w, m))
-            })
-            .unwrap();
+        let (t, v, w, m) = region(&db);
         let r = db.admin_region().unwrap();
         assert_eq!(r.towns, vec![AdminTown { id: t, name: "甲镇".into(), any_window: false, disabled: false }]);
         assert_eq!(r.villages[0].id, v);
@@ -581,16 +587,7 @@ mod tests {
     #[test]
     fn disabled_items_leave_the_topology_and_the_offers() {
         let db = Db::open_in_memory().unwrap();
-        let (t, v, w, m) = db
-            .write(|tx| {
-                let t = tx.create_town(&town("甲镇"))?;
-                let v = tx.create_village(t, &VillageEdit { name: "一村".into(), kind: VillageKind::Village })?;
-                let m = tx.create_matter(&matter("M1", WindowKind::Comprehensive))?;
-                let w = tx.create_window(t, &window("综合窗口", true, vec![]))?;
-                tx.upsert_kiosk(v, "一村便民服务室", "hash-1")?;
-                Ok((t, v, w, m))
-            })
-            .unwrap();
+        let (t, v, w, m) = region(&db);
         assert_eq!(db.matters_for_town(Some(t), None).unwrap().len(), 1);
         assert!(db.write(|tx| tx.set_disabled(RegionItem::Matter, m, Some(5))).unwrap());
         assert!(!db.write(|tx| tx.set_disabled(RegionItem::Matter, m, Some(6))).unwrap(), "already disabled");
@@ -628,16 +625,7 @@ mod tests {
     #[test]
     fn delete_only_what_nothing_refers_to() {
         let db = Db::open_in_memory().unwrap();
-        let (t, v, w, m) = db
-            .write(|tx| {
-                let t = tx.create_town(&town("甲镇"))?;
-                let v = tx.create_village(t, &VillageEdit { name: "一村".into(), kind: VillageKind::Village })?;
-                let m = tx.create_matter(&matter("M1", WindowKind::Comprehensive))?;
-                let w = tx.create_window(t, &window("综合窗口", true, vec![]))?;
-                tx.upsert_kiosk(v, "一村便民服务室", "hash-1")?;
-                Ok((t, v, w, m))
-            })
-            .unwrap();
+        let (t, v, w, m) = region(&db);
         let refs = db.write(|tx| tx.references(RegionItem::Town, t)).unwrap();
         assert_eq!(refs.text(), "1 个村/社区、1 个窗口");
         match db.write(|tx| tx.delete_item(RegionItem::Village, v)) {

@@ -1,17 +1,17 @@
 //! Administration of the region and the matter catalog (towns, villages, windows, matters):
-//! the checks of every field, one write transaction per change that also appends the change to
-//! the audit record and checks that the running queue can take the new topology, and then the
-//! effects without a restart: the queue gets the new topology (calls keep their places, see
-//! `Queue::set_topology`), and the sockets of kiosks and staff that a disabled town, village
-//! or window leaves without a place are closed.
+//! the checks of every field, and one write transaction per change that also appends the change
+//! to the audit record and checks that the queue can take the new topology. A change returns
+//! the token hashes of the kiosks and staff it leaves without a place; the edge closes their
+//! sockets and gives the running queue the new topology (`AppState::region_changed`), so that
+//! it takes effect without a restart.
 
 use serde_json::{Value, json};
 
 use crate::audit::{AdminChange, AdminItem, AdminVerb};
 use crate::case::EventActor;
 use crate::db::{AdminRegion, DataError, Db, MatterEdit, RegionItem, TownEdit, Tx, VillageEdit, WindowEdit};
-use crate::engine::EngineHandle;
 use crate::error::{Error, Rejection};
+use crate::queue::{self, Queue};
 
 /// Longest name of a town, village or window, and of a matter (characters).
 pub const NAME_MAX_CHARS: usize = 64;
@@ -121,11 +121,9 @@ fn refused(e: DataError) -> Error {
     }
 }
 
-/// The administration service: the database, the running queue, and where ended tokens go.
-pub struct Admin<'a> {
+/// The administration of the region: who changes it, and when.
+pub struct RegionAdmin<'a> {
     pub db: &'a Db,
-    pub engine: &'a EngineHandle,
-    pub sessions_ended: &'a tokio::sync::broadcast::Sender<String>,
     pub by: EventActor,
     pub now_ms: u64,
 }
@@ -133,47 +131,37 @@ pub struct Admin<'a> {
 /// One change: the write, the audit entry, the topology check, in one transaction.
 type Change<T> = Box<dyn FnOnce(&Tx<'_>) -> Result<(T, AdminChange, Vec<String>), DataError> + Send>;
 
-impl Admin<'_> {
+impl RegionAdmin<'_> {
     pub async fn region(&self) -> Result<AdminRegion, Error> {
         Ok(self.db.run(|db| db.admin_region()).await?)
     }
 
-    async fn apply<T: Send + 'static>(&self, change: Change<T>) -> Result<T, Error> {
+    /// Runs one change; returns its value and the token hashes whose sockets must close.
+    async fn apply<T: Send + 'static>(&self, change: Change<T>) -> Result<(T, Vec<String>), Error> {
         let (by, now) = (self.by.clone(), self.now_ms);
-        let (value, ended) = self
-            .db
+        self.db
             .run(move |db| {
                 db.write(|tx| {
                     let (value, entry, ended) = change(tx)?;
                     tx.record_admin_change(now, &by, &entry)?;
-                    crate::engine::check_topology(&tx.topology()?).map_err(|why| {
+                    Queue::check_topology(&queue_topology(&tx.topology()?)).map_err(|why| {
                         DataError::Invalid(format!("这样改会让排队无法进行,未保存 (the queue cannot take it: {why})"))
                     })?;
                     Ok((value, ended))
                 })
             })
             .await
-            .map_err(refused)?;
-        // The change is saved; the running queue and the open sockets follow.
-        for hash in ended {
-            let _ = self.sessions_ended.send(hash);
-        }
-        if let Err(why) = self.engine.reload_topology().await {
-            // Saved, and applied at the next start; the queue keeps the topology it had.
-            tracing::warn!(%why, "an administrative change could not be given to the running queue");
-            return Err(Rejection::new(
-                crate::error::RejectKind::Unavailable,
-                "not_applied",
-                "已保存,但排队未能更新,请稍后重试或重启服务 (saved; the running queue could not take it yet)",
-            )
-            .into());
-        }
-        Ok(value)
+            .map_err(refused)
+    }
+
+    /// A change that leaves nobody without a place.
+    async fn apply_quiet<T: Send + 'static>(&self, change: Change<T>) -> Result<T, Error> {
+        Ok(self.apply(change).await?.0)
     }
 
     pub async fn create_town(&self, t: TownEdit) -> Result<i64, Error> {
         let t = check_town(t)?;
-        self.apply(Box::new(move |tx| {
+        self.apply_quiet(Box::new(move |tx| {
             let id = tx.create_town(&t)?;
             let detail = json!({"name": t.name, "any_window": t.any_window});
             Ok((id, AdminChange::new(AdminItem::Town, AdminVerb::Created, id, detail), Vec::new()))
@@ -183,7 +171,7 @@ impl Admin<'_> {
 
     pub async fn update_town(&self, id: i64, t: TownEdit) -> Result<(), Error> {
         let t = check_town(t)?;
-        self.apply(Box::new(move |tx| {
+        self.apply_quiet(Box::new(move |tx| {
             tx.update_town(id, &t)?;
             let detail = json!({"name": t.name, "any_window": t.any_window});
             Ok(((), AdminChange::new(AdminItem::Town, AdminVerb::Updated, id, detail), Vec::new()))
@@ -193,7 +181,7 @@ impl Admin<'_> {
 
     pub async fn create_village(&self, town_id: i64, v: VillageEdit) -> Result<i64, Error> {
         let v = check_village(v)?;
-        self.apply(Box::new(move |tx| {
+        self.apply_quiet(Box::new(move |tx| {
             let id = tx.create_village(town_id, &v)?;
             let detail = json!({"town_id": town_id, "name": v.name, "kind": v.kind.as_str()});
             Ok((id, AdminChange::new(AdminItem::Village, AdminVerb::Created, id, detail), Vec::new()))
@@ -203,7 +191,7 @@ impl Admin<'_> {
 
     pub async fn update_village(&self, id: i64, v: VillageEdit) -> Result<(), Error> {
         let v = check_village(v)?;
-        self.apply(Box::new(move |tx| {
+        self.apply_quiet(Box::new(move |tx| {
             tx.update_village(id, &v)?;
             let detail = json!({"name": v.name, "kind": v.kind.as_str()});
             Ok(((), AdminChange::new(AdminItem::Village, AdminVerb::Updated, id, detail), Vec::new()))
@@ -213,7 +201,7 @@ impl Admin<'_> {
 
     pub async fn create_window(&self, town_id: i64, w: WindowEdit) -> Result<i64, Error> {
         let w = check_window(w)?;
-        self.apply(Box::new(move |tx| {
+        self.apply_quiet(Box::new(move |tx| {
             let id = tx.create_window(town_id, &w)?;
             let detail = window_detail(&w, Some(town_id));
             Ok((id, AdminChange::new(AdminItem::Window, AdminVerb::Created, id, detail), Vec::new()))
@@ -223,7 +211,7 @@ impl Admin<'_> {
 
     pub async fn update_window(&self, id: i64, w: WindowEdit) -> Result<(), Error> {
         let w = check_window(w)?;
-        self.apply(Box::new(move |tx| {
+        self.apply_quiet(Box::new(move |tx| {
             tx.update_window(id, &w)?;
             let detail = window_detail(&w, None);
             Ok(((), AdminChange::new(AdminItem::Window, AdminVerb::Updated, id, detail), Vec::new()))
@@ -233,7 +221,7 @@ impl Admin<'_> {
 
     pub async fn create_matter(&self, m: MatterEdit) -> Result<i64, Error> {
         let m = check_matter(m)?;
-        self.apply(Box::new(move |tx| {
+        self.apply_quiet(Box::new(move |tx| {
             let id = tx.create_matter(&m)?;
             Ok((id, AdminChange::new(AdminItem::Matter, AdminVerb::Created, id, matter_detail(&m)), Vec::new()))
         }))
@@ -242,7 +230,7 @@ impl Admin<'_> {
 
     pub async fn update_matter(&self, id: i64, m: MatterEdit) -> Result<(), Error> {
         let m = check_matter(m)?;
-        self.apply(Box::new(move |tx| {
+        self.apply_quiet(Box::new(move |tx| {
             tx.update_matter(id, &m)?;
             Ok(((), AdminChange::new(AdminItem::Matter, AdminVerb::Updated, id, matter_detail(&m)), Vec::new()))
         }))
@@ -253,7 +241,8 @@ impl Admin<'_> {
     /// kiosks (and, for a town, of its staff); a disabled window's approvers leave the queue and
     /// its waiting calls go to another window that takes their matter. Doing what is already so
     /// changes nothing and records nothing.
-    pub async fn set_disabled(&self, item: RegionItem, id: i64, disable: bool) -> Result<(), Error> {
+    /// Returns the token hashes whose sockets must close.
+    pub async fn set_disabled(&self, item: RegionItem, id: i64, disable: bool) -> Result<Vec<String>, Error> {
         let now = self.now_ms;
         self.apply(Box::new(move |tx| {
             tx.set_disabled(item, id, disable.then_some(now))?;
@@ -270,15 +259,54 @@ impl Admin<'_> {
             Ok(((), AdminChange::new(audit_item(item), verb, id, Value::Null), ended))
         }))
         .await
+        .map(|((), ended)| ended)
     }
 
     /// Delete an item nothing refers to; otherwise 409 `in_use` naming what does.
     pub async fn delete(&self, item: RegionItem, id: i64) -> Result<(), Error> {
-        self.apply(Box::new(move |tx| {
+        self.apply_quiet(Box::new(move |tx| {
             tx.delete_item(item, id)?;
             Ok(((), AdminChange::new(audit_item(item), AdminVerb::Deleted, id, Value::Null), Vec::new()))
         }))
         .await
+    }
+}
+
+/// The queue's topology from the stored one (the engine's at start and at every reload).
+pub fn queue_topology(t: &crate::db::Topology) -> queue::Topology {
+    queue::Topology {
+        towns: t.towns.iter().map(|x| queue::Town { id: queue::TownId(x.id), any_window: x.any_window }).collect(),
+        windows: t
+            .windows
+            .iter()
+            .map(|w| queue::Window {
+                id: queue::WindowId(w.id),
+                town: queue::TownId(w.town_id),
+                matters: w.accepts.iter().map(|m| queue::MatterId(*m)).collect(),
+            })
+            .collect(),
+        villages: t
+            .villages
+            .iter()
+            .map(|v| queue::Village { id: queue::VillageId(v.id), town: queue::TownId(v.town_id) })
+            .collect(),
+        kiosks: t
+            .kiosks
+            .iter()
+            .map(|k| queue::Kiosk { id: queue::KioskId(k.id), village: queue::VillageId(k.village_id) })
+            .collect(),
+        approvers: t
+            .approvers
+            .iter()
+            .filter_map(|a| {
+                Some(queue::Approver { id: queue::StaffId(a.user_id), window: queue::WindowId(a.window_id?) })
+            })
+            .collect(),
+        dispatchers: t
+            .dispatchers
+            .iter()
+            .map(|d| queue::Dispatcher { id: queue::StaffId(d.user_id), town: queue::TownId(d.town_id) })
+            .collect(),
     }
 }
 
