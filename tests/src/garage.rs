@@ -76,8 +76,25 @@ impl std::fmt::Debug for Garage {
 }
 
 impl Garage {
-    /// Start a fresh one-node Garage with the test key and bucket.
+    /// Start a fresh one-node Garage with the test key and bucket. The free ports are picked
+    /// before Garage binds them, so a test running beside may take one meanwhile (seen: the
+    /// CLI's RPC handshake reached another test's Garage): a failed start is tried again, with
+    /// new ports and a new directory, up to three times.
     pub async fn start() -> Result<Garage> {
+        let mut last = None;
+        for attempt in 1..=3 {
+            match Garage::start_once().await {
+                Ok(g) => return Ok(g),
+                Err(e) => {
+                    eprintln!("garage start {attempt} of 3 failed: {e:#}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("garage did not start")))
+    }
+
+    async fn start_once() -> Result<Garage> {
         let t0 = Instant::now();
         let bin = binary_path()?;
         let dir = tempfile::Builder::new().prefix("cunneng-garage-").tempdir()?;
