@@ -133,6 +133,12 @@ struct AccountIn {
     password: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     password_hash: Option<String>,
+    /// 停用: cannot log in, has no sessions (docs/admin.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
+    /// The next login must choose a new password (set by an administrator's reset).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    must_change_password: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -146,6 +152,25 @@ struct KioskIn {
     token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_hash: Option<String>,
+    /// 停用: its token is refused (docs/admin.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
+    /// `false`: the device waits for an enrolment (created or revoked by the administrator):
+    /// its `token_hash` is of a secret nobody was given. Only with `token_hash`.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    enrolled: bool,
+    /// When its token stops being accepted (milliseconds since 1970 UTC, as enrolment and
+    /// rotation set it); absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_expires_at_ms: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Parses and checks a region file as [`import_str`] does before it touches the database;
@@ -280,6 +305,8 @@ pub fn export_region(db: &Db) -> Result<String, DataError> {
                 window: a.window,
                 password: None,
                 password_hash: Some(a.password_hash),
+                disabled: a.disabled,
+                must_change_password: a.must_change_password,
             })
             .collect(),
         kiosks: dump
@@ -291,6 +318,9 @@ pub fn export_region(db: &Db) -> Result<String, DataError> {
                 name: Some(k.name),
                 token: None,
                 token_hash: Some(k.token_hash),
+                disabled: k.disabled,
+                enrolled: k.enrolled,
+                token_expires_at_ms: k.token_expires_at_ms,
             })
             .collect(),
     };
@@ -540,6 +570,9 @@ fn check_file(f: &RegionFile) -> Result<(), DataError> {
             }
             _ => {}
         }
+        if !k.enrolled && k.token.is_some() {
+            p.push(format!("{item}: `enrolled = false` goes with `token_hash` only (a plain token is a device's)"))
+        }
         if let Some(h) = kiosk_hash(k)
             && !hashes.insert(h)
         {
@@ -741,6 +774,7 @@ pub fn import_str(db: &Db, text: &str) -> Result<ImportSummary, DataError> {
                 window_id,
                 password_hash: &hashes[a.username.trim()],
             })?;
+            tx.set_account_state(u.id(), a.disabled.then_some(now), a.must_change_password)?;
             s.accounts.add(u.created());
         }
         for k in &f.kiosks {
@@ -749,7 +783,9 @@ pub fn import_str(db: &Db, text: &str) -> Result<ImportSummary, DataError> {
                 .village_id(tid, k.village.trim())?
                 .ok_or_else(|| DataError::NotFound(format!("village `{}`", k.village.trim())))?;
             let hash = kiosk_hash(k).unwrap_or_default(); // checked above
-            s.kiosks.add(tx.upsert_kiosk(vid, &k.name(), &hash)?.created());
+            let u = tx.upsert_kiosk(vid, &k.name(), &hash)?;
+            tx.set_kiosk_state(u.id(), k.disabled.then_some(now), k.enrolled, k.token_expires_at_ms)?;
+            s.kiosks.add(u.created());
         }
         Ok(s)
     })?;
@@ -905,6 +941,59 @@ token = "0123456789abcdef0123456789abcdef"
         let t = copy.topology().unwrap();
         let custom = t.windows.iter().find(|w| w.name == "不动产窗口").unwrap();
         assert_eq!(custom.kind, WindowKind::Custom);
+    }
+
+    #[test]
+    fn export_carries_disabled_accounts_and_kiosks_forced_changes_and_enrolment() {
+        let db = demo_db();
+        let now = crate::now_ms();
+        db.write(|tx| {
+            let users = tx.user_password_hash("zhaohua-minzheng")?.unwrap().0;
+            tx.set_account_state(users, Some(now), false)?;
+            let chief = tx.user_password_hash("zhaohua-chief")?.unwrap().0;
+            tx.set_account_state(chief, None, true)?;
+            let t = tx.town_id("昭化镇")?.unwrap();
+            let v = tx.village_id(t, "松宁村")?.unwrap();
+            let k = tx.kiosk_id(v, "松宁村便民服务室")?.unwrap();
+            tx.set_kiosk_state(k, Some(now), true, Some(now + 86_400_000))?;
+            let v2 = tx.village_id(t, "古城社区")?.unwrap();
+            let k2 = tx.kiosk_id(v2, "古城社区便民服务室")?.unwrap();
+            tx.set_device_token(k2, &"ab".repeat(32), None, false)?;
+            Ok(())
+        })
+        .unwrap();
+        let text = export_region(&db).unwrap();
+        assert!(text.contains("must_change_password = true"), "{text}");
+        assert!(text.contains("enrolled = false"), "{text}");
+        assert!(text.contains(&format!("token_expires_at_ms = {}", now + 86_400_000)), "{text}");
+
+        let copy = Db::open_in_memory().unwrap();
+        import_str(&copy, &text).unwrap();
+        assert_eq!(copy.region_dump().unwrap(), db.region_dump().unwrap());
+        assert_eq!(export_region(&copy).unwrap(), text);
+        // The disabled approver cannot log in; the kiosk disabled there is refused.
+        assert!(auth::login(&copy, "zhaohua-minzheng", "cunneng-demo", 0, 1).is_err());
+        let dump = copy.region_dump().unwrap();
+        let chief = dump.accounts.iter().find(|a| a.username == "zhaohua-chief").unwrap();
+        assert!(chief.must_change_password && !chief.disabled);
+        assert_eq!(dump.kiosks.iter().filter(|k| k.disabled).count(), 1);
+        assert_eq!(dump.kiosks.iter().filter(|k| !k.enrolled).count(), 1);
+
+        // Listed again without the flags: enabled, no forced change, enrolled (the file is the
+        // truth for what it lists).
+        let plain = text
+            .replace("disabled = true\n", "")
+            .replace("must_change_password = true\n", "")
+            .replace("enrolled = false\n", "");
+        import_str(&copy, &plain).unwrap();
+        let dump = copy.region_dump().unwrap();
+        assert!(dump.accounts.iter().all(|a| !a.disabled && !a.must_change_password));
+        assert!(dump.kiosks.iter().all(|k| !k.disabled && k.enrolled));
+
+        // A plain token cannot be "not enrolled".
+        let bad = format!("{}\nenrolled = false\n", SMALL.trim_end());
+        let e = import_str(&Db::open_in_memory().unwrap(), &bad).unwrap_err().to_string();
+        assert!(e.contains("`enrolled = false` goes with `token_hash` only"), "{e}");
     }
 
     #[test]

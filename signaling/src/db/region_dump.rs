@@ -45,6 +45,9 @@ pub struct AccountDump {
     pub town: Option<String>,
     pub window: Option<String>,
     pub password_hash: String,
+    pub disabled: bool,
+    /// The next login must choose a new password (after an administrator's reset).
+    pub must_change_password: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +56,11 @@ pub struct KioskDump {
     pub village: String,
     pub name: String,
     pub token_hash: String,
+    pub disabled: bool,
+    /// `false`: created or revoked by the administrator and not enrolled since (its hash is of
+    /// a secret nobody was given).
+    pub enrolled: bool,
+    pub token_expires_at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +144,8 @@ impl Db {
         };
         let accounts = {
             let mut st = tx.prepare(
-                "SELECT u.username, u.display_name, u.role, t.name, w.name, u.password_hash FROM users u
+                "SELECT u.username, u.display_name, u.role, t.name, w.name, u.password_hash,
+                        u.disabled_at_ms IS NOT NULL, u.must_change_password FROM users u
                  LEFT JOIN towns t ON t.id = u.town_id LEFT JOIN windows w ON w.id = u.window_id ORDER BY u.id",
             )?;
             st.query_map([], |r| {
@@ -147,17 +156,28 @@ impl Db {
                     town: r.get(3)?,
                     window: r.get(4)?,
                     password_hash: r.get(5)?,
+                    disabled: r.get(6)?,
+                    must_change_password: r.get(7)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?
         };
         let kiosks = {
             let mut st = tx.prepare(
-                "SELECT t.name, v.name, k.name, k.token_hash FROM kiosks k
+                "SELECT t.name, v.name, k.name, k.token_hash, k.disabled_at_ms IS NOT NULL, k.enrolled,
+                        k.token_expires_at_ms FROM kiosks k
                  JOIN villages v ON v.id = k.village_id JOIN towns t ON t.id = v.town_id ORDER BY k.id",
             )?;
             st.query_map([], |r| {
-                Ok(KioskDump { town: r.get(0)?, village: r.get(1)?, name: r.get(2)?, token_hash: r.get(3)? })
+                Ok(KioskDump {
+                    town: r.get(0)?,
+                    village: r.get(1)?,
+                    name: r.get(2)?,
+                    token_hash: r.get(3)?,
+                    disabled: r.get(4)?,
+                    enrolled: r.get(5)?,
+                    token_expires_at_ms: r.get::<_, Option<i64>>(6)?.map(super::row_ms),
+                })
             })?
             .collect::<Result<Vec<_>, _>>()?
         };

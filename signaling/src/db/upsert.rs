@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::region::{CountyRow, VillageKind, WindowKind, window_kind_col};
-use super::{DataError, Role};
+use super::{DataError, Role, sql_ms};
 
 /// A write transaction (see [`Db::write`]). Lookups by natural key and upserts.
 pub struct Tx<'a> {
@@ -250,5 +250,53 @@ impl Tx<'_> {
             params![village_id, name, token_hash],
         )?;
         Ok(Upsert::Created(self.tx.last_insert_rowid()))
+    }
+
+    /// An imported account's 停用 and forced password change, as the file says. An account
+    /// already disabled keeps its time; one newly disabled loses its sessions.
+    pub fn set_account_state(
+        &self,
+        user_id: i64,
+        disabled_at_ms: Option<u64>,
+        must_change: bool,
+    ) -> Result<(), DataError> {
+        let was: Option<i64> =
+            self.tx.query_row("SELECT disabled_at_ms FROM users WHERE id = ?1", [user_id], |r| r.get(0))?;
+        if was.is_some() != disabled_at_ms.is_some() {
+            self.tx.execute(
+                "UPDATE users SET disabled_at_ms = ?2 WHERE id = ?1",
+                params![user_id, disabled_at_ms.map(sql_ms)],
+            )?;
+            if disabled_at_ms.is_some() {
+                self.tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+            }
+        }
+        self.tx.execute("UPDATE users SET must_change_password = ?2 WHERE id = ?1", params![user_id, must_change])?;
+        Ok(())
+    }
+
+    /// An imported kiosk's 停用, enrolment and token expiry, as the file says (a disabled
+    /// kiosk keeps the time it was disabled at). A kiosk not enrolled has no open enrolment
+    /// code after an import: the administrator issues a new one.
+    pub fn set_kiosk_state(
+        &self,
+        kiosk_id: i64,
+        disabled_at_ms: Option<u64>,
+        enrolled: bool,
+        token_expires_at_ms: Option<u64>,
+    ) -> Result<(), DataError> {
+        let was: Option<i64> =
+            self.tx.query_row("SELECT disabled_at_ms FROM kiosks WHERE id = ?1", [kiosk_id], |r| r.get(0))?;
+        if was.is_some() != disabled_at_ms.is_some() {
+            self.tx.execute(
+                "UPDATE kiosks SET disabled_at_ms = ?2 WHERE id = ?1",
+                params![kiosk_id, disabled_at_ms.map(sql_ms)],
+            )?;
+        }
+        self.tx.execute(
+            "UPDATE kiosks SET enrolled = ?2, token_expires_at_ms = ?3 WHERE id = ?1",
+            params![kiosk_id, enrolled, token_expires_at_ms.map(sql_ms)],
+        )?;
+        Ok(())
     }
 }
