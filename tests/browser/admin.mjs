@@ -74,6 +74,9 @@ async function status(text, kind = 'ok') {
 async function shoot(kind, name, extra = []) {
   await page.screenshot({ path: join(outDir, `admin-${name}.png`) });
   const s = `${testId('admin-section')}[data-kind="${kind}"]`;
+  // Every column in view: the table does not scroll sideways.
+  const overflow = await page.locator(`${s} .admin-table`).evaluate((t) => t.scrollWidth - t.clientWidth);
+  if (overflow > 1) throw new Error(`the ${kind} table is ${overflow} px wider than its box`);
   return inView(page, [testId('admin-status'), `${s} ${testId('admin-new')}`, `${s} .admin-table`, `${s} ${testId('admin-save')}`, ...extra]);
 }
 

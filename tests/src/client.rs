@@ -117,6 +117,15 @@ impl WsClient {
     }
 
     /// Wait until the server closes the socket; returns the close code.
+    /// The server says `unauthorized` and closes the socket with 4401 (an ended session, a
+    /// revoked or disabled device).
+    pub async fn closed_unauthorized(&mut self) -> Result<()> {
+        let err = self.expect("error").await?;
+        anyhow::ensure!(err["code"] == "unauthorized", "expected unauthorized: {err}");
+        anyhow::ensure!(self.closed().await? == Some(4401), "not closed with 4401");
+        Ok(())
+    }
+
     pub async fn closed(&mut self) -> Result<Option<u16>> {
         loop {
             match tokio::time::timeout(STEP, self.ws.next()).await.context("socket still open")? {
@@ -172,14 +181,34 @@ pub fn http() -> reqwest::Client {
 
 /// GET an API path with a bearer token; returns (status, JSON body or Null).
 pub async fn get_json(server: &Server, path: &str, token: Option<&str>) -> Result<(u16, Value)> {
-    let mut req = http().get(format!("{}{path}", server.base_url));
+    send_json(server, reqwest::Method::GET, path, token, None).await
+}
+
+/// Any method on an API path, with a bearer token and a JSON body if given; returns (status,
+/// JSON body or Null).
+pub async fn send_json(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value)> {
+    let mut req = http().request(method, format!("{}{path}", server.base_url));
     if let Some(t) = token {
         req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
     }
     let resp = req.send().await?;
     let status = resp.status().as_u16();
     let text = resp.text().await?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// POST a JSON body to an API path; returns (status, JSON body or Null).
+pub async fn post_json(server: &Server, path: &str, token: Option<&str>, body: Value) -> Result<(u16, Value)> {
+    send_json(server, reqwest::Method::POST, path, token, Some(body)).await
 }
 
 /// A demo participant: its token and who it is (`/api/me`).

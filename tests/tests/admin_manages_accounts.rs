@@ -8,44 +8,12 @@
 //! A staff session can be rotated: a fresh token, the old one ends with its sockets.
 
 use anyhow::{Context, Result};
-use cunneng_tests::client::{WsClient, answered_call, get_json, http, login, login_as, pairing};
+use cunneng_tests::client::{WsClient, answered_call, get_json, login, login_as, pairing, post_json, send_json};
 use cunneng_tests::server::Server;
 use serde_json::{Value, json};
 
-async fn send(
-    server: &Server,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Result<(u16, Value)> {
-    let mut req = http().request(method, format!("{}{path}", server.base_url));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
-
-async fn post(server: &Server, path: &str, token: Option<&str>, body: Value) -> Result<(u16, Value)> {
-    send(server, reqwest::Method::POST, path, token, Some(body)).await
-}
-
 async fn login_answer(server: &Server, username: &str, password: &str) -> Result<(u16, Value)> {
-    post(server, "/api/login", None, json!({"username": username, "password": password})).await
-}
-
-/// The socket is told `unauthorized` and closed with 4401.
-async fn closed_unauthorized(ws: &mut WsClient) -> Result<()> {
-    let err = ws.expect("error").await?;
-    assert_eq!(err["code"], "unauthorized", "{err}");
-    assert_eq!(ws.closed().await?, Some(4401));
-    Ok(())
+    post_json(server, "/api/login", None, json!({"username": username, "password": password})).await
 }
 
 #[tokio::test]
@@ -58,9 +26,10 @@ async fn admin_manages_accounts() -> Result<()> {
     // Only administrators: anonymous 401, an approver 403.
     assert_eq!(get_json(&server, "/api/admin/users", None).await?.0, 401);
     assert_eq!(get_json(&server, "/api/admin/users", Some(&p.approver.token)).await?.0, 403);
-    let (status, _) = post(&server, "/api/admin/users", Some(&p.approver.token), json!({})).await?;
+    let (status, _) = post_json(&server, "/api/admin/users", Some(&p.approver.token), json!({})).await?;
     assert_eq!(status, 403);
-    let (status, _) = post(&server, &format!("/api/admin/users/{}/disable", p.approver.id()), None, json!({})).await?;
+    let (status, _) =
+        post_json(&server, &format!("/api/admin/users/{}/disable", p.approver.id()), None, json!({})).await?;
     assert_eq!(status, 401);
 
     let (status, users) = get_json(&server, "/api/admin/users", Some(&admin)).await?;
@@ -74,16 +43,16 @@ async fn admin_manages_accounts() -> Result<()> {
     // A new approver: a temporary password, must change it.
     let new_user = json!({"username": "new-clerk", "display_name": "新来的", "role": "approver",
                           "town_id": town, "window_id": window});
-    let (status, created) = post(&server, "/api/admin/users", Some(&admin), new_user.clone()).await?;
+    let (status, created) = post_json(&server, "/api/admin/users", Some(&admin), new_user.clone()).await?;
     assert_eq!(status, 201, "{created}");
     let user_id = created["user"]["id"].as_i64().context("id")?;
     assert_eq!(created["user"]["must_change_password"], true);
     assert_eq!(created["user"]["disabled"], false);
     let temp = created["temporary_password"].as_str().context("temporary_password")?.to_string();
     assert_eq!(temp.chars().count(), 12);
-    let (status, dup) = post(&server, "/api/admin/users", Some(&admin), new_user).await?;
+    let (status, dup) = post_json(&server, "/api/admin/users", Some(&admin), new_user).await?;
     assert_eq!(status, 409, "{dup}");
-    let (status, bad) = post(
+    let (status, bad) = post_json(
         &server,
         "/api/admin/users",
         Some(&admin),
@@ -107,10 +76,10 @@ async fn admin_manages_accounts() -> Result<()> {
         (change(&temp, &temp), "bad_request"),
         (change("not-the-password", "a-new-secret-1"), "bad_credentials"),
     ] {
-        let (status, e) = post(&server, "/api/password", Some(&forced), body).await?;
+        let (status, e) = post_json(&server, "/api/password", Some(&forced), body).await?;
         assert_eq!((status, e["error"]["code"].as_str()), (400, Some(code)), "{e}");
     }
-    let (status, _) = post(&server, "/api/password", Some(&forced), change(&temp, "a-new-secret-1")).await?;
+    let (status, _) = post_json(&server, "/api/password", Some(&forced), change(&temp, "a-new-secret-1")).await?;
     assert_eq!(status, 204);
     assert_eq!(get_json(&server, "/api/matters", Some(&forced)).await?.0, 200, "the same session goes on");
     let (_, again) = login_answer(&server, "new-clerk", "a-new-secret-1").await?;
@@ -119,23 +88,25 @@ async fn admin_manages_accounts() -> Result<()> {
 
     // Disabled with an open socket: it closes at once, login is refused like a wrong password.
     let mut ws = WsClient::connect(&server, &forced).await?;
-    let (status, row) = post(&server, &format!("/api/admin/users/{user_id}/disable"), Some(&admin), json!({})).await?;
+    let (status, row) =
+        post_json(&server, &format!("/api/admin/users/{user_id}/disable"), Some(&admin), json!({})).await?;
     assert_eq!((status, row["disabled"].as_bool()), (200, Some(true)), "{row}");
-    closed_unauthorized(&mut ws).await?;
+    ws.closed_unauthorized().await?;
     let (status, e) = login_answer(&server, "new-clerk", "a-new-secret-1").await?;
     assert_eq!((status, e["error"]["code"].as_str()), (401, Some("bad_credentials")), "{e}");
     assert_eq!(get_json(&server, "/api/me", Some(&forced)).await?.0, 401);
 
-    let (status, row) = post(&server, &format!("/api/admin/users/{user_id}/enable"), Some(&admin), json!({})).await?;
+    let (status, row) =
+        post_json(&server, &format!("/api/admin/users/{user_id}/enable"), Some(&admin), json!({})).await?;
     assert_eq!((status, row["disabled"].as_bool()), (200, Some(false)), "{row}");
     let token = login(&server, "new-clerk", "a-new-secret-1").await?;
 
     // A password reset ends the sessions and forces a change again.
     let mut ws = WsClient::connect(&server, &token).await?;
     let (status, reset) =
-        post(&server, &format!("/api/admin/users/{user_id}/password-reset"), Some(&admin), json!({})).await?;
+        post_json(&server, &format!("/api/admin/users/{user_id}/password-reset"), Some(&admin), json!({})).await?;
     assert_eq!(status, 200, "{reset}");
-    closed_unauthorized(&mut ws).await?;
+    ws.closed_unauthorized().await?;
     assert_eq!(get_json(&server, "/api/me", Some(&token)).await?.0, 401);
     assert_eq!(login_answer(&server, "new-clerk", "a-new-secret-1").await?.0, 401);
     let temp2 = reset["temporary_password"].as_str().context("temporary_password")?;
@@ -143,7 +114,7 @@ async fn admin_manages_accounts() -> Result<()> {
     assert_eq!(login_answer(&server, "new-clerk", temp2).await?.1["must_change_password"], true);
 
     // Edit: name and window; the list shows it.
-    let (status, row) = send(
+    let (status, row) = send_json(
         &server,
         reqwest::Method::PUT,
         &format!("/api/admin/users/{user_id}"),
@@ -157,32 +128,33 @@ async fn admin_manages_accounts() -> Result<()> {
     let call = answered_call(&server, &p).await?;
     drop(call);
     let approver_path = format!("/api/admin/users/{}", p.approver.id());
-    let (status, e) = send(&server, reqwest::Method::DELETE, &approver_path, Some(&admin), None).await?;
+    let (status, e) = send_json(&server, reqwest::Method::DELETE, &approver_path, Some(&admin), None).await?;
     assert_eq!((status, e["error"]["code"].as_str()), (409, Some("in_use")), "{e}");
     let message = e["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("通话记录") && message.contains("请改为停用"), "{message}");
     let path = format!("/api/admin/users/{user_id}");
-    assert_eq!(send(&server, reqwest::Method::DELETE, &path, Some(&admin), None).await?.0, 204);
+    assert_eq!(send_json(&server, reqwest::Method::DELETE, &path, Some(&admin), None).await?.0, 204);
     let (_, users) = get_json(&server, "/api/admin/users", Some(&admin)).await?;
     assert!(!users.to_string().contains("new-clerk"), "{users}");
-    assert_eq!(send(&server, reqwest::Method::DELETE, &path, Some(&admin), None).await?.0, 404);
+    assert_eq!(send_json(&server, reqwest::Method::DELETE, &path, Some(&admin), None).await?.0, 404);
 
     // The administrator cannot lock themself out.
     let admin_id = me["id"].as_i64().context("admin id")?;
-    let (status, _) = post(&server, &format!("/api/admin/users/{admin_id}/disable"), Some(&admin), json!({})).await?;
+    let (status, _) =
+        post_json(&server, &format!("/api/admin/users/{admin_id}/disable"), Some(&admin), json!({})).await?;
     assert_eq!(status, 400);
 
     // Rotation: a fresh token; the old one ends with its socket.
     let old = login_as(&server, "supervisor").await?;
     let mut ws = WsClient::connect(&server, &old).await?;
-    let (status, rotated) = post(&server, "/api/session/rotate", Some(&old), json!({})).await?;
+    let (status, rotated) = post_json(&server, "/api/session/rotate", Some(&old), json!({})).await?;
     assert_eq!(status, 200, "{rotated}");
-    closed_unauthorized(&mut ws).await?;
+    ws.closed_unauthorized().await?;
     let fresh = rotated["token"].as_str().context("token")?;
     assert!(rotated["expires_at_ms"].as_u64().is_some());
     assert_eq!(get_json(&server, "/api/me", Some(&old)).await?.0, 401);
     assert_eq!(get_json(&server, "/api/me", Some(fresh)).await?.0, 200);
-    let (status, _) = post(&server, "/api/session/rotate", Some(&p.kiosk.token), json!({})).await?;
+    let (status, _) = post_json(&server, "/api/session/rotate", Some(&p.kiosk.token), json!({})).await?;
     assert_eq!(status, 403, "kiosks rotate through /api/kiosk/token");
     Ok(())
 }

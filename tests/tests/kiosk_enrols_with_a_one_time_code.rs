@@ -10,51 +10,21 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cunneng_tests::client::{WsClient, answered_call, demo_kiosks, get_json, http, login_as, pairing};
+use cunneng_tests::client::{WsClient, answered_call, demo_kiosks, get_json, login_as, pairing, post_json, send_json};
 use cunneng_tests::server::Server;
 use serde_json::{Value, json};
 
-async fn send(
-    server: &Server,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Result<(u16, Value)> {
-    let mut req = http().request(method, format!("{}{path}", server.base_url));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
-
-async fn post(server: &Server, path: &str, token: Option<&str>, body: Value) -> Result<(u16, Value)> {
-    send(server, reqwest::Method::POST, path, token, Some(body)).await
-}
-
-async fn closed_unauthorized(ws: &mut WsClient) -> Result<()> {
-    let err = ws.expect("error").await?;
-    assert_eq!(err["code"], "unauthorized", "{err}");
-    assert_eq!(ws.closed().await?, Some(4401));
-    Ok(())
-}
-
 /// A code for the kiosk, as the administrator gets it.
 async fn issue(server: &Server, admin: &str, kiosk: i64) -> Result<String> {
-    let (status, e) = post(server, &format!("/api/admin/kiosks/{kiosk}/enrolment"), Some(admin), json!({})).await?;
+    let (status, e) =
+        post_json(server, &format!("/api/admin/kiosks/{kiosk}/enrolment"), Some(admin), json!({})).await?;
     assert_eq!(status, 200, "{e}");
     Ok(e["code"].as_str().context("code")?.to_string())
 }
 
 /// Enrol with `code`; the new device token.
 async fn enrol(server: &Server, code: &str) -> Result<String> {
-    let (status, e) = post(server, "/api/enrol", None, json!({"code": code})).await?;
+    let (status, e) = post_json(server, "/api/enrol", None, json!({"code": code})).await?;
     assert_eq!(status, 200, "{e}");
     Ok(e["token"].as_str().context("token")?.to_string())
 }
@@ -83,17 +53,18 @@ async fn kiosk_enrols_with_a_one_time_code() -> Result<()> {
     assert_eq!(get_json(&server, "/api/admin/kiosks", Some(&demo[0].token)).await?.0, 403);
 
     let (status, row) =
-        post(&server, "/api/admin/kiosks", Some(&admin), json!({"village_id": village, "name": "新电脑"})).await?;
+        post_json(&server, "/api/admin/kiosks", Some(&admin), json!({"village_id": village, "name": "新电脑"})).await?;
     assert_eq!(status, 201, "{row}");
     let kiosk = row["id"].as_i64().context("id")?;
     assert_eq!((row["enrolled"].as_bool(), row["disabled"].as_bool()), (Some(false), Some(false)), "{row}");
     assert!(row["enrolment"].is_null() && row["last_seen_ms"].is_null(), "{row}");
     let (status, _) =
-        post(&server, "/api/admin/kiosks", Some(&admin), json!({"village_id": village, "name": "新电脑"})).await?;
+        post_json(&server, "/api/admin/kiosks", Some(&admin), json!({"village_id": village, "name": "新电脑"})).await?;
     assert_eq!(status, 409, "a second device of that name in the village");
 
     // The code: 8 digits shown 4-4, a QR code of the kiosk page with it.
-    let (status, e) = post(&server, &format!("/api/admin/kiosks/{kiosk}/enrolment"), Some(&admin), json!({})).await?;
+    let (status, e) =
+        post_json(&server, &format!("/api/admin/kiosks/{kiosk}/enrolment"), Some(&admin), json!({})).await?;
     assert_eq!(status, 200, "{e}");
     let code = e["code"].as_str().context("code")?.to_string();
     let digits: String = code.chars().filter(char::is_ascii_digit).collect();
@@ -104,13 +75,13 @@ async fn kiosk_enrols_with_a_one_time_code() -> Result<()> {
     assert_eq!(shown["enrolment"]["expires_at_ms"], e["expires_at_ms"], "{shown}");
 
     // Anonymous enrolment: a token that works on /ws; the code only once.
-    let (status, enrolled) = post(&server, "/api/enrol", None, json!({"code": digits})).await?;
+    let (status, enrolled) = post_json(&server, "/api/enrol", None, json!({"code": digits})).await?;
     assert_eq!(status, 200, "{enrolled}");
     assert_eq!((enrolled["kiosk"]["id"].as_i64(), enrolled["village"]["id"].as_i64()), (Some(kiosk), Some(village)));
     let token = enrolled["token"].as_str().context("token")?.to_string();
     let mut ws = WsClient::connect(&server, &token).await?;
     assert_eq!(ws.welcome["me"]["kind"], "kiosk", "{}", ws.welcome);
-    let (status, again) = post(&server, "/api/enrol", None, json!({"code": code})).await?;
+    let (status, again) = post_json(&server, "/api/enrol", None, json!({"code": code})).await?;
     assert_eq!((status, again["error"]["code"].as_str()), (400, Some("bad_enrolment_code")), "{again}");
     let shown = device(&server, &admin, kiosk).await?;
     assert_eq!(shown["enrolled"], true);
@@ -122,44 +93,47 @@ async fn kiosk_enrols_with_a_one_time_code() -> Result<()> {
     // An expired code is refused.
     let stale = issue(&server, &admin, kiosk).await?;
     sql(&server, "UPDATE kiosk_enrolments SET expires_at_ms = 1 WHERE kiosk_id = ?1", kiosk)?;
-    let (status, e) = post(&server, "/api/enrol", None, json!({"code": stale})).await?;
+    let (status, e) = post_json(&server, "/api/enrol", None, json!({"code": stale})).await?;
     assert_eq!((status, e["error"]["code"].as_str()), (400, Some("bad_enrolment_code")), "{e}");
 
     // Enrolling again ends the old token and its socket.
     let second = enrol(&server, &issue(&server, &admin, kiosk).await?).await?;
-    closed_unauthorized(&mut ws).await?;
+    ws.closed_unauthorized().await?;
     assert_eq!(get_json(&server, "/api/me", Some(&token)).await?.0, 401);
 
     // Rotation by the kiosk: a new token, the old one ends with its socket.
     let mut ws = WsClient::connect(&server, &second).await?;
-    let (status, rotated) = post(&server, "/api/kiosk/token", Some(&second), json!({})).await?;
+    let (status, rotated) = post_json(&server, "/api/kiosk/token", Some(&second), json!({})).await?;
     assert_eq!(status, 200, "{rotated}");
-    closed_unauthorized(&mut ws).await?;
+    ws.closed_unauthorized().await?;
     let third = rotated["token"].as_str().context("token")?.to_string();
     assert!(rotated["expires_at_ms"].as_u64().is_some());
     assert_eq!(get_json(&server, "/api/me", Some(&second)).await?.0, 401);
     assert_eq!(get_json(&server, "/api/me", Some(&third)).await?.0, 200);
-    let (status, _) = post(&server, "/api/kiosk/token", Some(&admin), json!({})).await?;
+    let (status, _) = post_json(&server, "/api/kiosk/token", Some(&admin), json!({})).await?;
     assert_eq!(status, 403, "staff rotate through /api/session/rotate");
 
     // Revoke: the socket closes, the token is refused, a new enrolment is needed.
     let mut ws = WsClient::connect(&server, &third).await?;
-    let (status, row) = post(&server, &format!("/api/admin/kiosks/{kiosk}/revoke"), Some(&admin), json!({})).await?;
+    let (status, row) =
+        post_json(&server, &format!("/api/admin/kiosks/{kiosk}/revoke"), Some(&admin), json!({})).await?;
     assert_eq!((status, row["enrolled"].as_bool()), (200, Some(false)), "{row}");
-    closed_unauthorized(&mut ws).await?;
+    ws.closed_unauthorized().await?;
     assert_eq!(get_json(&server, "/api/me", Some(&third)).await?.0, 401);
 
     // Disable: the socket closes, the token is refused, no enrolment; enable: it works again.
     let fourth = enrol(&server, &issue(&server, &admin, kiosk).await?).await?;
     let mut ws = WsClient::connect(&server, &fourth).await?;
-    let (status, row) = post(&server, &format!("/api/admin/kiosks/{kiosk}/disable"), Some(&admin), json!({})).await?;
+    let (status, row) =
+        post_json(&server, &format!("/api/admin/kiosks/{kiosk}/disable"), Some(&admin), json!({})).await?;
     assert_eq!((status, row["disabled"].as_bool()), (200, Some(true)), "{row}");
-    closed_unauthorized(&mut ws).await?;
+    ws.closed_unauthorized().await?;
     assert_eq!(get_json(&server, "/api/me", Some(&fourth)).await?.0, 401);
     assert!(WsClient::connect(&server, &fourth).await.is_err());
-    let (status, _) = post(&server, &format!("/api/admin/kiosks/{kiosk}/enrolment"), Some(&admin), json!({})).await?;
+    let (status, _) =
+        post_json(&server, &format!("/api/admin/kiosks/{kiosk}/enrolment"), Some(&admin), json!({})).await?;
     assert_eq!(status, 409, "no enrolment for a disabled kiosk");
-    let (status, _) = post(&server, &format!("/api/admin/kiosks/{kiosk}/enable"), Some(&admin), json!({})).await?;
+    let (status, _) = post_json(&server, &format!("/api/admin/kiosks/{kiosk}/enable"), Some(&admin), json!({})).await?;
     assert_eq!(status, 200);
     assert_eq!(get_json(&server, "/api/me", Some(&fourth)).await?.0, 200);
 
@@ -168,7 +142,7 @@ async fn kiosk_enrols_with_a_one_time_code() -> Result<()> {
     assert_eq!(get_json(&server, "/api/me", Some(&fourth)).await?.0, 401);
 
     // Rename; delete: refused for a kiosk with a call, done for one without.
-    let (status, row) = send(
+    let (status, row) = send_json(
         &server,
         reqwest::Method::PUT,
         &format!("/api/admin/kiosks/{kiosk}"),
@@ -180,17 +154,17 @@ async fn kiosk_enrols_with_a_one_time_code() -> Result<()> {
     let p = pairing(&server, 0).await?;
     drop(answered_call(&server, &p).await?);
     let used = format!("/api/admin/kiosks/{}", p.kiosk.me["id"]);
-    let (status, e) = send(&server, reqwest::Method::DELETE, &used, Some(&admin), None).await?;
+    let (status, e) = send_json(&server, reqwest::Method::DELETE, &used, Some(&admin), None).await?;
     assert_eq!((status, e["error"]["code"].as_str()), (409, Some("in_use")), "{e}");
     assert!(e["error"]["message"].as_str().unwrap_or_default().contains("请改为停用"), "{e}");
     let path = format!("/api/admin/kiosks/{kiosk}");
-    assert_eq!(send(&server, reqwest::Method::DELETE, &path, Some(&admin), None).await?.0, 204);
-    assert_eq!(send(&server, reqwest::Method::DELETE, &path, Some(&admin), None).await?.0, 404);
+    assert_eq!(send_json(&server, reqwest::Method::DELETE, &path, Some(&admin), None).await?.0, 204);
+    assert_eq!(send_json(&server, reqwest::Method::DELETE, &path, Some(&admin), None).await?.0, 404);
 
     // Wrong codes are limited per address.
     let mut statuses = Vec::new();
     for _ in 0..15 {
-        statuses.push(post(&server, "/api/enrol", None, json!({"code": "0000-0000"})).await?.0);
+        statuses.push(post_json(&server, "/api/enrol", None, json!({"code": "0000-0000"})).await?.0);
     }
     assert!(statuses.contains(&400) && statuses.ends_with(&[429]), "{statuses:?}");
     Ok(())

@@ -7,6 +7,7 @@
 // 409 `in_use` and the page offers 改为停用). Every change takes effect on the running server at
 // once (the API of docs/admin.md). Every action's result is said in the status line.
 import { api } from './api.js';
+import { showSetup, signedInStaff } from './staffpage.js';
 import { $, $$, STAFF_TOKEN_KEY, el, fill, forgetToken, goToLogin, showView, takeToken } from './common.js';
 
 /**
@@ -276,13 +277,13 @@ const SPEC = {
     noun: '事项',
     about: '全县统一的事项目录:村里搜索、呼叫时选的就是这些事项。',
     items: () => state.matters,
-    heads: ['编码', '事项名称', '村里看到的名称', '窗口类别', '材料', '状态'],
+    // Two lines in the name and paper cells, so that the six facts fit the table at 1366 px.
+    heads: ['编码', '事项名称 / 村里看到的名称', '窗口类别', '材料', '状态'],
     cells: (/** @type {Matter} */ m) => [
       m.code,
-      m.name,
-      m.plain_name,
+      lines(m.name, m.plain_name && m.plain_name !== m.name ? m.plain_name : '(同左)'),
       WINDOW_KIND[m.window_kind] ?? m.window_kind,
-      `${m.required_papers.length} 项${m.needs_signoff ? ' · 一审一核' : ''}${m.village_can_finish ? ' · 村能办' : ''}`,
+      lines(`${m.required_papers.length} 项`, [m.needs_signoff ? '一审一核' : '', m.village_can_finish ? '村能办' : ''].filter(Boolean).join(' · ')),
       m.disabled ? disabledTag() : '在用',
     ],
     label: (/** @type {Matter} */ m) => m.plain_name || m.name,
@@ -295,13 +296,14 @@ const SPEC = {
     noun: '账号',
     about: '镇窗口、窗口负责人、调度、督查和管理员的登录账号。停用后该账号马上下线、不能再登录。',
     items: () => state.users.filter((u) => state.town === null || u.town_id === state.town),
-    heads: ['用户名', '姓名', '角色', '乡镇 / 范围', '窗口', '最近登录', '状态'],
+    // Two lines per cell, so that every column fits the table at 1366 px.
+    heads: ['姓名 / 用户名', '角色 / 乡镇 · 窗口', '最近登录', '状态'],
     cells: (/** @type {User} */ u) => [
-      u.username,
-      u.display_name,
-      ROLE[u.role] ?? u.role,
-      u.town_id ? townName(u.town_id) : (u.role === 'supervisor' || u.role === 'admin' ? '全县' : ''),
-      windowOf(u.window_id)?.name ?? '',
+      lines(u.display_name, u.username),
+      lines(ROLE[u.role] ?? u.role, [
+        u.town_id ? townName(u.town_id) : (u.role === 'supervisor' || u.role === 'admin' ? '全县' : ''),
+        windowOf(u.window_id)?.name ?? '',
+      ].filter(Boolean).join(' · ')),
       ago(u.last_login_ms),
       u.disabled ? disabledTag() : (u.must_change_password ? el('span', { class: 'tag warn' }, '待改密码') : '在用'),
     ],
@@ -315,13 +317,12 @@ const SPEC = {
     noun: '设备',
     about: '各村(社区)便民服务室的电脑。新设备用一次性开通码开通;丢失或更换的设备请吊销。',
     items: () => state.kiosks.filter((k) => state.town === null || villageOf(k.village_id)?.town_id === state.town),
-    heads: ['设备名称', '村(社区)', '乡镇', '开通', '最近连接', '状态'],
+    heads: ['设备名称', '村(社区) / 乡镇', '开通', '最近连接', '状态'],
     cells: (/** @type {Kiosk} */ k) => {
       const village = villageOf(k.village_id);
       return [
         k.name,
-        village?.name ?? '',
-        townName(village?.town_id),
+        lines(village?.name ?? '', townName(village?.town_id)),
         k.enrolled ? el('span', { class: 'tag on' }, '已开通')
           : el('span', { class: 'tag warn', title: k.enrolment ? `开通码 ${timeOf(k.enrolment.expires_at_ms)} 前有效` : '' }, k.enrolment ? '未开通 · 已发开通码' : '未开通'),
         ago(k.last_seen_ms),
@@ -333,6 +334,17 @@ const SPEC = {
     form: kioskForm,
   },
 };
+
+/**
+ * A table cell of two lines: the main fact and a smaller second one (the whole text also as
+ * its tooltip, for a line cut short).
+ * @param {string} first
+ * @param {string} second
+ */
+function lines(first, second) {
+  return el('span', { class: 'admin-lines', title: second ? `${first}\n${second}` : first },
+    el('span', {}, first), el('span', { class: 'muted' }, second));
+}
 
 /** The matters a window of `kind` takes by its kind (what `derive_matters` gives). */
 function derivedMatters(/** @type {string} */ kind) {
@@ -931,12 +943,7 @@ async function revoke(/** @type {Kiosk} */ k) {
 
 // ---- start --------------------------------------------------------------------------------
 
-/** @param {string} title @param {string} message */
-function setup(title, message) {
-  fill($('#setup-title'), title);
-  fill($('#setup-message'), message);
-  showView('setup');
-}
+const setup = showSetup;
 
 /** The kind in the address (`/admin#users`), so that a reload stays where it was. */
 function kindFromAddress() {
@@ -945,26 +952,8 @@ function kindFromAddress() {
 }
 
 async function start() {
-  if (!token) {
-    goToLogin();
-    return;
-  }
-  try {
-    state.me = await api('/api/me', { token });
-  } catch (caught) {
-    const err = /** @type {any} */ (caught);
-    if (err.status === 401) {
-      forgetToken(STAFF_TOKEN_KEY);
-      goToLogin();
-      return;
-    }
-    setup('打不开', err.message);
-    return;
-  }
-  if (state.me?.role !== 'admin') {
-    setup('这个页面不是给您用的', '县级管理是给管理员用的。请用管理员账号登录。');
-    return;
-  }
+  state.me = await signedInStaff(token, ['admin'], '县级管理是给管理员用的。请用管理员账号登录。');
+  if (!state.me) return;
   fill($('#who'), state.me.name ?? '');
   try {
     await load();

@@ -8,6 +8,7 @@
 // (the group calls, 一对多) and `/review?group=ID` (one of them, replayed).
 import { api } from './api.js';
 import { $, STAFF_TOKEN_KEY, el, fill, forgetToken, goToLogin, notify, showView, takeToken } from './common.js';
+import { signedInStaff } from './staffpage.js';
 import { PaperStore, PaperViewer, formatSize, isImage, thumbnail } from './papers.js';
 import { SyncPlayer } from './replay.js';
 import { ACCESS_ACTION, BOOKING_STATUS, CALL_ENDED_TOWN, DECISION_STATE, EVENT, OUTCOME, RATING, SIGNOFF_DECISION, STATUS } from './words.js';
@@ -152,27 +153,13 @@ function setup(title, message, { login = true } = {}) {
 }
 
 async function start() {
-  if (!token) {
-    goToLogin();
-    return;
-  }
-  try {
-    state.me = await api('/api/me', { token });
-  } catch (caught) {
-    const err = /** @type {any} */ (caught);
-    if (err.status === 401) {
-      forgetToken(STAFF_TOKEN_KEY);
-      goToLogin();
-      return;
-    }
-    setup('打不开', err.message);
-    return;
-  }
-  const role = state.me?.role;
-  if (role !== 'supervisor' && role !== 'chief') {
-    setup('这个页面不是给您用的', '案件查阅是给督查人员和窗口负责人用的。请用督查账号登录。');
-    return;
-  }
+  state.me = await signedInStaff(
+    token,
+    ['supervisor', 'chief'],
+    '案件查阅是给督查人员和窗口负责人用的。请用督查账号登录。',
+    setup,
+  );
+  if (!state.me) return;
   const who = state.me.name ?? '';
   const town = state.me.town?.name;
   fill($('#who'), `${who}${town ? `(${town})` : '(全县)'}`);

@@ -8,6 +8,7 @@
 // shared link shows the same report.
 import { api } from './api.js';
 import { $, STAFF_TOKEN_KEY, el, fill, forgetToken, goToLogin, notify, showView, takeToken } from './common.js';
+import { showSetup, signedInStaff } from './staffpage.js';
 import { OUTCOME, RATING } from './words.js';
 
 /**
@@ -82,35 +83,11 @@ function duration(/** @type {?number | undefined} */ secs) {
 
 // ---- start --------------------------------------------------------------------------------
 
-/** @param {string} title @param {string} message */
-function setup(title, message) {
-  fill($('#setup-title'), title);
-  fill($('#setup-message'), message);
-  showView('setup');
-}
+const setup = showSetup;
 
 async function start() {
-  if (!token) {
-    goToLogin();
-    return;
-  }
-  try {
-    state.me = await api('/api/me', { token });
-  } catch (caught) {
-    const err = /** @type {any} */ (caught);
-    if (err.status === 401) {
-      forgetToken(STAFF_TOKEN_KEY);
-      goToLogin();
-      return;
-    }
-    setup('打不开', err.message);
-    return;
-  }
-  const role = state.me?.role;
-  if (role !== 'supervisor' && role !== 'chief') {
-    setup('这个页面不是给您用的', '统计是给督查人员和窗口负责人看的。请用督查账号登录。');
-    return;
-  }
+  state.me = await signedInStaff(token, ['supervisor', 'chief'], '统计是给督查人员和窗口负责人看的。请用督查账号登录。');
+  if (!state.me) return;
   if (!echarts) {
     setup('打不开', '图表程序没有加载,请刷新页面再试。');
     return;

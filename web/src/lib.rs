@@ -54,6 +54,7 @@ const ASSETS: &[(&str, &[u8], &str)] = &[
     ("progressform.js", include_bytes!("../assets/progressform.js"), JS),
     ("replay.js", include_bytes!("../assets/replay.js"), JS),
     ("review.js", include_bytes!("../assets/review.js"), JS),
+    ("staffpage.js", include_bytes!("../assets/staffpage.js"), JS),
     ("stats.js", include_bytes!("../assets/stats.js"), JS),
     ("upload.js", include_bytes!("../assets/upload.js"), JS),
     ("window.js", include_bytes!("../assets/window.js"), JS),
