@@ -7,6 +7,7 @@ import { StillCamera, stillName } from './camera.js';
 import { $, el, fill, nameOf, notify } from './common.js';
 import { ACCEPT, PaperStore, PaperViewer, checklistRows, clock, formatSize, isImage, thumbnail } from './papers.js';
 import { printPdf, printSheet } from './print.js';
+import { PendingPapers } from './pending.js';
 import { PaperUpload, uploadStatusText } from './upload.js';
 import { CLERK_NOTE, NEXT_STEP, PRINT_LABEL, STATUS } from './words.js';
 
@@ -54,7 +55,9 @@ export class CaseDesk {
     this.matter = null;
     this.case = null;
     this.caseOpening = null;
-    this.uploads = []; // local papers: {key, name, checklistItem, blob, contentType, localUrl, status, upload, error, paperId}
+    this.uploads = []; // local papers: {key, pendingId, name, checklistItem, blob, contentType, localUrl, status, upload, uploadUrl, error, paperId}
+    // The same papers kept in IndexedDB until the server has them (a reload loses nothing).
+    this.pending = new PendingPapers();
     this.nextKey = 1;
     this.target = null;
     this.outcome = null;
@@ -169,6 +172,7 @@ export class CaseDesk {
   forgetCase() {
     for (const item of this.uploads) {
       if (item.status !== 'done') item.upload?.cancel();
+      this.pending.remove(item.pendingId);
       if (item.localUrl) URL.revokeObjectURL(item.localUrl);
     }
     this.uploads = [];
@@ -209,6 +213,42 @@ export class CaseDesk {
     // What the town asked for last time (a supplement call): shown beside the checklist.
     this.previousMissing = ['open', 'missing'].includes(c.status) ? c.outcome?.missing_items ?? [] : [];
     this.render();
+    if (!same) this.restorePending(c);
+  }
+
+  /** Papers of this case kept from before a reload or a restart: they go on uploading. */
+  async restorePending(c) {
+    const kept = await this.pending.ofCase(c.case_no, c.matter?.id ?? null);
+    if (this.caseNo !== c.case_no) return; // another case was taken meanwhile
+    let restored = 0;
+    for (const r of kept) {
+      if (this.uploads.some((i) => i.pendingId === r.id)) continue;
+      // Only scans can be added while the case takes papers; the others are dropped.
+      if (!['open', 'missing'].includes(c.status)) {
+        this.pending.remove(r.id);
+        continue;
+      }
+      this.uploads.push({
+        key: this.nextKey++,
+        pendingId: r.id,
+        name: r.name,
+        checklistItem: r.checklistItem,
+        blob: r.blob,
+        contentType: r.contentType,
+        localUrl: isImage(r.contentType) ? URL.createObjectURL(r.blob) : null,
+        status: 'queued',
+        upload: null,
+        uploadUrl: r.uploadUrl,
+        error: '',
+        paperId: null,
+      });
+      if (r.caseNo !== c.case_no) this.pending.update(r.id, { caseNo: c.case_no });
+      restored += 1;
+    }
+    if (!restored) return;
+    notify(`上次没传完的 ${restored} 份材料找回来了,正在接着上传。`);
+    this.render();
+    this.pump();
   }
 
   async load(caseNo) {
@@ -362,6 +402,7 @@ export class CaseDesk {
   queue(blob, name, contentType) {
     const item = {
       key: this.nextKey++,
+      pendingId: PendingPapers.newId(),
       name,
       checklistItem: this.target || null,
       blob,
@@ -369,15 +410,32 @@ export class CaseDesk {
       localUrl: isImage(contentType) ? URL.createObjectURL(blob) : null,
       status: 'queued',
       upload: null,
+      uploadUrl: null,
       error: '',
       paperId: null,
     };
     this.uploads.push(item);
+    this.keep(item);
     // The next paper most likely answers the next missing item.
     if (this.target) this.target = this.firstMissing() || this.target;
     this.render();
     this.pump();
     return item;
+  }
+
+  /** Keep a local paper in IndexedDB until the server has it. */
+  keep(item) {
+    this.pending.put({
+      id: item.pendingId,
+      caseNo: this.caseNo,
+      matterId: this.matter?.id ?? null,
+      name: item.name,
+      checklistItem: item.checklistItem,
+      contentType: item.contentType,
+      blob: item.blob,
+      uploadUrl: item.uploadUrl,
+      createdAt: Date.now(),
+    });
   }
 
   /** Upload queued papers one after another (gentle on a weak link). */
@@ -396,6 +454,7 @@ export class CaseDesk {
         } catch (err) {
           if (err.status === 401) return this.onUnauthorized();
           if (err.status && err.status < 500 && err.status !== 429) {
+            this.pending.remove(item.pendingId);
             item.status = 'failed';
             item.error = err.message;
             this.render();
@@ -409,16 +468,25 @@ export class CaseDesk {
         if (!this.uploads.includes(item)) continue;
         item.status = 'uploading';
         item.error = '';
+        this.pending.update(item.pendingId, { caseNo });
         item.upload = new PaperUpload({
           token: this.token,
           caseNo,
           blob: item.blob,
           name: item.name,
           checklistItem: item.checklistItem,
-          onChange: () => this.renderUpload(item),
+          url: item.uploadUrl,
+          onChange: (up) => {
+            if (up.url !== item.uploadUrl) {
+              item.uploadUrl = up.url;
+              this.pending.update(item.pendingId, { uploadUrl: up.url });
+            }
+            this.renderUpload(item);
+          },
         });
         try {
           const paper = await item.upload.run();
+          this.pending.remove(item.pendingId);
           item.status = 'done';
           item.paperId = paper.id;
           this.store.adopt(paper, item.blob);
@@ -429,6 +497,9 @@ export class CaseDesk {
             item.status = 'failed';
             item.error = err.message;
           }
+          // Refused for good (too large, the case closed ...): nothing to resume after a reload.
+          // A 401 keeps it: the device gets its token back and the paper goes on.
+          if (err.status !== 401) this.pending.remove(item.pendingId);
           if (err.status === 401) this.onUnauthorized();
         }
         this.render();
@@ -449,9 +520,11 @@ export class CaseDesk {
     if (item.upload && item.upload.state === 'refused') {
       item.status = 'uploading';
       item.error = '';
+      this.keep(item);
       this.render();
       item.upload.retryNow().then(
         (paper) => {
+          this.pending.remove(item.pendingId);
           item.status = 'done';
           item.paperId = paper.id;
           this.store.adopt(paper, item.blob);
@@ -472,12 +545,14 @@ export class CaseDesk {
     }
     item.status = 'queued';
     item.error = '';
+    this.keep(item);
     this.render();
     this.pump();
   }
 
   remove(item) {
     item.upload?.cancel();
+    this.pending.remove(item.pendingId);
     if (item.localUrl) URL.revokeObjectURL(item.localUrl);
     this.uploads = this.uploads.filter((i) => i !== item);
     this.render();

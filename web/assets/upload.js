@@ -117,9 +117,10 @@ function sleep(ms, signal) {
 export class PaperUpload {
   /**
    * @param {{token: string, caseNo: string, blob: Blob, name: string, checklistItem?: string|null,
-   *   kind?: string, onChange?: (up: PaperUpload) => void}} options
+   *   kind?: string, url?: string|null, onChange?: (up: PaperUpload) => void}} options
+   *   `url`: an upload started earlier (before a reload): it goes on where the server stands.
    */
-  constructor({ token, caseNo, blob, name, checklistItem = null, kind = 'scan', onChange = () => {} }) {
+  constructor({ token, caseNo, blob, name, checklistItem = null, kind = 'scan', url = null, onChange = () => {} }) {
     this.token = token;
     this.caseNo = caseNo;
     this.blob = blob;
@@ -128,7 +129,8 @@ export class PaperUpload {
     this.kind = kind;
     this.onChange = onChange;
     this.size = blob.size;
-    this.url = null;
+    this.url = url;
+    this.resumed = Boolean(url);
     this.chunk = CHUNK_BYTES;
     this.sent = 0;
     this.attempt = 0;
@@ -189,7 +191,9 @@ export class PaperUpload {
 
   async loop() {
     const signal = this.controller.signal;
-    let needSync = false;
+    // An upload taken over from before a reload first asks where the server stands.
+    let needSync = this.resumed;
+    this.resumed = false;
     while (!signal.aborted) {
       try {
         if (!this.url) {

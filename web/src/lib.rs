@@ -49,6 +49,7 @@ const ASSETS: &[(&str, &[u8], &str)] = &[
     ("login.js", include_bytes!("../assets/login.js"), JS),
     ("media.js", include_bytes!("../assets/media.js"), JS),
     ("papers.js", include_bytes!("../assets/papers.js"), JS),
+    ("pending.js", include_bytes!("../assets/pending.js"), JS),
     ("print.js", include_bytes!("../assets/print.js"), JS),
     ("progress.js", include_bytes!("../assets/progress.js"), JS),
     ("progressform.js", include_bytes!("../assets/progressform.js"), JS),
