@@ -4,7 +4,9 @@
 //    the notice goes away when the kiosk is back (call.peer_reconnected), still in the call;
 // 2. the kiosk's own notice for the same two messages (the server sends them to approvers only
 //    today; the kiosk's handlers get the messages as docs/protocol.md defines them);
-// 3. the approver's network drops: the server puts the call back at the head of the queue
+// 3. the kiosk's network changes (offline, then online, as a move from Wi-Fi to 4G): its media
+//    restarts ICE by itself (an offer with new ICE credentials) and the call goes on;
+// 4. the approver's network drops: the server puts the call back at the head of the queue
 //    (call.requeued): the kiosk says so on its waiting screen (camera still on), the window,
 //    once back, finds the call at the head of its queue and answers it again.
 // Screenshots at 1366×768 of the window during the kiosk's drop and of the requeued kiosk go to
@@ -119,6 +121,43 @@ await step('kiosk: its "other side gone" notice shows on call.peer_reconnecting 
   await dispatch('call.peer_reconnected');
   await kioskPage.waitForSelector('#peer-status', { state: 'hidden' });
   return `"${text}" shown, then hidden`;
+});
+
+await step('kiosk\'s network changes (Wi-Fi to 4G): its media restarts ICE by itself and the call keeps its media', async () => {
+  // Every media.offer the kiosk sends from now on: its pc_id and ICE ufrag.
+  await kioskPage.evaluate(() => {
+    const signal = window.__cunneng.signal;
+    window.__offers = [];
+    const send = signal.send.bind(signal);
+    signal.send = (msg) => {
+      if (msg.type === 'media.offer') window.__offers.push({ pc: msg.pc_id, ufrag: /a=ice-ufrag:(\S+)/.exec(msg.sdp)?.[1] });
+      return send(msg);
+    };
+  });
+  const before = await kioskPage.evaluate(() => ({ pc: window.__cunneng.media?.session?.pcId ?? null, ufrag: /a=ice-ufrag:(\S+)/.exec(window.__cunneng.pc.localDescription.sdp)?.[1] }));
+  // What the browser does when the device moves to another network: offline, then online.
+  await kioskPage.context().setOffline(true);
+  await kioskPage.context().setOffline(false);
+  // An ICE restart: the same connection (pc_id) with new ICE credentials, not a new connection
+  // after a lost WebSocket, nor a plain renegotiation. Well before ICE would find the old path
+  // dead by itself.
+  const isRestart = (o) => o.pc === before.pc && o.ufrag && o.ufrag !== before.ufrag;
+  await waitUntil(
+    () => kioskPage.evaluate(() => window.__offers),
+    (o) => o.some(isRestart),
+    (o) => `no ICE restart after the network change: ${JSON.stringify(o)} (before: ${JSON.stringify(before)})`,
+    10_000,
+  );
+  const offers = await kioskPage.evaluate(() => window.__offers);
+  const restart = offers.find(isRestart);
+  await connected(kioskPage);
+  await waitUntil(
+    () => Promise.all([kioskPage, windowPage].map((p) => p.evaluate(() => window.__cunneng.pc?.connectionState ?? 'none'))),
+    (states) => states.every((st) => st === 'connected'),
+    (states) => `media not connected after the restart (kiosk, window): ${states}`,
+  );
+  if ((await screenOf(kioskPage)) !== 'call' || (await screenOf(windowPage)) !== 'call') throw new Error('a side left the call');
+  return `ICE restart on ${before.pc}: ufrag ${before.ufrag} → ${restart.ufrag}; ${offers.length} offer(s)`;
 });
 
 await step('approver network drops: the kiosk is told the call is back at the head of the queue', async () => {

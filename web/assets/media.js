@@ -8,6 +8,8 @@
 // - `pc_id` is random per RTCPeerConnection: the same pc_id again is a renegotiation or ICE
 //   restart, a new one replaces the connection (used after a WebSocket reconnect);
 // - ICE `failed`, or `disconnected` for a few seconds: ICE restart with the same pc_id;
+// - a network change (back `online`, or `navigator.connection` says the link changed: Wi-Fi to
+//   4G) restarts ICE at once, before the old path is found dead;
 // - incoming streams are grouped by MediaStream.id, which is the sender's label
 //   (`kiosk:ID`, `staff:ID`).
 
@@ -122,7 +124,13 @@ export class MediaSession {
     this.lastRestartAt = 0;
     this.renewAttempt = 0;
     this.renewTimer = null;
+    const networkChanged = () => this.networkChanged();
+    const connection = /** @type {any} */ (navigator).connection;
+    addEventListener('online', networkChanged);
+    connection?.addEventListener?.('change', networkChanged);
     this.unsubscribe = [
+      () => removeEventListener('online', networkChanged),
+      () => connection?.removeEventListener?.('change', networkChanged),
       signal.on('media.answer', (msg) => this.answerArrived(msg)),
       signal.on('media.renegotiate', (msg) => this.renegotiate(msg)),
       signal.on('error', (msg) => this.errorArrived(msg)),
@@ -285,6 +293,12 @@ export class MediaSession {
         if (pc === this.pc && ['disconnected', 'failed'].includes(pc.iceConnectionState)) this.iceRestart();
       }, DISCONNECTED_GRACE_MS);
     }
+  }
+
+  /** The device's network changed: the old path may be gone; look for a new one at once. */
+  networkChanged() {
+    if (this.closed || !this.pc || !navigator.onLine) return;
+    this.iceRestart();
   }
 
   /** ICE restart on the same RTCPeerConnection and pc_id. */
