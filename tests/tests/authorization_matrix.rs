@@ -449,6 +449,26 @@ fn http_rows() -> Vec<Row> {
             "/api/review/group-calls/{call}",
             &[(No, "401 403 403 403 404 403 403 404 403 404 404 403 401 401")],
         ),
+        // --- The village ledger: the room its own; the town's chief and supervisors in scope
+        // (another town's village is not there for them: 404).
+        row(
+            "GET",
+            "/api/ledger",
+            &[
+                (A, "401 200 403 403 200 403 403 404 403 200 200 403 401 401"),
+                (T2, "401 403 403 403 404 403 403 200 403 200 404 403 401 401"),
+            ],
+        )
+        .query("?village_id={village}"),
+        row(
+            "GET",
+            "/api/ledger/export.xlsx",
+            &[
+                (A, "401 200 403 403 200 403 403 404 403 200 200 403 401 401"),
+                (T2, "401 403 403 403 404 403 403 200 403 200 404 403 401 401"),
+            ],
+        )
+        .query("?village_id={village}"),
         // --- Statistics (supervisors in their scope, town chiefs).
         row("GET", "/api/stats", &[(No, "401 403 403 403 200 403 403 200 403 200 200 403 401 401")]),
         row("GET", "/api/stats/export.csv", &[(No, "401 403 403 403 200 403 403 200 403 200 200 403 401 401")]),
@@ -1052,6 +1072,8 @@ async fn fixtures(server: &Server, who: &Principals) -> Result<Fixtures> {
     };
     case_through_a_call(server, &a, &mut fx, Fx::A).await?;
     case_through_a_call(server, &t2, &mut fx, Fx::T2).await?;
+    fx.set("village", Fx::A, a.kiosk.village_id().context("village A")?);
+    fx.set("village", Fx::T2, t2.kiosk.village_id().context("a village of town 2")?);
     fx.set("matter", Fx::No, a.matter_id);
     fx.set("*path", Fx::No, "app.css");
     fx.set("recording_id", Fx::No, 999_999);

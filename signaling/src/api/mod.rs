@@ -11,6 +11,7 @@ mod cases;
 mod error;
 mod extract;
 mod inbox;
+mod ledger;
 mod legal_hold;
 mod media;
 mod pages;
@@ -182,6 +183,8 @@ routes! {
     "/api/review/group-calls" => get(review::group_calls),
     "/api/review/group-calls/{call}" => get(review::group_call),
     // Statistics (supervisors, chiefs).
+    "/api/ledger" => get(ledger::show),
+    "/api/ledger/export.xlsx" => get(ledger::export_xlsx),
     "/api/stats" => get(stats::report),
     "/api/stats/export.csv" => get(stats::export_csv),
     "/api/stats/export.xlsx" => get(stats::export_xlsx),

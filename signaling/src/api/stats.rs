@@ -85,7 +85,7 @@ fn attachment(view: &StatsView, ext: &str) -> HeaderValue {
     HeaderValue::from_str(&name).unwrap_or(HeaderValue::from_static("attachment"))
 }
 
-fn download(content_type: &'static str, disposition: HeaderValue, body: impl IntoResponse) -> Response {
+pub(super) fn download(content_type: &'static str, disposition: HeaderValue, body: impl IntoResponse) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
@@ -115,7 +115,7 @@ pub(super) async fn export_csv(
 }
 
 /// The media type of an Excel workbook.
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub(super) const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// `GET /api/stats/export.xlsx`: the breakdown and the series as two sheets of one workbook
 /// (the same conditions as the JSON; `table` is not taken).

@@ -11,6 +11,16 @@ pub fn mask_id_number(id: &str) -> String {
     chars[..4].iter().chain(std::iter::repeat_n(&'*', n - 8)).chain(chars[n - 4..].iter()).collect()
 }
 
+/// `王**`: the first character of a name (the family name, as a paper ledger writes it), one
+/// star for each of the others.
+pub fn mask_name(name: &str) -> String {
+    let mut chars = name.trim().chars();
+    match chars.next() {
+        None => String::new(),
+        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+    }
+}
+
 /// `138****5678`: the first three and last four digits.
 pub fn mask_phone(phone: &str) -> String {
     let chars: Vec<char> = phone.chars().collect();
@@ -113,6 +123,14 @@ impl Villager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_keep_their_first_character() {
+        assert_eq!(mask_name("王五"), "王*");
+        assert_eq!(mask_name(" 欧阳明月 "), "欧***");
+        assert_eq!(mask_name("李"), "李");
+        assert_eq!(mask_name(""), "");
+    }
 
     #[test]
     fn masking() {

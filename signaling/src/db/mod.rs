@@ -96,6 +96,7 @@ mod calls;
 mod cases;
 mod events;
 mod inbox;
+mod ledger;
 mod papers;
 mod queue_state;
 mod recordings;
@@ -117,6 +118,7 @@ pub use bookings::{BookingRow, BookingScope, BookingStatus};
 pub use calls::{CallRow, CaseCall};
 pub use events::{EventRow, NewEvent};
 pub use inbox::{InboxRow, RatingRow};
+pub use ledger::LedgerFact;
 pub use papers::{PaperChange, PaperRow, UploadRow};
 pub use recordings::{
     CatalogRow, GroupCallFilter, GroupCallRow, HoldHistoryRow, IntentRow, LegalHold, RecordingEnd, RecordingRow,

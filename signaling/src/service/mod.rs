@@ -12,6 +12,7 @@ pub mod calls;
 pub mod cases;
 pub mod export;
 pub mod group_calls;
+pub mod ledger;
 pub mod papers;
 pub mod playback;
 pub mod review;
