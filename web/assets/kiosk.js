@@ -15,6 +15,7 @@ import {
 } from './common.js';
 import { CaseDesk } from './kioskcase.js';
 import { Booking, Inbox, Rating, Resume } from './kiosktools.js';
+import { LedgerView } from './ledger.js';
 import { CallMedia } from './media.js';
 import { setupProgressLookup } from './progressform.js';
 import { CALL_ENDED_VILLAGE } from './words.js';
@@ -93,6 +94,7 @@ function unauthorizedLater() {
 const desk = new CaseDesk({ token, onUnauthorized: unauthorizedLater, onChange: updateCallButton });
 const rating = new Rating({ token, onUnauthorized: unauthorizedLater });
 const inbox = new Inbox({ token, onUnauthorized: unauthorizedLater });
+const ledger = new LedgerView({ token, root: /** @type {HTMLElement} */ ($('[data-view="ledger"]')), onUnauthorized: unauthorizedLater });
 const booking = new Booking({ token, onUnauthorized: unauthorizedLater });
 const resume = new Resume({ token, onUnauthorized: unauthorizedLater, onResume: resumeCase });
 // The room's lookups carry its token: counted per kiosk, not per address.
@@ -800,6 +802,7 @@ function openTool(view) {
   if (view === 'progress') progress.fill('');
   if (view === 'resume') resume.reset();
   if (view === 'booking') booking.open(state.matters, state.selected);
+  if (view === 'ledger') ledger.open();
 }
 
 // ---- start ---------------------------------------------------------------------------------
@@ -819,6 +822,7 @@ $('#inbox-button').addEventListener('click', () => openTool('inbox'));
 $('#progress-open').addEventListener('click', () => openTool('progress'));
 $('#resume-open').addEventListener('click', () => openTool('resume'));
 $('#booking-open').addEventListener('click', () => openTool('booking'));
+$('#ledger-open').addEventListener('click', () => openTool('ledger'));
 for (const button of $$('.back-button')) button.addEventListener('click', showPick);
 $('#accept-call-button').addEventListener('click', acceptInvite);
 $('#switch-keep').addEventListener('click', () => {

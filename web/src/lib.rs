@@ -48,6 +48,7 @@ const ASSETS: &[(&str, &[u8], &str)] = &[
     ("kiosktools.js", include_bytes!("../assets/kiosktools.js"), JS),
     ("login.js", include_bytes!("../assets/login.js"), JS),
     ("media.js", include_bytes!("../assets/media.js"), JS),
+    ("ledger.js", include_bytes!("../assets/ledger.js"), JS),
     ("papers.js", include_bytes!("../assets/papers.js"), JS),
     ("pending.js", include_bytes!("../assets/pending.js"), JS),
     ("print.js", include_bytes!("../assets/print.js"), JS),
