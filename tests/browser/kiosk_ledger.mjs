@@ -4,9 +4,10 @@
 // where handled, outcome, delivery, rating) with its controls in view at 1366×768; 打印台账
 // prints the paper ledger (A4 landscape pages with page numbers: the PDF Chromium makes of
 // the print layout has landscape A4 pages); 导出 Excel downloads the workbook; another month
-// without cases says so and has nothing to print.
+// without cases says so and has nothing to print. Then the town's chief opens 村台账 on the
+// review page, picks the village and sees the same cases.
 //
-//   node tests/browser/kiosk_ledger.mjs --base http://127.0.0.1:PORT --kiosk-url URL
+//   node tests/browser/kiosk_ledger.mjs --base http://127.0.0.1:PORT --kiosk-url URL --chief-url URL
 //        [--out-dir DIR] [--chromium PATH] [--headed]
 //
 // Prints one line per step; on failure prints why, saves screenshots and exits 1 (2 for bad
@@ -18,8 +19,8 @@ import { join } from 'node:path';
 import { countPrints, Harness, inView, openKiosk, parseCommandLine, testId, waitUntil } from './harness.mjs';
 
 const { options, base, url, outDir, chromium } = await parseCommandLine({
-  usageLine: 'node kiosk_ledger.mjs --base URL --kiosk-url URL [--out-dir DIR] [--chromium PATH] [--headed]',
-  urls: ['kiosk-url'],
+  usageLine: 'node kiosk_ledger.mjs --base URL --kiosk-url URL --chief-url URL [--out-dir DIR] [--chromium PATH] [--headed]',
+  urls: ['kiosk-url', 'chief-url'],
 });
 
 const h = new Harness({ outDir });
@@ -95,6 +96,20 @@ await step('another month without cases: says so, nothing to print', async () =>
   if (await kiosk.locator(testId('ledger-row')).count()) throw new Error('rows shown for 2020-01');
   if (!(await kiosk.isDisabled(testId('ledger-print')))) throw new Error('an empty month can be printed');
   return (await kiosk.textContent(testId('ledger-summary'))).trim();
+});
+
+await step('the town\'s chief: 村台账 on the review page, the village picked: the same cases', async () => {
+  const chief = await h.newPage('chief', { viewport: { width: 1366, height: 768 } });
+  await chief.goto(url(options['chief-url']), { waitUntil: 'domcontentloaded' });
+  await chief.waitForURL((u) => u.pathname !== '/login');
+  await chief.goto(new URL('/review', base).href, { waitUntil: 'domcontentloaded' });
+  await chief.click(testId('nav-ledger'));
+  await chief.waitForSelector(`${testId('ledger')}:visible`);
+  await chief.selectOption(testId('ledger-village'), String(ledger.village.id));
+  await waitUntil(() => chief.$$eval(testId('ledger-row'), (rows) => rows.map((r) => r.dataset.caseNo)), (nos) => nos.join() === ledger.rows.map((r) => r.case_no).join(), (nos) => `the chief sees ${nos.join(', ')}`);
+  await chief.screenshot({ path: join(outDir, 'review-ledger-1366x768.png') });
+  const inview = await inView(chief, [testId('ledger-village'), testId('ledger-month'), testId('ledger-print'), testId('ledger-export')]);
+  return `${ledger.rows.length} rows of ${ledger.village.name}; in view: ${inview}`;
 });
 
 await step('every page came with its security headers and broke no CSP rule', () => h.checkSecurity());

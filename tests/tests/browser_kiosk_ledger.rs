@@ -1,6 +1,6 @@
 //! The village ledger (台账) on the kiosk page in Chromium (`tests/browser/kiosk_ledger.mjs`):
 //! this month's three cases of the room as the server lists them, printed as landscape A4 and
-//! exported to Excel.
+//! exported to Excel; the town's chief sees the same on the review page (村台账).
 
 use cunneng_tests::browser::{page_links, run_script};
 use cunneng_tests::cases::{Api, decided_case, setup};
@@ -21,5 +21,5 @@ async fn browser_kiosk_prints_and_exports_its_ledger() -> anyhow::Result<()> {
     let p = pairing(&server, 0).await?;
     anyhow::ensure!(p.kiosk.token == s.kiosk.token, "pairing 0 is not the ledger's kiosk");
     let links = page_links(&server, &p).await?;
-    run_script(&server, "kiosk_ledger.mjs", &[("--kiosk-url", &links.kiosk)]).await
+    run_script(&server, "kiosk_ledger.mjs", &[("--kiosk-url", &links.kiosk), ("--chief-url", &links.chief)]).await
 }

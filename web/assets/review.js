@@ -10,6 +10,7 @@ import { api } from './api.js';
 import { $, STAFF_TOKEN_KEY, el, fill, forgetToken, goToLogin, notify, showView, takeToken } from './common.js';
 import { signedInStaff } from './staffpage.js';
 import { PaperStore, PaperViewer, formatSize, isImage, thumbnail } from './papers.js';
+import { LedgerView } from './ledger.js';
 import { SyncPlayer } from './replay.js';
 import { ACCESS_ACTION, BOOKING_STATUS, CALL_ENDED_TOWN, DECISION_STATE, EVENT, OUTCOME, RATING, SIGNOFF_DECISION, STATUS } from './words.js';
 
@@ -182,6 +183,7 @@ async function route() {
   const group = q.get('group');
   if (group) return openGroup(group, { push: false });
   if (q.get('view') === 'access') return showAccess({ push: false });
+  if (q.get('view') === 'ledger') return showLedger({ push: false });
   if (q.get('view') === 'groups') return showGroups({ push: false });
   return showSearch({ push: false });
 }
@@ -194,7 +196,8 @@ function navigate(/** @type {string} */ search) {
   history.pushState(null, '', `/review${search}`);
 }
 
-function markNav(/** @type {'search' | 'access' | 'case' | 'groups'} */ which) {
+function markNav(/** @type {'search' | 'access' | 'case' | 'groups' | 'ledger'} */ which) {
+  $('#nav-ledger')?.setAttribute('aria-pressed', String(which === 'ledger'));
   $('#nav-search')?.setAttribute('aria-pressed', String(which === 'search' || which === 'case'));
   $('#nav-groups')?.setAttribute('aria-pressed', String(which === 'groups'));
   $('#nav-access')?.setAttribute('aria-pressed', String(which === 'access'));
@@ -203,6 +206,7 @@ function markNav(/** @type {'search' | 'access' | 'case' | 'groups'} */ which) {
 $('#nav-search')?.addEventListener('click', () => showSearch({ push: true }));
 $('#nav-groups')?.addEventListener('click', () => showGroups({ push: true }));
 $('#nav-access')?.addEventListener('click', () => showAccess({ push: true }));
+$('#nav-ledger')?.addEventListener('click', () => showLedger({ push: true }));
 $('#group-back')?.addEventListener('click', () => showGroups({ push: true }));
 $('#nav-stats')?.addEventListener('click', () => location.assign('/stats'));
 $('#case-back')?.addEventListener('click', () => showSearch({ push: true }));
@@ -866,6 +870,27 @@ async function openGroup(/** @type {string} */ id, /** @type {{ push: boolean }}
 // ---- the access report --------------------------------------------------------------------
 
 /** @param {{ push: boolean }} options */
+// ---- a village's ledger (台账) --------------------------------------------------------------
+
+/** @type {LedgerView | null} */
+let ledger = null;
+
+async function showLedger({ push }) {
+  if (push) navigate('?view=ledger');
+  stopPlayer();
+  markNav('ledger');
+  showView('ledger');
+  const villages = select('#l-village');
+  if (!ledger) {
+    const towns = state.choices?.towns ?? [];
+    const many = towns.length > 1;
+    fill(villages, ...towns.flatMap((t) => t.villages.map((v) => el('option', { value: String(v.id) }, many ? `${t.name} ${v.name}` : v.name))));
+    ledger = new LedgerView({ token, root: /** @type {HTMLElement} */ ($('[data-view="ledger"]')), village: () => (villages.value ? Number(villages.value) : null), onUnauthorized: goToLogin });
+    villages.addEventListener('change', () => ledger?.load());
+  }
+  if (villages.value) await ledger.open();
+}
+
 async function showAccess({ push }) {
   if (push) navigate('?view=access');
   stopPlayer();
