@@ -115,6 +115,10 @@ await step('kiosk: reload the page while the link is down: the paper is still th
 });
 
 await step('kiosk: the browser is closed and started again (a power cut): the paper is still kept', async () => {
+  // The power goes: nothing more reaches the server (an upload request held by the route
+  // when the browser closes could otherwise still go out and finish the paper).
+  await context.setOffline(true);
+  await page.unrouteAll({ behavior: 'wait' });
   await context.close();
   ({ context, page } = await startBrowser());
   page.on('request', (request) => {

@@ -260,16 +260,8 @@ impl Tx<'_> {
         disabled_at_ms: Option<u64>,
         must_change: bool,
     ) -> Result<(), DataError> {
-        let was: Option<i64> =
-            self.tx.query_row("SELECT disabled_at_ms FROM users WHERE id = ?1", [user_id], |r| r.get(0))?;
-        if was.is_some() != disabled_at_ms.is_some() {
-            self.tx.execute(
-                "UPDATE users SET disabled_at_ms = ?2 WHERE id = ?1",
-                params![user_id, disabled_at_ms.map(sql_ms)],
-            )?;
-            if disabled_at_ms.is_some() {
-                self.tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
-            }
+        if self.set_disabled_at("users", user_id, disabled_at_ms)? && disabled_at_ms.is_some() {
+            self.tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
         }
         self.tx.execute("UPDATE users SET must_change_password = ?2 WHERE id = ?1", params![user_id, must_change])?;
         Ok(())
@@ -285,18 +277,26 @@ impl Tx<'_> {
         enrolled: bool,
         token_expires_at_ms: Option<u64>,
     ) -> Result<(), DataError> {
-        let was: Option<i64> =
-            self.tx.query_row("SELECT disabled_at_ms FROM kiosks WHERE id = ?1", [kiosk_id], |r| r.get(0))?;
-        if was.is_some() != disabled_at_ms.is_some() {
-            self.tx.execute(
-                "UPDATE kiosks SET disabled_at_ms = ?2 WHERE id = ?1",
-                params![kiosk_id, disabled_at_ms.map(sql_ms)],
-            )?;
-        }
+        self.set_disabled_at("kiosks", kiosk_id, disabled_at_ms)?;
         self.tx.execute(
             "UPDATE kiosks SET enrolled = ?2, token_expires_at_ms = ?3 WHERE id = ?1",
             params![kiosk_id, enrolled, token_expires_at_ms.map(sql_ms)],
         )?;
         Ok(())
+    }
+
+    /// Disables (`Some(at)`) or enables a row of `table` (`users`, `kiosks`); a row already
+    /// in that state keeps its time. True if it changed.
+    fn set_disabled_at(&self, table: &'static str, id: i64, at_ms: Option<u64>) -> Result<bool, DataError> {
+        let was: Option<i64> =
+            self.tx.query_row(&format!("SELECT disabled_at_ms FROM {table} WHERE id = ?1"), [id], |r| r.get(0))?;
+        if was.is_some() == at_ms.is_some() {
+            return Ok(false);
+        }
+        self.tx.execute(
+            &format!("UPDATE {table} SET disabled_at_ms = ?2 WHERE id = ?1"),
+            params![id, at_ms.map(sql_ms)],
+        )?;
+        Ok(true)
     }
 }
