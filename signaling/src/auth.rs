@@ -4,11 +4,18 @@
 //! Tokens, passwords and names are never logged here. `login` (argon2) takes tens of
 //! milliseconds of CPU: call it through `Db::run`, off the async threads. `resolve_token` and `logout` are
 //! plain indexed lookups.
+//!
+//! Every argon2 hash or verification holds a [`HashPermit`] from [`PasswordHashes`] (each uses
+//! 19 MiB): the server has `limits.password_hashes_at_once` of them, so a login flood from many
+//! addresses cannot run hundreds at once.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
 use rand::rngs::OsRng;
 use sha2::{Digest, Sha256};
@@ -39,21 +46,154 @@ pub struct Resolved {
     pub must_change_password: bool,
 }
 
+/// The bound on argon2 hashes at once (`limits.password_hashes_at_once`), and their memory:
+/// each permit brings the 19 MiB an argon2id hash works in, kept for the next hash instead of
+/// allocated anew, so the hashes of a flood hold `at_once` × 19 MiB, however many threads of
+/// the blocking pool run them (freed buffers of that size would stay in each thread's malloc
+/// arena).
+#[derive(Clone)]
+pub struct PasswordHashes {
+    permits: Arc<Semaphore>,
+    memory: Arc<Mutex<Vec<Memory>>>,
+    wait: Duration,
+}
+
+/// The work memory of one argon2 hash (allocated at a permit's first hash).
+type Memory = Vec<Block>;
+
+/// Leave to run one argon2 hash or verification, with its memory; given back when dropped.
+pub struct HashPermit {
+    _permit: OwnedSemaphorePermit,
+    memory: Mutex<Memory>,
+    pool: Arc<Mutex<Vec<Memory>>>,
+}
+
+impl std::fmt::Debug for PasswordHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHashes").field("available", &self.available()).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for HashPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashPermit")
+    }
+}
+
+impl Drop for HashPermit {
+    fn drop(&mut self) {
+        let memory = std::mem::take(self.memory.get_mut().unwrap_or_else(|e| e.into_inner()));
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(memory);
+    }
+}
+
+/// No permit came within the wait: the server is busy hashing (answer 503 with `Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("every password hash permit is taken")]
+pub struct HashesBusy {
+    /// How long to wait before trying again.
+    pub retry_after: Duration,
+}
+
+impl PasswordHashes {
+    /// Longest a request waits for a permit before it is answered busy.
+    pub const WAIT: Duration = Duration::from_secs(2);
+
+    /// `at_once` hashes at a time (at least one); a request waits at most `wait` for one.
+    pub fn new(at_once: usize, wait: Duration) -> PasswordHashes {
+        PasswordHashes { permits: Arc::new(Semaphore::new(at_once.max(1))), memory: Arc::default(), wait }
+    }
+
+    /// One at a time, for work outside the server's requests (the region import of the command
+    /// line and of the demo at start-up, before the server answers; tests).
+    pub fn one_at_a_time() -> PasswordHashes {
+        PasswordHashes::new(1, Self::WAIT)
+    }
+
+    fn permit_of(&self, permit: OwnedSemaphorePermit) -> HashPermit {
+        let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+        HashPermit { _permit: permit, memory: Mutex::new(memory), pool: self.memory.clone() }
+    }
+
+    /// A permit, waiting at most the configured wait.
+    pub async fn permit(&self) -> Result<HashPermit, HashesBusy> {
+        let busy = HashesBusy { retry_after: self.wait.max(Duration::from_secs(1)) };
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(self.permit_of(permit)),
+            // Closed (never done) or timed out.
+            Ok(Err(_)) | Err(_) => Err(busy),
+        }
+    }
+
+    /// A permit if one is free now.
+    pub fn try_permit(&self) -> Option<HashPermit> {
+        self.permits.clone().try_acquire_owned().ok().map(|permit| self.permit_of(permit))
+    }
+
+    /// Permits free now.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+}
+
 fn argon2() -> Argon2<'static> {
     // argon2id v19, default cost (19 MiB, t=2, p=1): the OWASP baseline.
     Argon2::default()
 }
 
-/// argon2id PHC string of `password`.
-pub fn hash_password(password: &str) -> Result<String, DataError> {
+/// Runs `argon` in the permit's memory (a stored hash of a higher cost than the default, from a
+/// region file, gets memory of its own for the one hash).
+fn argon2_into(
+    permit: &HashPermit,
+    argon: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let need = argon.params().block_count();
+    if need > Params::DEFAULT_M_COST as usize {
+        return argon.hash_password_into(password, salt, out);
+    }
+    let mut memory = permit.memory.lock().unwrap_or_else(|e| e.into_inner());
+    if memory.len() < need {
+        memory.resize(need, Block::default());
+    }
+    argon.hash_password_into_with_memory(password, salt, out, &mut memory[..need])
+}
+
+/// The argon2 output of `password` with `argon` and the PHC `salt`, `len` bytes long.
+fn output_of(
+    permit: &HashPermit,
+    argon: &Argon2<'_>,
+    password: &[u8],
+    salt: Salt<'_>,
+    len: usize,
+) -> Result<Output, password_hash::Error> {
+    let mut buf = [0u8; Salt::MAX_LENGTH];
+    let salt = salt.decode_b64(&mut buf)?;
+    Output::init_with(len, |out| Ok(argon2_into(permit, argon, password, salt, out)?))
+}
+
+/// argon2id PHC string of `password` (the standard encoding, as `argon2`'s `PasswordHasher`
+/// writes it).
+pub fn hash_password(permit: &HashPermit, password: &str) -> Result<String, DataError> {
     if password.len() > MAX_SECRET_LEN {
         return Err(DataError::Invalid(format!("password longer than {MAX_SECRET_LEN} bytes")));
     }
     let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| DataError::Hash(e.to_string()))
+    let argon = argon2();
+    let phc = || -> Result<String, password_hash::Error> {
+        let output = output_of(permit, &argon, password.as_bytes(), salt.as_salt(), Params::DEFAULT_OUTPUT_LEN)?;
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(argon.params())?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        };
+        Ok(hash.to_string())
+    };
+    phc().map_err(|e| DataError::Hash(e.to_string()))
 }
 
 /// Is `hash` a PHC string that `verify_password` can check?
@@ -61,15 +201,22 @@ pub fn is_valid_password_hash(hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
 }
 
-/// Does `password` match the PHC string `hash`? A malformed hash never matches.
-pub fn verify_password(hash: &str, password: &str) -> bool {
+/// Does `password` match the PHC string `hash`? A malformed hash never matches. (What
+/// `argon2`'s `PasswordVerifier` does, in the permit's memory; outputs compared in constant
+/// time.)
+pub fn verify_password(permit: &HashPermit, hash: &str, password: &str) -> bool {
     if password.len() > MAX_SECRET_LEN {
         return false;
     }
-    match PasswordHash::new(hash) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
+    let matches = || -> Result<bool, password_hash::Error> {
+        let parsed = PasswordHash::new(hash)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash.as_ref()) else { return Ok(false) };
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let version = parsed.version.map(Version::try_from).transpose()?.unwrap_or_default();
+        let argon = Argon2::new(algorithm, version, Params::try_from(&parsed)?);
+        Ok(output_of(permit, &argon, password.as_bytes(), salt, expected.len())? == *expected)
+    };
+    matches().unwrap_or(false)
 }
 
 /// A fresh random token: 32 bytes from the OS, as 64 lowercase hex characters.
@@ -84,22 +231,34 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Verified against for unknown usernames so that they cost as much as wrong passwords.
-static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| hash_password(&new_token()).unwrap_or_else(|_| String::from("$argon2id$invalid")));
+/// Verified against for unknown usernames so that they cost as much as wrong passwords (and
+/// hold a permit as long).
+static DUMMY_HASH: OnceLock<String> = OnceLock::new();
+
+fn dummy_hash(permit: &HashPermit) -> &'static str {
+    DUMMY_HASH.get_or_init(|| hash_password(permit, &new_token()).unwrap_or_else(|_| String::from("$argon2id$invalid")))
+}
 
 /// Checks username and password; on success stores a session valid for `ttl_hours` from
 /// `now_ms` (config `auth.session_ttl_hours`). Unknown user and wrong password both give
-/// [`DataError::Unauthorized`].
-pub fn login(db: &Db, username: &str, password: &str, now_ms: u64, ttl_hours: u64) -> Result<LoginOk, DataError> {
+/// [`DataError::Unauthorized`]. The password is checked under `permit` (also for an unknown
+/// user, against a dummy hash: the same time and memory).
+pub fn login(
+    db: &Db,
+    permit: &HashPermit,
+    username: &str,
+    password: &str,
+    now_ms: u64,
+    ttl_hours: u64,
+) -> Result<LoginOk, DataError> {
     if username.is_empty() || username.len() > 256 || password.len() > MAX_SECRET_LEN {
         return Err(DataError::Unauthorized);
     }
     let found = db.password_hash_of(username)?;
     let (user_id, ok) = match &found {
-        Some((id, hash)) => (*id, verify_password(hash, password)),
+        Some((id, hash)) => (*id, verify_password(permit, hash, password)),
         None => {
-            let _ = verify_password(&DUMMY_HASH, password);
+            let _ = verify_password(permit, dummy_hash(permit), password);
             (0, false)
         }
     };
@@ -190,10 +349,14 @@ mod tests {
 
     const HOUR: u64 = 3_600_000;
 
+    fn permit() -> HashPermit {
+        test_permit()
+    }
+
     fn setup() -> (Db, String) {
         let db = Db::open_in_memory().unwrap();
         let kiosk_token = new_token();
-        let pw = hash_password("correct horse").unwrap();
+        let pw = hash_password(&permit(), "correct horse").unwrap();
         db.write(|tx| {
             let t = tx.upsert_town("甲镇", false)?.id();
             let v = tx.upsert_village(t, "一村", VillageKind::Village)?.id();
@@ -215,14 +378,37 @@ mod tests {
 
     #[test]
     fn password_hashing() {
-        let h = hash_password("s3cret").unwrap();
+        let p = permit();
+        let h = hash_password(&p, "s3cret").unwrap();
         assert!(h.starts_with("$argon2id$"));
         assert!(is_valid_password_hash(&h));
-        assert!(verify_password(&h, "s3cret"));
-        assert!(!verify_password(&h, "s3cret "));
-        assert!(!verify_password("not a hash", "s3cret"));
+        assert!(verify_password(&p, &h, "s3cret"));
+        assert!(!verify_password(&p, &h, "s3cret "));
+        assert!(!verify_password(&p, "not a hash", "s3cret"));
         assert!(!is_valid_password_hash("not a hash"));
-        assert_ne!(hash_password("s3cret").unwrap(), h); // salted
+        assert_ne!(hash_password(&p, "s3cret").unwrap(), h); // salted
+    }
+
+    #[test]
+    fn hashes_are_those_of_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let p = permit();
+        // Ours verify with the crate's verifier, and the crate's (of any cost) with ours.
+        let ours = hash_password(&p, "s3cret").unwrap();
+        assert!(Argon2::default().verify_password(b"s3cret", &PasswordHash::new(&ours).unwrap()).is_ok());
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default().hash_password(b"s3cret", &salt).unwrap().to_string();
+        assert!(verify_password(&p, &theirs, "s3cret") && !verify_password(&p, &theirs, "s3cret!"));
+        let cheap = Params::new(1024, 1, 1, None).unwrap();
+        let costly = Params::new(2 * Params::DEFAULT_M_COST, 1, 1, None).unwrap();
+        for params in [cheap, costly] {
+            let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+            let h = argon.hash_password(b"s3cret", &salt).unwrap().to_string();
+            assert!(verify_password(&p, &h, "s3cret") && !verify_password(&p, &h, "s3cre"), "{h}");
+        }
+        // The memory reused after the cheap one still gives the default's answer.
+        assert!(verify_password(&p, &ours, "s3cret"));
+        assert!(!verify_password(&p, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ", "s3cret"), "no output");
     }
 
     #[test]
@@ -255,7 +441,7 @@ mod tests {
     fn login_resolve_expire_logout() {
         let (db, _) = setup();
         let now = 1_000 * HOUR;
-        let ok = login(&db, "alice", "correct horse", now, 12).unwrap();
+        let ok = login(&db, &permit(), "alice", "correct horse", now, 12).unwrap();
         assert_eq!(ok.expires_at_ms, now + 12 * HOUR);
         assert_eq!((ok.me.role, ok.me.name.as_str()), ("approver", "张三"));
         assert_eq!(ok.me.window.as_ref().unwrap().name, "民政窗口");
@@ -273,7 +459,7 @@ mod tests {
         // Still refused even at an earlier clock: it is gone.
         assert!(resolve_token(&db, &ok.token, now).unwrap_err().is_unauthorized());
 
-        let ok2 = login(&db, "alice", "correct horse", now, 12).unwrap();
+        let ok2 = login(&db, &permit(), "alice", "correct horse", now, 12).unwrap();
         assert_ne!(ok2.token, ok.token);
         resolve_token(&db, &ok2.token, now).unwrap();
         logout(&db, &ok2.token).unwrap();
@@ -284,12 +470,42 @@ mod tests {
     #[test]
     fn bad_credentials_are_unauthorized() {
         let (db, _) = setup();
-        assert!(login(&db, "alice", "wrong", 0, 1).unwrap_err().is_unauthorized());
-        assert!(login(&db, "bob", "correct horse", 0, 1).unwrap_err().is_unauthorized());
-        assert!(login(&db, "", "", 0, 1).unwrap_err().is_unauthorized());
+        assert!(login(&db, &permit(), "alice", "wrong", 0, 1).unwrap_err().is_unauthorized());
+        assert!(login(&db, &permit(), "bob", "correct horse", 0, 1).unwrap_err().is_unauthorized());
+        assert!(login(&db, &permit(), "", "", 0, 1).unwrap_err().is_unauthorized());
         let long = "x".repeat(MAX_SECRET_LEN + 1);
-        assert!(login(&db, "alice", &long, 0, 1).unwrap_err().is_unauthorized());
+        assert!(login(&db, &permit(), "alice", &long, 0, 1).unwrap_err().is_unauthorized());
         // Errors say nothing about which part was wrong.
-        assert_eq!(login(&db, "bob", "x", 0, 1).unwrap_err().to_string(), "unauthorized");
+        assert_eq!(login(&db, &permit(), "bob", "x", 0, 1).unwrap_err().to_string(), "unauthorized");
+    }
+}
+
+/// A permit of its own, for unit tests of code that hashes.
+#[cfg(test)]
+pub(crate) fn test_permit() -> HashPermit {
+    PasswordHashes::one_at_a_time().try_permit().expect("a fresh bound has a permit")
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_past_the_bound_wait_then_are_busy() {
+        let hashes = PasswordHashes::new(2, Duration::from_millis(50));
+        let a = hashes.permit().await.unwrap();
+        let _b = hashes.permit().await.unwrap();
+        assert_eq!(hashes.available(), 0);
+        let busy = hashes.permit().await.unwrap_err();
+        assert!(busy.retry_after >= Duration::from_secs(1), "Retry-After is at least a second");
+        assert!(hashes.try_permit().is_none());
+        // A permit given back is taken by the one waiting.
+        let waiting = tokio::spawn({
+            let hashes = hashes.clone();
+            async move { hashes.permit().await.is_ok() }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(a);
+        assert!(waiting.await.unwrap());
     }
 }

@@ -243,6 +243,10 @@ pub struct LimitsConfig {
     pub media_stream_idle_secs: u64,
     /// Case exports (decrypting a whole case into one file) running at once.
     pub exports_at_once: usize,
+    /// argon2id hashes (login, password change and reset, new account; 19 MiB and tens of
+    /// milliseconds of a core each) running at once. A request waits up to 2 s for one, then
+    /// is answered 503 `busy` with `Retry-After`. Default 2: the cores of the standard machine.
+    pub password_hashes_at_once: usize,
     /// Login attempts one client address may make in a burst, and the seconds it takes to
     /// earn one more; past that 429 with `Retry-After`, before any password is hashed.
     pub login_address_burst: u32,
@@ -299,6 +303,7 @@ impl Default for LimitsConfig {
             media_streams: 32,
             media_stream_idle_secs: 60,
             exports_at_once: 2,
+            password_hashes_at_once: 2,
             login_address_burst: 30,
             login_address_refill_secs: 2,
             login_account_burst: 10,
@@ -590,6 +595,7 @@ impl Config {
             ("limits.media_streams", l.media_streams),
             ("limits.media_stream_idle_secs", l.media_stream_idle_secs as usize),
             ("limits.exports_at_once", l.exports_at_once),
+            ("limits.password_hashes_at_once", l.password_hashes_at_once),
             ("limits.login_address_burst", l.login_address_burst as usize),
             ("limits.login_address_refill_secs", l.login_address_refill_secs as usize),
             ("limits.login_account_burst", l.login_account_burst as usize),

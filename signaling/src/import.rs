@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{hash_password, is_valid_password_hash, token_hash, verify_password};
+use crate::auth::{PasswordHashes, hash_password, is_valid_password_hash, token_hash, verify_password};
 use crate::db::{DataError, Db, MatterFields, RegionItem, Role, UserFields, VillageKind, WindowKind};
 
 /// The demo region, built into the binary.
@@ -600,15 +600,21 @@ pub fn import_str(db: &Db, text: &str) -> Result<ImportSummary, DataError> {
     // When items marked `disabled` are disabled (an item already disabled keeps its time).
     let now = crate::now_ms();
 
-    // Password hashes, outside the transaction (argon2 is slow). An unchanged password keeps
-    // its stored hash, so re-importing neither rehashes nor ends sessions.
+    // Password hashes, outside the transaction (argon2 is slow), one at a time: the import runs
+    // from the command line or before the server answers (the demo), never beside requests. An
+    // unchanged password keeps its stored hash, so re-importing neither rehashes nor ends
+    // sessions.
+    let one = PasswordHashes::one_at_a_time();
     let mut hashes: HashMap<&str, String> = HashMap::new();
     for a in &f.accounts {
         let hash = match (&a.password, &a.password_hash) {
-            (Some(pw), None) => match db.password_hash_of(a.username.trim())? {
-                Some((_, old)) if verify_password(&old, pw) => old,
-                _ => hash_password(pw)?,
-            },
+            (Some(pw), None) => {
+                let permit = one.try_permit().ok_or_else(|| DataError::Hash("no hash permit".into()))?;
+                match db.password_hash_of(a.username.trim())? {
+                    Some((_, old)) if verify_password(&permit, &old, pw) => old,
+                    _ => hash_password(&permit, pw)?,
+                }
+            }
             (None, Some(h)) => h.clone(),
             _ => {
                 return Err(DataError::Invalid(format!("account `{}`: password", a.username.trim())));
@@ -935,7 +941,7 @@ token = "0123456789abcdef0123456789abcdef"
 
         // The same secrets work: a demo password, the new kiosk's token.
         let (user, password) = ("baiguo-sup", "baiguo-sup-pw");
-        assert!(auth::login(&copy, user, password, 0, 1).is_ok());
+        assert!(auth::login(&copy, &crate::auth::test_permit(), user, password, 0, 1).is_ok());
         assert!(copy.kiosk_by_token_hash(&token_hash("0123456789abcdef0123456789abcdef"), 0).unwrap().is_some());
         // The window that listed its matters still lists them (not the matters of its kind).
         let t = copy.topology().unwrap();
@@ -1086,7 +1092,7 @@ token = "0123456789abcdef0123456789abcdef"
         let (_, name, url) = links.iter().find(|l| l.0 == "window").unwrap();
         assert_eq!(name, "李娟(昭化镇综合窗口)");
         assert_eq!(url, "https://127.0.0.1:8443/login#user=zhaohua-zonghe&password=cunneng-demo");
-        let ok = auth::login(&db, "zhaohua-zonghe", "cunneng-demo", 0, 1).unwrap();
+        let ok = auth::login(&db, &crate::auth::test_permit(), "zhaohua-zonghe", "cunneng-demo", 0, 1).unwrap();
         assert_eq!(ok.me.window.unwrap().name, "综合窗口");
         let admin = links.iter().find(|l| l.0 == "admin").unwrap();
         assert_eq!(admin.1, "杨帆");
@@ -1100,7 +1106,7 @@ token = "0123456789abcdef0123456789abcdef"
         let db = demo_db();
         let before = db.counts().unwrap();
         let topo = db.topology().unwrap();
-        let session = auth::login(&db, "admin", "cunneng-demo", 0, 12).unwrap();
+        let session = auth::login(&db, &crate::auth::test_permit(), "admin", "cunneng-demo", 0, 12).unwrap();
         let s = import_demo(&db).unwrap();
         assert_eq!(s.towns, Tally { created: 0, updated: 3 });
         assert_eq!(s.accounts, Tally { created: 0, updated: 18 });
@@ -1248,7 +1254,7 @@ password = "another-demo"
         let town_sup = "[[accounts]]\nusername = \"ts\"\ndisplay_name = \"镇督查\"\nrole = \"supervisor\"\n\
                         town = \"甲镇\"\npassword = \"long-enough-pw\"\n";
         import_str(&db, town_sup).unwrap();
-        let p = crate::auth::login(&db, "ts", "long-enough-pw", 0, 1).unwrap().principal;
+        let p = crate::auth::login(&db, &crate::auth::test_permit(), "ts", "long-enough-pw", 0, 1).unwrap().principal;
         assert!(matches!(p, Principal::Staff { role: Role::Supervisor, town_id: Some(_), .. }));
         assert!(!p.is_county_wide());
         let e = refused(&db, &town_sup.replace("town = \"甲镇\"", "town = \"甲镇\"\nwindow = \"民政窗口\""));

@@ -48,6 +48,9 @@ pub struct Snapshot {
     /// Recording media streams being served, and how many may be (`limits.media_streams`).
     pub media_streams: (usize, usize),
     pub spool: Option<cunneng_storage::SpoolMetrics>,
+    /// Recording segments waiting to be stored, the most that may (`limits.recording_queue`),
+    /// and those dropped since start because the queue was full.
+    pub recording_queue: (usize, usize, u64),
     pub jobs: Vec<(&'static str, crate::jobs::JobStatus)>,
 }
 
@@ -154,6 +157,19 @@ pub fn render(s: &Snapshot) -> String {
         o,
         "# HELP cunneng_media_streams_max Recording media streams served at most at once (limits.media_streams).\n# TYPE cunneng_media_streams_max gauge\ncunneng_media_streams_max {}",
         s.media_streams.1
+    );
+    let (waiting, max, dropped) = s.recording_queue;
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_recording_queue Recording segments waiting to be stored.\n# TYPE cunneng_recording_queue gauge\ncunneng_recording_queue {waiting}"
+    );
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_recording_queue_max Recording segments that may wait at most (limits.recording_queue).\n# TYPE cunneng_recording_queue_max gauge\ncunneng_recording_queue_max {max}"
+    );
+    let _ = writeln!(
+        o,
+        "# HELP cunneng_recording_segments_dropped_total Recording segments dropped because the queue was full (their recordings end incomplete).\n# TYPE cunneng_recording_segments_dropped_total counter\ncunneng_recording_segments_dropped_total {dropped}"
     );
     if let Some(sp) = &s.spool {
         let spool: [(&str, &str, &str, f64); 7] = [

@@ -1,110 +1,208 @@
-//! The one rate limiter of the server: token buckets for a socket's message rate, and keyed
-//! limits (per client address and per account: the public progress lookup, logins). A refusal
-//! says how long until the next token (`Retry-After`). Time is passed in, so the logic is
-//! tested without a clock.
+//! The rate limits of the server, on the `governor` crate (GCRA, the token bucket as arrival
+//! times): a socket's message rate ([`MessageRate`]), keyed limits per client address, account
+//! or kiosk ([`KeyedLimiter`]: the public progress lookup, logins, enrolment), and concurrency
+//! slots per key ([`KeyedSlots`], which governor does not do). A refusal says how long until
+//! the next token (`Retry-After`). The clock is governor's: [`MonotonicClock`] in the server,
+//! `governor::clock::FakeRelativeClock` in the tests.
+//!
+//! Governor's check always takes a token when there is one. A login must pass two limits (its
+//! address and its account) and a refusal by one must not spend the other's token, so the keyed
+//! limiter keeps its states in a store of its own ([`Store`]) that can also be asked without
+//! taking ([`KeyedLimiter::would_allow`]); the arithmetic stays governor's (its issues #15 and
+//! #156 ask for this upstream).
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-/// `rate` tokens per second, holding at most `burst`.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
+use governor::clock::{Clock, MonotonicClock};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::ShrinkableKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed, StateStore};
+use governor::{NotUntil, Quota, RateLimiter};
+
+/// `burst` tokens at once, then one more every `one_every` (zero counts as a nanosecond,
+/// a zero burst as one: the configuration refuses both before this).
+pub fn quota(one_every: Duration, burst: u32) -> Quota {
+    Quota::with_period(one_every.max(Duration::from_nanos(1)))
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
 }
 
-impl TokenBucket {
-    /// A full bucket at `now`.
-    pub fn new(rate_per_sec: f64, burst: u32, now: Instant) -> TokenBucket {
-        TokenBucket { tokens: f64::from(burst), rate: rate_per_sec, burst: f64::from(burst), last: now }
-    }
+/// `per_sec` tokens a second, holding at most `burst`.
+pub fn per_second(per_sec: u32, burst: u32) -> Quota {
+    quota(Duration::from_secs(1) / per_sec.max(1), burst)
+}
 
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now.max(self.last);
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-    }
+fn wait_of<C: Clock>(not_until: &NotUntil<C::Instant>, clock: &C) -> Duration {
+    not_until.wait_time_from(clock.now())
+}
 
-    /// Take one token if there is one.
-    pub fn allow(&mut self, now: Instant) -> bool {
-        self.take(now).is_ok()
+/// One limit, not keyed: the message rate of one WebSocket.
+pub struct MessageRate<C: Clock = MonotonicClock> {
+    limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
+}
+
+impl MessageRate {
+    /// A full bucket now.
+    pub fn new(quota: Quota) -> MessageRate {
+        MessageRate::with_clock(quota, MonotonicClock)
+    }
+}
+
+impl<C: Clock> MessageRate<C> {
+    pub fn with_clock(quota: Quota, clock: C) -> MessageRate<C> {
+        MessageRate { limiter: RateLimiter::direct_with_clock(quota, clock) }
     }
 
     /// Take one token, or say how long until there is one.
-    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else if self.rate > 0.0 {
-            Err(Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).min(86_400.0)))
-        } else {
-            Err(Duration::from_secs(86_400))
-        }
+    pub fn take(&self) -> Result<(), Duration> {
+        self.limiter.check().map_err(|n| wait_of(&n, self.limiter.clock()))
     }
 
-    /// Would the bucket be full at `now` (nothing to remember about it)?
-    fn is_full(&self, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens + dt * self.rate >= self.burst
+    /// Take one token if there is one.
+    pub fn allow(&self) -> bool {
+        self.take().is_ok()
     }
 }
 
-/// One bucket per key (client address), remembering at most `max_keys`: past that, the keys
-/// whose buckets are full again are forgotten, and if none are, the least recently used half.
-pub struct KeyedLimiter<K> {
-    rate: f64,
-    burst: u32,
+/// What a keyed check asks of the [`Store`]: the key, and whether a token is taken or only
+/// looked for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Probe<K> {
+    key: K,
+    take: bool,
+}
+
+/// The keyed states (governor's [`InMemoryState`], the arrival time of the next token) behind
+/// one mutex. Asked with `take: false`, it runs governor's decision on the state and keeps
+/// nothing (not even the key).
+struct Store<K>(Arc<Mutex<HashMap<K, InMemoryState>>>);
+
+fn lock<K>(map: &Mutex<HashMap<K, InMemoryState>>) -> MutexGuard<'_, HashMap<K, InMemoryState>> {
+    // Nothing is left half-changed by a panic under this lock: a poisoned lock is reused.
+    map.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The arrival time of the next token (`None`: as fresh), read without changing it (a
+/// decision that refuses with what it was given).
+fn arrival_of(state: &InMemoryState) -> Option<Nanos> {
+    state.measure_and_replace(&NotKeyed::NonKey, Err::<((), Nanos), _>).err().flatten()
+}
+
+impl<K: Eq + Hash + Clone> StateStore for Store<K> {
+    type Key = Probe<K>;
+
+    fn measure_and_replace<T, F, E>(&self, probe: &Probe<K>, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let mut map = lock(&self.0);
+        if !probe.take {
+            let tat = map.get(&probe.key).and_then(arrival_of);
+            return f(tat).map(|(outcome, _)| outcome);
+        }
+        match map.get(&probe.key) {
+            Some(state) => state.measure_and_replace(&NotKeyed::NonKey, f),
+            None => map.entry(probe.key.clone()).or_default().measure_and_replace(&NotKeyed::NonKey, f),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> ShrinkableKeyedStateStore<Probe<K>> for Store<K> {
+    fn retain_recent(&self, drop_below: Nanos) {
+        lock(&self.0).retain(|_, s| arrival_of(s).is_some_and(|tat| tat > drop_below));
+    }
+
+    fn shrink_to_fit(&self) {
+        lock(&self.0).shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.0).len()
+    }
+
+    fn is_empty(&self) -> bool {
+        lock(&self.0).is_empty()
+    }
+}
+
+/// One limit per key (client address, account, kiosk), remembering at most `max_keys`: past
+/// that, the keys whose limit is as good as fresh are forgotten (governor's `retain_recent`),
+/// and if that is not enough, the half nearest to fresh. (Checks running at that very moment
+/// may add a key each beyond the bound until the next check.)
+pub struct KeyedLimiter<K: Eq + Hash + Clone, C: Clock = MonotonicClock> {
+    limiter: RateLimiter<Probe<K>, Store<K>, C, NoOpMiddleware<C::Instant>>,
+    states: Arc<Mutex<HashMap<K, InMemoryState>>>,
     max_keys: usize,
-    buckets: Mutex<HashMap<K, TokenBucket>>,
 }
 
 impl<K: Eq + Hash + Clone> KeyedLimiter<K> {
-    pub fn new(rate_per_sec: f64, burst: u32, max_keys: usize) -> KeyedLimiter<K> {
-        KeyedLimiter { rate: rate_per_sec, burst, max_keys: max_keys.max(1), buckets: Mutex::new(HashMap::new()) }
+    pub fn new(quota: Quota, max_keys: usize) -> KeyedLimiter<K> {
+        KeyedLimiter::with_clock(quota, max_keys, MonotonicClock)
+    }
+}
+
+impl<K: Eq + Hash + Clone, C: Clock> KeyedLimiter<K, C> {
+    pub fn with_clock(quota: Quota, max_keys: usize, clock: C) -> KeyedLimiter<K, C> {
+        let states: Arc<Mutex<HashMap<K, InMemoryState>>> = Arc::default();
+        let limiter = RateLimiter::new(quota, Store(states.clone()), clock);
+        KeyedLimiter { limiter, states, max_keys: max_keys.max(1) }
     }
 
-    /// Take one token from `key`'s bucket.
-    pub fn allow(&self, key: &K, now: Instant) -> bool {
-        self.take(key, now).is_ok()
+    /// Take one token from `key`'s limit, or say how long until there is one.
+    pub fn take(&self, key: &K) -> Result<(), Duration> {
+        self.make_room_for(key);
+        self.check(key, true)
     }
 
-    /// Take one token from `key`'s bucket, or say how long until there is one.
-    pub fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
-        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.max_keys && !map.contains_key(key) {
-            map.retain(|_, b| !b.is_full(now));
+    /// Take one token from `key`'s limit if there is one.
+    pub fn allow(&self, key: &K) -> bool {
+        self.take(key).is_ok()
+    }
+
+    /// Is there a token for `key`, without taking it? (To check several limits before taking
+    /// from any.)
+    pub fn would_allow(&self, key: &K) -> Result<(), Duration> {
+        self.check(key, false)
+    }
+
+    fn check(&self, key: &K, take: bool) -> Result<(), Duration> {
+        let probe = Probe { key: key.clone(), take };
+        self.limiter.check_key(&probe).map_err(|n| wait_of(&n, self.limiter.clock()))
+    }
+
+    fn make_room_for(&self, key: &K) {
+        let full = {
+            let map = lock(&self.states);
+            map.len() >= self.max_keys && !map.contains_key(key)
+        };
+        if !full {
+            return;
+        }
+        self.limiter.retain_recent();
+        {
+            let mut map = lock(&self.states);
             if map.len() >= self.max_keys {
-                let mut times: Vec<Instant> = map.values().map(|b| b.last).collect();
-                times.sort();
-                let cut = times[times.len() / 2];
-                map.retain(|_, b| b.last > cut);
+                let mut arrivals: Vec<Nanos> = map.values().map(|s| arrival_of(s).unwrap_or_default()).collect();
+                arrivals.sort_unstable();
+                let cut = arrivals[arrivals.len() / 2];
+                map.retain(|_, s| arrival_of(s).is_some_and(|tat| tat > cut));
             }
         }
-        map.entry(key.clone()).or_insert_with(|| TokenBucket::new(self.rate, self.burst, now)).take(now)
-    }
-
-    /// Is there a token for `key`, without taking it? (To check several limits before
-    /// taking from any.)
-    pub fn would_allow(&self, key: &K, now: Instant) -> Result<(), Duration> {
-        let map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(key) {
-            None => Ok(()),
-            Some(b) => b.clone().take(now),
-        }
+        self.limiter.shrink_to_fit();
     }
 
     /// Keys remembered now.
     pub fn len(&self) -> usize {
-        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.limiter.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.limiter.is_empty()
     }
 }
 
@@ -159,58 +257,82 @@ impl<K: Eq + Hash + Clone> Drop for Slot<K> {
 mod tests {
     use std::net::IpAddr;
 
+    use governor::clock::FakeRelativeClock;
+
     use super::*;
 
     #[test]
     fn bucket_bursts_then_refills() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(2.0, 3, t0);
-        assert!(b.allow(t0) && b.allow(t0) && b.allow(t0));
-        assert!(!b.allow(t0));
-        assert!(b.allow(t0 + Duration::from_millis(500)));
-        assert!(!b.allow(t0 + Duration::from_millis(500)));
+        let clock = FakeRelativeClock::default();
+        let b = MessageRate::with_clock(per_second(2, 3), clock.clone());
+        assert!(b.allow() && b.allow() && b.allow());
+        assert!(!b.allow());
+        clock.advance(Duration::from_millis(500));
+        assert!(b.allow());
+        assert!(!b.allow());
         // Never more than the burst, however long it waited.
-        let later = t0 + Duration::from_secs(3600);
-        assert!(b.allow(later) && b.allow(later) && b.allow(later));
-        assert!(!b.allow(later));
-        // A clock that goes back does not mint tokens.
-        assert!(!b.allow(t0));
+        clock.advance(Duration::from_secs(3600));
+        assert!(b.allow() && b.allow() && b.allow());
+        assert!(!b.allow());
+        let wait = b.take().unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500), "{wait:?}");
     }
 
     #[test]
     fn per_address_limits() {
         // Five lookups in a burst, one more every six seconds.
-        let l: KeyedLimiter<IpAddr> = KeyedLimiter::new(1.0 / 6.0, 5, 10_000);
+        let clock = FakeRelativeClock::default();
+        let l: KeyedLimiter<IpAddr, _> =
+            KeyedLimiter::with_clock(quota(Duration::from_secs(6), 5), 10_000, clock.clone());
         let ip: IpAddr = "192.0.2.77".parse().unwrap();
-        let t0 = Instant::now();
         for _ in 0..5 {
-            assert!(l.allow(&ip, t0));
+            assert!(l.allow(&ip));
         }
-        assert!(!l.allow(&ip, t0));
-        assert!(l.allow(&ip, t0 + Duration::from_secs(7)));
-        assert!(!l.allow(&ip, t0 + Duration::from_secs(7)));
+        assert!(!l.allow(&ip));
+        clock.advance(Duration::from_secs(7));
+        assert!(l.allow(&ip));
+        assert!(!l.allow(&ip));
         // Another address is not affected.
-        assert!(l.allow(&"192.0.2.78".parse().unwrap(), t0));
+        assert!(l.allow(&"192.0.2.78".parse().unwrap()));
         // A refusal says when to come back: the next token in six seconds at most.
-        let wait = l.take(&ip, t0 + Duration::from_secs(7)).unwrap_err();
+        let wait = l.take(&ip).unwrap_err();
         assert!(wait >= Duration::from_secs(4) && wait <= Duration::from_secs(6), "{wait:?}");
-        assert_eq!(l.would_allow(&ip, t0 + Duration::from_secs(7)), Err(wait));
-        assert_eq!(l.would_allow(&"192.0.2.99".parse().unwrap(), t0), Ok(()));
+        assert_eq!(l.would_allow(&ip), Err(wait));
+        assert_eq!(l.would_allow(&"192.0.2.99".parse().unwrap()), Ok(()));
+    }
+
+    #[test]
+    fn asking_takes_no_token_and_remembers_no_key() {
+        let clock = FakeRelativeClock::default();
+        let l: KeyedLimiter<u8, _> = KeyedLimiter::with_clock(quota(Duration::from_secs(60), 1), 100, clock);
+        for _ in 0..3 {
+            assert_eq!(l.would_allow(&1), Ok(()));
+        }
+        assert!(l.is_empty(), "asking about a key does not remember it");
+        assert_eq!(l.take(&1), Ok(()));
+        assert!(l.would_allow(&1).is_err(), "the one token is taken");
+        assert!(l.take(&1).is_err());
+        assert_eq!(l.len(), 1);
     }
 
     #[test]
     fn memory_is_bounded() {
-        let l: KeyedLimiter<u32> = KeyedLimiter::new(1.0, 2, 100);
-        let t0 = Instant::now();
+        let clock = FakeRelativeClock::default();
+        let l: KeyedLimiter<u32, _> = KeyedLimiter::with_clock(quota(Duration::from_secs(1), 2), 100, clock.clone());
         for k in 0..1000u32 {
-            l.allow(&k, t0 + Duration::from_millis(u64::from(k)));
-            assert!(l.len() <= 100);
+            clock.advance(Duration::from_millis(1));
+            l.allow(&k);
+            assert!(l.len() <= 100, "{} keys", l.len());
         }
         // A key that is still limited survives the forgetting while it is recent.
         let hot = 5000u32;
-        let t = t0 + Duration::from_secs(2);
-        assert!(l.allow(&hot, t) && l.allow(&hot, t));
-        assert!(!l.allow(&hot, t));
+        clock.advance(Duration::from_secs(1));
+        assert!(l.allow(&hot) && l.allow(&hot));
+        assert!(!l.allow(&hot));
+        for k in 0..300u32 {
+            l.allow(&(10_000 + k));
+        }
+        assert!(!l.allow(&hot), "the limited key was not forgotten");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! events in order, so a recording is marked complete only after all its segments are stored.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cunneng_media_recorder::record::{ClosedSegment, FinishedRecording, Manifest, RecordingSink};
@@ -41,6 +41,8 @@ pub struct Recordings {
     /// Finished recordings always queue (one per participant: bounded by the media plane).
     queued: Arc<AtomicUsize>,
     max_queued: usize,
+    /// Segments dropped so far because the queue was full (`/metrics`).
+    dropped: AtomicU64,
 }
 
 /// The manifest as stored: the recorder's manifest plus where everything went.
@@ -67,7 +69,23 @@ impl Recordings {
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
         runner.spawn("recording-store", Phase::Drain, move |ctx| worker(db, vault, rx, ctx, q));
-        Ok(Arc::new(Recordings { rooms: Mutex::new(HashMap::new()), jobs, queued, max_queued: max_queued.max(1) }))
+        Ok(Arc::new(Recordings::new(jobs, queued, max_queued)))
+    }
+
+    fn new(jobs: mpsc::UnboundedSender<Job>, queued: Arc<AtomicUsize>, max_queued: usize) -> Recordings {
+        Recordings {
+            rooms: Mutex::new(HashMap::new()),
+            jobs,
+            queued,
+            max_queued: max_queued.max(1),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Segments waiting to be stored, the most that may (`limits.recording_queue`), and the
+    /// segments dropped since start because the queue was full.
+    pub fn queue_figures(&self) -> (usize, usize, u64) {
+        (self.queued.load(Ordering::SeqCst), self.max_queued, self.dropped.load(Ordering::SeqCst))
     }
 
     /// A room is about to be recorded (call it before turning recording on in the media plane).
@@ -95,6 +113,7 @@ impl RecordingSink for Recordings {
         let info = self.info(&segment.room);
         if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
             self.queued.fetch_sub(1, Ordering::SeqCst);
+            self.dropped.fetch_add(1, Ordering::SeqCst);
             tracing::error!(
                 room = %segment.room,
                 "the recording store is behind ({} segments waiting); a segment was dropped",
@@ -249,5 +268,47 @@ async fn worker(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cunneng_media_recorder::record::{Container, SegmentInfo};
+
+    use super::*;
+
+    fn segment(index: u32) -> ClosedSegment {
+        ClosedSegment {
+            room: "call:1".into(),
+            participant: "kiosk:1".into(),
+            info: SegmentInfo {
+                index,
+                start_ms: 0,
+                duration_ms: 1000,
+                container: Container::Webm,
+                audio: None,
+                video: None,
+                starts_with_keyframe: true,
+                bytes: 3,
+                sha256: String::new(),
+            },
+            data: bytes::Bytes::from_static(b"abc"),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_segments_and_counts_them() {
+        // A worker that takes nothing: the store is behind.
+        let (jobs, mut rx) = mpsc::unbounded_channel();
+        let r = Recordings::new(jobs, Arc::new(AtomicUsize::new(0)), 2);
+        for i in 0..5 {
+            r.segment_closed(segment(i));
+        }
+        assert_eq!(r.queue_figures(), (2, 2, 3), "two wait, three were dropped");
+        let mut handed = 0;
+        while rx.try_recv().is_ok() {
+            handed += 1;
+        }
+        assert_eq!(handed, 2, "only what fits the bound was handed to the worker");
     }
 }

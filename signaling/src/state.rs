@@ -18,7 +18,7 @@ use crate::identity::Principal;
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 use crate::objects::Vault;
-use crate::ratelimit::KeyedLimiter;
+use crate::ratelimit::{KeyedLimiter, quota};
 use crate::service::audit::Audit;
 use crate::service::papers::{Papers, UPLOAD_IDLE};
 use crate::service::playback::Playback;
@@ -71,6 +71,11 @@ pub struct Inner {
     pub audit: Arc<Audit>,
     /// Case exports running at once (`limits.exports_at_once`).
     pub exports: Arc<Semaphore>,
+    /// argon2 hashes and verifications at once (`limits.password_hashes_at_once`): logins,
+    /// password changes and resets, new accounts.
+    pub password_hashes: crate::auth::PasswordHashes,
+    /// The recording store's queue (its figures for `/metrics`).
+    pub recordings: Arc<crate::recording::Recordings>,
     /// Every background job; stopped by [`AppState::shutdown`].
     pub jobs: Jobs,
     /// Who may read `/metrics` (`metrics.token_file`).
@@ -107,31 +112,28 @@ impl AppState {
             crate::recording::Recordings::start(db.clone(), vault.clone(), &jobs, config.limits.recording_queue)
                 .await?;
         let engine =
-            crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings, &jobs).await?;
+            crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings.clone(), &jobs)
+                .await?;
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         let ws_anonymous = Arc::new(Semaphore::new(config.limits.ws_anonymous));
         let ws_per_address = crate::ratelimit::KeyedSlots::new(config.limits.ws_per_address);
         let papers = Arc::new(Papers::new(db.clone(), vault.clone(), &config.limits));
         let playback = Arc::new(Playback::new(db.clone(), vault.clone(), &config.limits));
         let l = &config.limits;
+        let every = |secs: u32| Duration::from_secs(u64::from(secs));
         let progress_limit =
-            KeyedLimiter::new(1.0 / f64::from(l.progress_refill_secs), l.progress_burst, l.progress_max_clients);
-        let progress_case_limit = KeyedLimiter::new(
-            1.0 / f64::from(l.progress_case_refill_secs),
-            l.progress_case_burst,
-            l.progress_max_clients,
-        );
+            KeyedLimiter::new(quota(every(l.progress_refill_secs), l.progress_burst), l.progress_max_clients);
+        let progress_case_limit =
+            KeyedLimiter::new(quota(every(l.progress_case_refill_secs), l.progress_case_burst), l.progress_max_clients);
         let login_address_limit =
-            KeyedLimiter::new(1.0 / f64::from(l.login_address_refill_secs), l.login_address_burst, l.login_max_keys);
+            KeyedLimiter::new(quota(every(l.login_address_refill_secs), l.login_address_burst), l.login_max_keys);
         let login_account_limit =
-            KeyedLimiter::new(1.0 / f64::from(l.login_account_refill_secs), l.login_account_burst, l.login_max_keys);
+            KeyedLimiter::new(quota(every(l.login_account_refill_secs), l.login_account_burst), l.login_max_keys);
         let progress_kiosk_limit = KeyedLimiter::new(
-            1.0 / f64::from(l.progress_kiosk_refill_secs),
-            l.progress_kiosk_burst,
+            quota(every(l.progress_kiosk_refill_secs), l.progress_kiosk_burst),
             l.progress_max_clients,
         );
-
-        let enrol_limit = KeyedLimiter::new(1.0 / f64::from(l.enrol_refill_secs), l.enrol_burst, l.login_max_keys);
+        let enrol_limit = KeyedLimiter::new(quota(every(l.enrol_refill_secs), l.enrol_burst), l.login_max_keys);
 
         let p = papers.clone();
         jobs.every("upload-cleanup", UPLOAD_CLEANUP_EVERY, move || {
@@ -185,6 +187,8 @@ impl AppState {
             a.checkpoint().await.map(drop)
         });
         let exports = Arc::new(Semaphore::new(config.limits.exports_at_once));
+        let password_hashes =
+            crate::auth::PasswordHashes::new(config.limits.password_hashes_at_once, crate::auth::PasswordHashes::WAIT);
 
         Ok(AppState(Arc::new(Inner {
             config,
@@ -208,9 +212,21 @@ impl AppState {
             enrol_limit,
             audit,
             exports,
+            password_hashes,
+            recordings,
             jobs,
             metrics_access,
         })))
+    }
+
+    /// Leave to hash a password, waiting a little ([`crate::auth::PasswordHashes::WAIT`]); none:
+    /// counted (`password_hashes_busy`) and [`crate::auth::HashesBusy`].
+    pub async fn hash_permit(&self) -> Result<crate::auth::HashPermit, crate::auth::HashesBusy> {
+        let permit = self.password_hashes.permit().await;
+        if permit.is_err() {
+            self.metrics.inc_rejected("password_hashes_busy");
+        }
+        permit
     }
 
     /// Resolve a bearer token (kiosk device token or staff session).
@@ -273,6 +289,7 @@ impl AppState {
             rejected: self.metrics.rejected(),
             media_streams: (self.playback.streams_open(), self.config.limits.media_streams),
             spool: self.spool.as_ref().map(|s| s.metrics()),
+            recording_queue: self.recordings.queue_figures(),
             jobs: self.jobs.statuses(),
         })
     }

@@ -8,7 +8,6 @@
 //! about (accounts, kiosks) reloads the running queue's topology.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
@@ -81,8 +80,9 @@ pub(super) async fn create_user(
         town_id: body.town_id,
         window_id: body.window_id,
     };
+    let permit = state.hash_permit().await?;
     let (user, temporary_password) =
-        run(&state, move |db| svc::create_user(db, &actor, &body.username, &input, crate::now_ms())).await?;
+        run(&state, move |db| svc::create_user(db, &permit, &actor, &body.username, &input, crate::now_ms())).await?;
     state.region_changed([]).await;
     Ok((StatusCode::CREATED, Json(CreatedUser { user, temporary_password })))
 }
@@ -150,8 +150,9 @@ pub(super) async fn reset_password(
     Path(id): Path<i64>,
 ) -> Result<Json<TemporaryPassword>, ApiError> {
     let actor = svc::actor_of(&admin);
+    let permit = state.hash_permit().await?;
     let (temporary_password, ended) =
-        run(&state, move |db| svc::reset_password(db, &actor, id, crate::now_ms())).await?;
+        run(&state, move |db| svc::reset_password(db, &permit, &actor, id, crate::now_ms())).await?;
     state.tokens_ended(ended);
     Ok(Json(TemporaryPassword { temporary_password }))
 }
@@ -317,7 +318,7 @@ pub(super) async fn enrol(
     JsonBody(body): JsonBody<EnrolBody>,
 ) -> Result<Json<EnrolAnswer>, ApiError> {
     // Limited per address before anything is looked up: 10^8 codes, each valid minutes.
-    if let Err(wait) = state.enrol_limit.take(&peer.ip(), Instant::now()) {
+    if let Err(wait) = state.enrol_limit.take(&peer.ip()) {
         state.metrics.inc_rejected("enrol_rate");
         return Err(ApiError::rate_limited("尝试太频繁,请稍后再试 (too many enrolment attempts)", wait));
     }
@@ -355,21 +356,26 @@ pub(super) async fn change_password(
         return Err(ApiError::forbidden("passwords are for staff"));
     };
     let user_id = *user_id;
-    // Checking the old password costs an argon2 hash: limited like logins to the account.
-    if let Err(wait) = state.login_account_limit.take(&format!("#user:{user_id}"), Instant::now()) {
+    // Checking the old password costs an argon2 hash: limited like logins to the account, and
+    // bounded with every other hash (a busy answer takes nothing from the limit).
+    let key = format!("#user:{user_id}");
+    let refused = |wait| {
         state.metrics.inc_rejected("login_rate");
-        return Err(ApiError::rate_limited("尝试太频繁,请稍后再试 (too many attempts)", wait));
-    }
+        ApiError::rate_limited("尝试太频繁,请稍后再试 (too many attempts)", wait)
+    };
+    state.login_account_limit.would_allow(&key).map_err(refused)?;
+    let permit = state.hash_permit().await?;
+    state.login_account_limit.take(&key).map_err(refused)?;
     let session_hash = crate::auth::token_hash(bearer(&headers).unwrap_or_default());
     let actor = svc::actor_of(&p);
     let ended = run(&state, move |db| {
         svc::change_password(
             db,
+            &permit,
             &actor,
             user_id,
             &session_hash,
-            &body.old_password,
-            &body.new_password,
+            svc::PasswordChange { old: &body.old_password, new: &body.new_password },
             crate::now_ms(),
         )
     })

@@ -83,6 +83,19 @@ impl From<DataError> for ApiError {
     }
 }
 
+impl From<crate::auth::HashesBusy> for ApiError {
+    /// 503 `busy` with `Retry-After`: every password hash permit stayed taken.
+    fn from(busy: crate::auth::HashesBusy) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "服务器正忙,请稍后再试 (too many passwords being checked at once; retry)",
+        );
+        e.retry_after = Some(busy.retry_after.as_secs_f64().ceil().max(1.0) as u64);
+        e
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match e {

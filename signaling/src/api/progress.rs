@@ -6,7 +6,6 @@
 //! (`limits.progress_kiosk_*`) instead of per address.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Query, State};
@@ -33,7 +32,6 @@ pub(super) async fn lookup(
     headers: HeaderMap,
     Query(q): Query<ProgressQuery>,
 ) -> Result<Json<Progress>, ApiError> {
-    let now = Instant::now();
     // A token that is not a kiosk's (or not valid) counts as no token: the lookup is public.
     let kiosk = match bearer(&headers) {
         Some(token) => match state.resolve_token(token.to_string()).await {
@@ -43,8 +41,8 @@ pub(super) async fn lookup(
         None => None,
     };
     let allowed = match kiosk {
-        Some((k, _)) => state.progress_kiosk_limit.take(&k, now),
-        None => state.progress_limit.take(&peer.ip(), now),
+        Some((k, _)) => state.progress_kiosk_limit.take(&k),
+        None => state.progress_limit.take(&peer.ip()),
     };
     if let Err(wait) = allowed {
         state.metrics.inc_rejected("progress_rate");
@@ -61,7 +59,7 @@ pub(super) async fn lookup(
     }
     // Guesses on one case are limited wherever they come from (behind a proxy every citizen
     // shares one address).
-    if let Err(wait) = state.progress_case_limit.take(&case_no, now) {
+    if let Err(wait) = state.progress_case_limit.take(&case_no) {
         state.metrics.inc_rejected("progress_case_rate");
         return Err(ApiError::rate_limited("这个案件查询太频繁,请稍后再试 (too many lookups of this case)", wait));
     }

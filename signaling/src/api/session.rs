@@ -2,7 +2,6 @@
 
 use axum::Json;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -41,22 +40,35 @@ pub(super) async fn login(
         return Err(ApiError::bad_request("用户名或密码过长 (username or password too long)"));
     }
     // Limited per address and per account before any password is hashed (argon2id is
-    // expensive and runs on the shared blocking pool).
-    let now = Instant::now();
+    // expensive and runs on the shared blocking pool). Both limits are asked before either is
+    // taken from: a refusal by one spends nothing of the other.
     let account = body.username.trim().to_lowercase();
-    let limited = state
-        .login_address_limit
-        .would_allow(&peer.ip(), now)
-        .and_then(|()| state.login_account_limit.would_allow(&account, now))
-        .and_then(|()| state.login_address_limit.take(&peer.ip(), now))
-        .and_then(|()| state.login_account_limit.take(&account, now));
-    if let Err(wait) = limited {
+    let limits = |take: bool| {
+        let asked = state
+            .login_address_limit
+            .would_allow(&peer.ip())
+            .and_then(|()| state.login_account_limit.would_allow(&account));
+        if !take {
+            return asked;
+        }
+        asked
+            .and_then(|()| state.login_address_limit.take(&peer.ip()))
+            .and_then(|()| state.login_account_limit.take(&account))
+    };
+    let refused = |wait| {
         state.metrics.inc_rejected("login_rate");
-        return Err(ApiError::rate_limited("登录尝试太频繁,请稍后再试 (too many login attempts)", wait));
-    }
+        ApiError::rate_limited("登录尝试太频繁,请稍后再试 (too many login attempts)", wait)
+    };
+    limits(false).map_err(refused)?;
+    // At most `password_hashes_at_once` hashes at once (19 MiB each); no permit within the
+    // wait is 503 `busy`, having taken nothing from either limit.
+    let permit = state.hash_permit().await?;
+    limits(true).map_err(refused)?;
     let ttl = state.config.auth.session_ttl_hours;
-    let result =
-        state.db.run(move |db| crate::auth::login(db, &body.username, &body.password, crate::now_ms(), ttl)).await;
+    let result = state
+        .db
+        .run(move |db| crate::auth::login(db, &permit, &body.username, &body.password, crate::now_ms(), ttl))
+        .await;
     match result {
         Ok(login) => Ok(Json(LoginAnswer {
             token: login.token,

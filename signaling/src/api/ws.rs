@@ -3,7 +3,7 @@
 //! socket gets an `error` and is closed; nobody else is affected.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -15,7 +15,7 @@ use super::ApiError;
 use crate::clients::{CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNAUTHORIZED, ClientTx, ConnId, Outbound};
 use crate::engine::{label, party_of};
 use crate::identity::Principal;
-use crate::ratelimit::TokenBucket;
+use crate::ratelimit::{MessageRate, per_second};
 use crate::state::AppState;
 use crate::wire::{ClientEnvelope, ClientMsg, ServerMsg};
 
@@ -137,7 +137,7 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
 
     // 3. read loop
     let limits = &state.config.limits;
-    let mut rate = TokenBucket::new(f64::from(limits.ws_messages_per_sec), limits.ws_burst, Instant::now());
+    let rate = MessageRate::new(per_second(limits.ws_messages_per_sec, limits.ws_burst));
     let token_hash = crate::auth::token_hash(&token);
     let recheck_every = Duration::from_secs(limits.ws_recheck_secs);
     let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
@@ -177,7 +177,7 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
         };
         // Every frame but the closing one counts against the rate: binary, ping and pong
         // frames too.
-        if matches!(frame, Some(Ok(ref m)) if !matches!(m, Message::Close(_))) && !rate.allow(Instant::now()) {
+        if matches!(frame, Some(Ok(ref m)) if !matches!(m, Message::Close(_))) && !rate.allow() {
             state.metrics.inc_rejected("rate_limited");
             tracing::warn!(?party, "websocket over the message rate; closing");
             tx.send(ServerMsg::error("rate_limited", "消息过于频繁 (too many messages)", None));

@@ -106,6 +106,16 @@ fn migrations_are_idempotent_on_disk() {
 }
 
 #[test]
+fn a_committed_row_is_synced_to_disk() {
+    // synchronous = FULL (2): with WAL, NORMAL (1) can lose the last commits on a power loss,
+    // and a paper's row is acknowledged to the user once committed.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("cunneng.db")).unwrap();
+    let level: i64 = db.conn().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+    assert_eq!(level, 2, "PRAGMA synchronous is FULL");
+}
+
+#[test]
 fn an_older_database_with_data_is_migrated_and_keeps_its_references() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");

@@ -11,7 +11,7 @@ use rand::Rng;
 use rand::rngs::OsRng;
 use serde_json::{Value, json};
 
-use crate::auth;
+use crate::auth::{self, HashPermit};
 use crate::case::{ActorKind, EventActor};
 use crate::db::{AccountFields, AccountRow, DataError, Db, DeviceRow, Reference, Tx};
 use crate::error::{Error, Rejection};
@@ -195,6 +195,7 @@ fn detail_of(f: &AccountFields) -> Value {
 /// A new account with a temporary password it must change at first login.
 pub fn create_user(
     db: &Db,
+    permit: &HashPermit,
     actor: &EventActor,
     username: &str,
     input: &AccountInput,
@@ -202,7 +203,7 @@ pub fn create_user(
 ) -> Result<(AccountRow, String), Error> {
     let username = check_username(username)?;
     let password = temporary_password();
-    let hash = auth::hash_password(&password)?;
+    let hash = auth::hash_password(permit, &password)?;
     let row = write(db, |tx| {
         let f = match account_fields(tx, input)? {
             Ok(f) => f,
@@ -292,9 +293,15 @@ pub fn delete_user(db: &Db, actor: &EventActor, user_id: i64, now_ms: u64) -> Re
 }
 
 /// A new temporary password, to be changed at the next login; every session of the user ends.
-pub fn reset_password(db: &Db, actor: &EventActor, user_id: i64, now_ms: u64) -> Result<(String, Vec<String>), Error> {
+pub fn reset_password(
+    db: &Db,
+    permit: &HashPermit,
+    actor: &EventActor,
+    user_id: i64,
+    now_ms: u64,
+) -> Result<(String, Vec<String>), Error> {
     let password = temporary_password();
-    let hash = auth::hash_password(&password)?;
+    let hash = auth::hash_password(permit, &password)?;
     let ended = write(db, |tx| {
         if tx.account(user_id)?.is_none() {
             return Ok(Err(Rejection::not_found("user")));
@@ -307,18 +314,26 @@ pub fn reset_password(db: &Db, actor: &EventActor, user_id: i64, now_ms: u64) ->
     Ok((password, ended))
 }
 
+/// A password change as the user asks it: the password now, and the one wanted.
+#[derive(Clone, Copy)]
+pub struct PasswordChange<'a> {
+    pub old: &'a str,
+    pub new: &'a str,
+}
+
 /// The user changes their own password (`POST /api/password`): the old one must match, the
 /// new one has at least [`MIN_PASSWORD_CHARS`] characters and differs from it. The flag
 /// `must_change_password` clears; the user's other sessions end (returned), this one stays.
 pub fn change_password(
     db: &Db,
+    permit: &HashPermit,
     actor: &EventActor,
     user_id: i64,
     session_hash: &str,
-    old_password: &str,
-    new_password: &str,
+    change: PasswordChange<'_>,
     now_ms: u64,
 ) -> Result<Vec<String>, Error> {
+    let PasswordChange { old: old_password, new: new_password } = change;
     if new_password.chars().count() < MIN_PASSWORD_CHARS || new_password.len() > auth::MAX_SECRET_LEN {
         return Err(Rejection::invalid(format!(
             "新密码至少 {MIN_PASSWORD_CHARS} 个字符 (the new password needs at least {MIN_PASSWORD_CHARS} characters)"
@@ -329,7 +344,7 @@ pub fn change_password(
         return Err(Rejection::invalid("新密码不能和原密码相同 (the new password equals the old one)").into());
     }
     let stored = db.password_of_user(user_id)?.ok_or(DataError::Unauthorized)?;
-    if !auth::verify_password(&stored, old_password) {
+    if !auth::verify_password(permit, &stored, old_password) {
         return Err(Rejection::new(
             crate::error::RejectKind::Invalid,
             "bad_credentials",
@@ -337,7 +352,7 @@ pub fn change_password(
         )
         .into());
     }
-    let hash = auth::hash_password(new_password)?;
+    let hash = auth::hash_password(permit, new_password)?;
     write(db, |tx| {
         tx.set_password(user_id, &hash, false)?;
         let ended = tx.end_sessions(user_id, Some(session_hash))?;
@@ -636,9 +651,9 @@ mod tests {
     #[test]
     fn a_new_account_must_change_its_temporary_password() {
         let r = region();
-        let (row, temp) = create_user(&r.db, &admin(), "zhangsan", &approver(&r), 5).unwrap();
+        let (row, temp) = create_user(&r.db, &auth::test_permit(), &admin(), "zhangsan", &approver(&r), 5).unwrap();
         assert!(row.must_change_password && !row.disabled && row.last_login_ms.is_none());
-        let login = auth::login(&r.db, "zhangsan", &temp, 10, 12).unwrap();
+        let login = auth::login(&r.db, &auth::test_permit(), "zhangsan", &temp, 10, 12).unwrap();
         assert!(login.must_change_password);
         let e = auth::resolve_token(&r.db, &login.token, 11).unwrap_err();
         assert!(matches!(e, DataError::PasswordChangeRequired), "{e}");
@@ -653,34 +668,47 @@ mod tests {
             (temp.as_str(), temp.as_str(), "bad_request"),
             ("wrong-password", "a-good-new-one", "bad_credentials"),
         ] {
-            match change_password(&r.db, &actor, row.id, &hash, old, new, 12) {
+            match change_password(&r.db, &auth::test_permit(), &actor, row.id, &hash, PasswordChange { old, new }, 12) {
                 Err(Error::Rejected(rej)) => assert_eq!(rej.code, code),
                 other => panic!("{other:?}"),
             }
         }
-        let other = auth::login(&r.db, "zhangsan", &temp, 13, 12).unwrap();
-        let ended = change_password(&r.db, &actor, row.id, &hash, &temp, "a-good-new-one", 14).unwrap();
+        let other = auth::login(&r.db, &auth::test_permit(), "zhangsan", &temp, 13, 12).unwrap();
+        let ended = change_password(
+            &r.db,
+            &auth::test_permit(),
+            &actor,
+            row.id,
+            &hash,
+            PasswordChange { old: &temp, new: "a-good-new-one" },
+            14,
+        )
+        .unwrap();
         assert_eq!(ended, vec![auth::token_hash(&other.token)], "the other session ends, this one stays");
         assert!(matches!(auth::resolve_token(&r.db, &login.token, 15).unwrap(), Principal::Staff { .. }));
-        assert!(auth::login(&r.db, "zhangsan", &temp, 16, 12).unwrap_err().is_unauthorized());
-        assert!(!auth::login(&r.db, "zhangsan", "a-good-new-one", 16, 12).unwrap().must_change_password);
+        assert!(auth::login(&r.db, &auth::test_permit(), "zhangsan", &temp, 16, 12).unwrap_err().is_unauthorized());
+        assert!(
+            !auth::login(&r.db, &auth::test_permit(), "zhangsan", "a-good-new-one", 16, 12)
+                .unwrap()
+                .must_change_password
+        );
     }
 
     #[test]
     fn disabling_ends_sessions_and_refuses_login_and_the_queue_forgets() {
         let r = region();
-        let (row, temp) = create_user(&r.db, &admin(), "zhangsan", &approver(&r), 5).unwrap();
-        let login = auth::login(&r.db, "zhangsan", &temp, 10, 12).unwrap();
+        let (row, temp) = create_user(&r.db, &auth::test_permit(), &admin(), "zhangsan", &approver(&r), 5).unwrap();
+        let login = auth::login(&r.db, &auth::test_permit(), "zhangsan", &temp, 10, 12).unwrap();
         assert_eq!(r.db.topology().unwrap().approvers.len(), 1);
         let (row2, ended) = set_user_disabled(&r.db, &admin(), row.id, true, 20).unwrap();
         assert!(row2.disabled);
         assert_eq!(ended, vec![auth::token_hash(&login.token)]);
         assert!(auth::resolve_token(&r.db, &login.token, 21).unwrap_err().is_unauthorized());
-        assert!(auth::login(&r.db, "zhangsan", &temp, 22, 12).unwrap_err().is_unauthorized());
+        assert!(auth::login(&r.db, &auth::test_permit(), "zhangsan", &temp, 22, 12).unwrap_err().is_unauthorized());
         assert!(r.db.topology().unwrap().approvers.is_empty());
         let (row3, ended) = set_user_disabled(&r.db, &admin(), row.id, false, 30).unwrap();
         assert!(!row3.disabled && ended.is_empty());
-        assert!(auth::login(&r.db, "zhangsan", &temp, 31, 12).is_ok());
+        assert!(auth::login(&r.db, &auth::test_permit(), "zhangsan", &temp, 31, 12).is_ok());
         assert_eq!(r.db.topology().unwrap().approvers.len(), 1);
         // Nobody disables their own account.
         let me = EventActor { id: Some(row.id), ..admin() };
@@ -691,14 +719,17 @@ mod tests {
     fn roles_and_places_are_checked_and_names_unique() {
         let r = region();
         let wrong_town = AccountInput { town_id: Some(r.other_town), ..approver(&r) };
-        assert!(matches!(create_user(&r.db, &admin(), "a-1", &wrong_town, 1), Err(Error::Rejected(_))));
-        create_user(&r.db, &admin(), "a-1", &approver(&r), 1).unwrap();
-        match create_user(&r.db, &admin(), "a-1", &approver(&r), 2) {
+        assert!(matches!(
+            create_user(&r.db, &auth::test_permit(), &admin(), "a-1", &wrong_town, 1),
+            Err(Error::Rejected(_))
+        ));
+        create_user(&r.db, &auth::test_permit(), &admin(), "a-1", &approver(&r), 1).unwrap();
+        match create_user(&r.db, &auth::test_permit(), &admin(), "a-1", &approver(&r), 2) {
             Err(Error::Rejected(rej)) => assert_eq!(rej.code, "conflict"),
             other => panic!("{other:?}"),
         }
         let chief = AccountInput { role: Role::Chief, window_id: None, ..approver(&r) };
-        let (row, _) = create_user(&r.db, &admin(), "c-1", &chief, 3).unwrap();
+        let (row, _) = create_user(&r.db, &auth::test_permit(), &admin(), "c-1", &chief, 3).unwrap();
         let (row, _) = update_user(&r.db, &admin(), row.id, &approver(&r), 4).unwrap();
         assert_eq!((row.role, row.window_id), (Role::Approver, Some(r.window)));
     }
@@ -706,8 +737,8 @@ mod tests {
     #[test]
     fn an_account_without_history_is_deleted_but_not_ones_own() {
         let r = region();
-        let (row, temp) = create_user(&r.db, &admin(), "a-1", &approver(&r), 1).unwrap();
-        let login = auth::login(&r.db, "a-1", &temp, 2, 12).unwrap();
+        let (row, temp) = create_user(&r.db, &auth::test_permit(), &admin(), "a-1", &approver(&r), 1).unwrap();
+        let login = auth::login(&r.db, &auth::test_permit(), "a-1", &temp, 2, 12).unwrap();
         let me = EventActor { id: Some(row.id), ..admin() };
         assert!(matches!(delete_user(&r.db, &me, row.id, 3), Err(Error::Rejected(_))));
         assert_eq!(delete_user(&r.db, &admin(), row.id, 3).unwrap(), vec![auth::token_hash(&login.token)]);

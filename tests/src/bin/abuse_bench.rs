@@ -9,8 +9,10 @@
 //! ```
 //!
 //! The abusers come from other loopback addresses (127.0.0.10 and up) than the calls and the
-//! paper (127.0.0.1), as clients on other machines would. Exits non-zero when a call lost its
-//! media, the paper did not finish or memory grew past 64 MiB.
+//! paper (127.0.0.1), as clients on other machines would; the slow uploads come from every
+//! kiosk but the honest one. Exits non-zero when a call lost its media, the paper did not finish,
+//! a login was answered anything but 401, 429 or 503, or memory (sampled every 100 ms) grew past
+//! 64 MiB.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -68,6 +70,42 @@ async fn media_call(server: &Server, p: &Pairing, n: usize) -> Result<(AnsweredC
     Ok((call, kiosk_peer, staff_peer))
 }
 
+/// The honest kiosk's paper, sent as the kiosk page sends it: in chunks, and a chunk that is
+/// refused for now (503 busy, 408, 429, 409 upload_busy) or not answered in time is sent again at the same offset
+/// after a pause, for two minutes at most. Returns the number of retries.
+async fn honest_upload(api: &Api, case_no: &str, bytes: &[u8]) -> Result<usize> {
+    const CHUNK: usize = 512 * 1024;
+    let (status, start) =
+        api.start_upload(case_no, json!({"name": "scan.pdf", "size": bytes.len(), "kind": "scan"})).await?;
+    if status != 201 {
+        bail!("starting the honest upload: {status} {start}");
+    }
+    let url = start["url"].as_str().context("upload url")?.to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut offset, mut retries) = (0usize, 0usize);
+    loop {
+        let end = (offset + CHUNK).min(bytes.len());
+        match api
+            .put_bytes(&format!("{url}?offset={offset}"), bytes[offset..end].to_vec(), "application/octet-stream")
+            .await
+        {
+            Ok((200, body)) => offset = body["offset"].as_u64().context("offset")? as usize,
+            Ok((201, _)) => return Ok(retries),
+            // 409 upload_busy: the server still holds the request that was given up on.
+            Ok((408 | 429 | 503, _)) | Err(_) if Instant::now() < deadline => {
+                retries += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Ok((409, body)) if body["error"]["code"] == "upload_busy" && Instant::now() < deadline => {
+                retries += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Ok((status, body)) => bail!("the honest upload at {offset}: {status} {body}"),
+            Err(e) => return Err(e.context("the honest upload ran out of time")),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -102,11 +140,28 @@ async fn main() -> Result<()> {
     let honest =
         kiosks.iter().find(|k| k.id() != p1.kiosk.id() && k.id() != p2.kiosk.id()).unwrap_or(&kiosks[0]).clone();
     let honest_api = Api::new(&server, &honest.token);
+    // The abusers are every other kiosk: the honest one's own chunk slots stay its own.
+    let abusers: Vec<_> = kiosks.iter().filter(|k| k.id() != honest.id()).cloned().collect();
+    if abusers.is_empty() {
+        bail!("the demo has no kiosk besides the honest one");
+    }
     let (_, matters) = honest_api.get("/api/matters").await?;
     let matter_id = matters[0]["id"].as_i64().context("matter")?;
 
     let started = Instant::now();
     let before = received();
+    // The server's resident memory, sampled every 100 ms until the abuse is over.
+    let (stop_sampling, mut stopped) = tokio::sync::watch::channel(false);
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0u64;
+        loop {
+            peak = peak.max(rss_kib(pid));
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stopped.changed() => break peak,
+            }
+        }
+    });
 
     // 1. Anonymous sockets: opened from 20 addresses, never say hello.
     let anon = tokio::spawn(async move {
@@ -131,10 +186,10 @@ async fn main() -> Result<()> {
         (opened, refused)
     });
 
-    // 2. Slow uploads: chunk PUTs from every demo kiosk that send a byte now and then.
+    // 2. Slow uploads: chunk PUTs from every other demo kiosk that send a byte now and then.
     let mut slow = Vec::new();
     for i in 0..slow_uploads {
-        let kiosk = kiosks[i % kiosks.len()].clone();
+        let kiosk = abusers[i % abusers.len()].clone();
         let api = Api::new(&server, &kiosk.token);
         let (_, ms) = api.get("/api/matters").await?;
         let (st, case) = api.post("/api/cases", json!({"matter_id": ms[0]["id"]})).await?;
@@ -176,56 +231,81 @@ async fn main() -> Result<()> {
         }));
     }
 
-    // 3. Login flood: wrong passwords on one account and on many, from 20 addresses.
+    // 3. Login flood: wrong passwords on one account and on many, from 20 addresses at once
+    // (each address one request after another).
+    const FLOOD_ADDRESSES: usize = 20;
     let base = server.base_url.clone();
     let victim = server.link("supervisor").fragment_param("user").context("user")?;
-    let flood = tokio::spawn(async move {
-        let (mut unauthorized, mut limited, mut other) = (0usize, 0usize, 0usize);
-        for i in 0..logins {
+    let mut flooders = Vec::new();
+    for a in 0..FLOOD_ADDRESSES {
+        let (base, victim) = (base.clone(), victim.clone());
+        flooders.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
-                .local_address(std::net::IpAddr::from([127, 0, 0, 70 + (i % 20) as u8]))
+                .local_address(std::net::IpAddr::from([127, 0, 0, 70 + a as u8]))
                 .build()
                 .expect("client");
-            let user = if i % 2 == 0 { victim.clone() } else { format!("nobody{i}") };
-            match client
-                .post(format!("{base}/api/login"))
-                .json(&json!({"username": user, "password": "x"}))
-                .send()
-                .await
-            {
-                Ok(r) if r.status().as_u16() == 401 => unauthorized += 1,
-                Ok(r) if r.status().as_u16() == 429 => limited += 1,
-                _ => other += 1,
+            // 401, 429, 503, anything else.
+            let mut answers = [0usize; 4];
+            for i in (a..logins).step_by(FLOOD_ADDRESSES) {
+                let user = if i % 2 == 0 { victim.clone() } else { format!("nobody{i}") };
+                let status = client
+                    .post(format!("{base}/api/login"))
+                    .json(&json!({"username": user, "password": "x"}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                match status {
+                    Ok(401) => answers[0] += 1,
+                    Ok(429) => answers[1] += 1,
+                    Ok(503) => answers[2] += 1,
+                    _ => answers[3] += 1,
+                }
+            }
+            answers
+        }));
+    }
+    let flood = tokio::spawn(async move {
+        let mut total = [0usize; 4];
+        for f in flooders {
+            let answers = f.await.unwrap_or([0, 0, 0, 1]);
+            for (t, n) in total.iter_mut().zip(answers) {
+                *t += n;
             }
         }
-        (unauthorized, limited, other)
+        total
     });
 
     // Meanwhile the honest paper.
     let (_, case) = honest_api.post("/api/cases", json!({"matter_id": matter_id})).await?;
     let case_no = case["case_no"].as_str().context("case_no")?.to_string();
     let upload_started = Instant::now();
-    let paper = honest_api.upload(&case_no, "scan.pdf", &pdf(2_000_000), None, "scan", 512 * 1024).await;
+    let paper = honest_upload(&honest_api, &case_no, &pdf(2_000_000)).await;
     let upload_secs = upload_started.elapsed().as_secs_f64();
-    let mut peak = rss_kib(pid);
 
     let (opened, refused) = anon.await?;
-    let (unauthorized, limited, other) = flood.await?;
+    let [unauthorized, limited, busy, other] = flood.await?;
     let mut slow_answers = std::collections::BTreeMap::new();
     for s in slow {
         *slow_answers.entry(s.await?).or_insert(0usize) += 1;
-        peak = peak.max(rss_kib(pid));
     }
     let after = received();
     let abuse_secs = started.elapsed().as_secs_f64();
+    let _ = stop_sampling.send(true);
+    let peak = sampler.await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_kib(pid);
 
     println!("abuse: {abuse_secs:.1} s of abuse");
     println!("abuse: anonymous sockets: {opened} opened (closed after the hello timeout), {refused} refused");
     println!("abuse: slow uploads: answers by status {slow_answers:?} (0: closed without an answer)");
-    println!("abuse: login flood: {unauthorized} answered 401, {limited} answered 429, {other} other");
-    println!("abuse: honest paper of 2 MB: {} in {upload_secs:.1} s", if paper.is_ok() { "stored" } else { "FAILED" });
+    println!(
+        "abuse: login flood from {FLOOD_ADDRESSES} addresses at once: {unauthorized} answered 401, {limited} 429, \
+         {busy} 503 busy, {other} other"
+    );
+    match &paper {
+        Ok(retries) => println!("abuse: honest paper of 2 MB: stored in {upload_secs:.1} s ({retries} chunk retries)"),
+        Err(e) => println!("abuse: honest paper of 2 MB: FAILED after {upload_secs:.1} s: {e:#}"),
+    }
     println!(
         "abuse: video packets received per leg during the abuse: {:?}",
         [after[0] - before[0], after[1] - before[1], after[2] - before[2], after[3] - before[3]]
@@ -237,6 +317,9 @@ async fn main() -> Result<()> {
     }
     drop((c1, c2));
     paper.context("the honest paper did not finish")?;
+    if other > 0 {
+        bail!("{other} logins of the flood were answered neither 401, 429 nor 503");
+    }
     if after.iter().zip(before.iter()).any(|(a, b)| a <= b) {
         bail!("a call lost its media during the abuse");
     }
