@@ -978,7 +978,7 @@ token = "0123456789abcdef0123456789abcdef"
         assert_eq!(copy.region_dump().unwrap(), db.region_dump().unwrap());
         assert_eq!(export_region(&copy).unwrap(), text);
         // The disabled approver cannot log in; the kiosk disabled there is refused.
-        assert!(auth::login(&copy, "zhaohua-minzheng", "cunneng-demo", 0, 1).is_err());
+        assert!(auth::login(&copy, &crate::auth::test_permit(), "zhaohua-minzheng", "cunneng-demo", 0, 1).is_err());
         let dump = copy.region_dump().unwrap();
         let chief = dump.accounts.iter().find(|a| a.username == "zhaohua-chief").unwrap();
         assert!(chief.must_change_password && !chief.disabled);
