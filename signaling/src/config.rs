@@ -213,6 +213,9 @@ pub struct LimitsConfig {
     pub paper_body_idle_secs: u64,
     /// Longest a chunk body may take in all.
     pub paper_body_max_secs: u64,
+    /// Slowest a chunk body may come once its first `paper_body_idle_secs` have passed, in
+    /// bytes per second (the default, 2 KiB/s, is a fifteenth of a 300 kbit/s village link).
+    pub paper_body_min_bytes_per_sec: u64,
     /// Longest a chunk waits for a receiving slot.
     pub paper_receive_wait_secs: u64,
     /// Papers opened for viewing at once (each up to `paper_max_bytes` in memory).
@@ -290,6 +293,7 @@ impl Default for LimitsConfig {
             paper_chunks_per_client: 2,
             paper_body_idle_secs: 20,
             paper_body_max_secs: 600,
+            paper_body_min_bytes_per_sec: 2048,
             paper_receive_wait_secs: 30,
             papers_opening: 8,
             progress_burst: 5,

@@ -1,7 +1,8 @@
 //! One kiosk cannot stall every upload in the county: a kiosk that opens chunk `PUT`s and
 //! never finishes their bodies holds at most `paper_chunks_per_client` receiving slots (one
 //! more is 429), each stalled body is broken off after `paper_body_idle_secs` (408), and
-//! meanwhile another village's upload goes through.
+//! meanwhile another village's upload goes through. Several kiosks trickling bodies a byte at a
+//! time are broken off by the minimum rate.
 
 use std::time::Duration;
 
@@ -77,5 +78,72 @@ async fn one_kiosk_cannot_stall_every_upload() -> Result<()> {
     assert_eq!(stored["size"], paper.len());
     let metrics = reqwest::get(format!("{}/metrics", server.base_url)).await?.text().await?;
     assert!(metrics.contains("paper_body_stalled"), "{metrics}");
+    Ok(())
+}
+
+/// Several kiosks together: each sends its chunk body a byte at a time, never silent for
+/// `paper_body_idle_secs`, so that only the minimum rate (`paper_body_min_bytes_per_sec`, after
+/// the first `paper_body_idle_secs`) breaks them off (408); a third village's upload, which
+/// waited for a receiving place they held, then goes through, long before the bodies' overall
+/// limit.
+#[tokio::test]
+async fn kiosks_trickling_together_cannot_stall_every_upload() -> Result<()> {
+    let env = [
+        ("CUNNENG_LIMITS__PAPER_CHUNKS_RECEIVING", "2"),
+        ("CUNNENG_LIMITS__PAPER_CHUNKS_PER_CLIENT", "1"),
+        ("CUNNENG_LIMITS__PAPER_BODY_IDLE_SECS", "2"),
+        ("CUNNENG_LIMITS__PAPER_BODY_MAX_SECS", "300"),
+        ("CUNNENG_LIMITS__PAPER_RECEIVE_WAIT_SECS", "60"),
+    ];
+    let server = Server::start_with_env(&["--demo"], &env).await?;
+    let paper = pdf(20_000);
+    let mut trickles = Vec::new();
+    for nth in 0..2 {
+        let s = setup(&server, nth, false).await?;
+        let kiosk = Api::new(&server, &s.kiosk.token);
+        let (_, case) = kiosk.post("/api/cases", json!({"matter_id": s.matter_id})).await?;
+        let case_no = case["case_no"].as_str().context("case_no")?.to_string();
+        let (st, start) =
+            kiosk.start_upload(&case_no, json!({"name": "slow.pdf", "size": paper.len(), "kind": "scan"})).await?;
+        assert_eq!(st, 201, "{start}");
+        let path = format!("{}?offset=0", start["url"].as_str().context("url")?);
+        let (mut read, mut write) =
+            stalled_put(&server, &s.kiosk.token, &path, &paper[..1], paper.len()).await?.into_split();
+        // A byte every half second: never idle for 2 s, about 2 bytes a second.
+        let writer = tokio::spawn(async move {
+            for _ in 0..240 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if write.write_all(&[b'%']).await.is_err() || write.flush().await.is_err() {
+                    break;
+                }
+            }
+        });
+        trickles.push((
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = tokio::time::timeout(Duration::from_secs(120), read.read(&mut buf))
+                    .await
+                    .context("no answer")??;
+                anyhow::Ok(String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string())
+            }),
+            writer,
+        ));
+    }
+    // Both receiving places are held now; a third village's upload waits for one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = setup(&server, 2, false).await?;
+    let other = Api::new(&server, &third.kiosk.token);
+    let (_, case) = other.post("/api/cases", json!({"matter_id": third.matter_id})).await?;
+    let other_no = case["case_no"].as_str().context("case_no")?.to_string();
+    let t0 = std::time::Instant::now();
+    let stored = other.upload(&other_no, "c.pdf", &paper, None, "scan", 64 * 1024).await?;
+    assert_eq!(stored["size"], paper.len());
+    for (answer, writer) in trickles {
+        let line = answer.await??;
+        assert!(line.contains("408"), "a trickling body was answered {line}");
+        writer.abort();
+    }
+    // Broken off by the rate, not by the 300 s overall limit.
+    assert!(t0.elapsed() < Duration::from_secs(120), "the honest upload waited {:?}", t0.elapsed());
     Ok(())
 }

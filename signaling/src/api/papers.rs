@@ -157,6 +157,7 @@ pub(super) async fn put_chunk(
     let timing = BodyTiming {
         idle: std::time::Duration::from_secs(l.paper_body_idle_secs),
         total: std::time::Duration::from_secs(l.paper_body_max_secs),
+        min_bytes_per_sec: l.paper_body_min_bytes_per_sec,
     };
     let bytes = match read_body(request_body, limit, timing).await {
         Ok(b) => b,
@@ -188,16 +189,20 @@ pub(super) async fn put_chunk(
     }
 }
 
-/// How long a body may take: between two pieces, and in all.
+/// How long a body may take: between two pieces, and in all; and how slowly it may come once
+/// its first `idle` has passed (a trickle of a byte now and then holds a receiving place as
+/// surely as silence: several kiosks doing it together would hold them all).
 #[derive(Debug, Clone, Copy)]
 struct BodyTiming {
     idle: std::time::Duration,
     total: std::time::Duration,
+    min_bytes_per_sec: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum BodyError {
-    /// Nothing came for `idle`, or the whole took longer than `total`.
+    /// Nothing came for `idle`, the whole took longer than `total`, or it came slower than
+    /// `min_bytes_per_sec` after its first `idle`.
     Stalled,
     /// The connection broke off.
     Broken,
@@ -208,7 +213,8 @@ enum BodyError {
 /// Read a body of at most `limit` bytes within `timing`.
 async fn read_body(body: Body, limit: usize, timing: BodyTiming) -> Result<Vec<u8>, BodyError> {
     use futures_util::StreamExt;
-    let deadline = tokio::time::Instant::now() + timing.total;
+    let start = tokio::time::Instant::now();
+    let deadline = start + timing.total;
     let mut stream = body.into_data_stream();
     let mut out = Vec::new();
     loop {
@@ -222,6 +228,11 @@ async fn read_body(body: Body, limit: usize, timing: BodyTiming) -> Result<Vec<u
                     return Err(BodyError::TooLarge);
                 }
                 out.extend_from_slice(&piece);
+                let elapsed = start.elapsed();
+                if elapsed > timing.idle && (out.len() as f64) < timing.min_bytes_per_sec as f64 * elapsed.as_secs_f64()
+                {
+                    return Err(BodyError::Stalled);
+                }
             }
         }
     }
@@ -349,6 +360,55 @@ pub(super) async fn rescan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body of `pieces` pieces of `size` bytes, one every `every`.
+    fn trickle(pieces: usize, size: usize, every: std::time::Duration) -> Body {
+        let stream = futures_util::stream::unfold(0, move |n| async move {
+            if n == pieces {
+                return None;
+            }
+            tokio::time::sleep(every).await;
+            Some((Ok::<_, std::io::Error>(bytes::Bytes::from(vec![7u8; size])), n + 1))
+        });
+        Body::from_stream(stream)
+    }
+
+    // Real time, scaled down (the workspace's tokio has no paused clock): a grace of 200 ms.
+    const TIMING: BodyTiming = BodyTiming {
+        idle: std::time::Duration::from_millis(200),
+        total: std::time::Duration::from_secs(30),
+        min_bytes_per_sec: 2048,
+    };
+
+    #[tokio::test]
+    async fn a_slow_honest_link_gets_through() {
+        // Far above the minimum: 4 KiB every 10 ms, well past the grace.
+        let body = trickle(60, 4096, std::time::Duration::from_millis(10));
+        assert_eq!(read_body(body, 1 << 20, TIMING).await.map(|b| b.len()), Ok(60 * 4096));
+    }
+
+    #[tokio::test]
+    async fn a_trickle_is_broken_off_once_its_grace_has_passed() {
+        // A byte every 50 ms never trips the idle limit, but is far below 2 KiB/s.
+        let t0 = std::time::Instant::now();
+        let body = trickle(1000, 1, std::time::Duration::from_millis(50));
+        assert_eq!(read_body(body, 1 << 20, TIMING).await, Err(BodyError::Stalled));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "broken off only after {:?}", t0.elapsed());
+    }
+
+    #[tokio::test]
+    async fn silence_and_size_are_limits_too() {
+        let silent = trickle(2, 10, std::time::Duration::from_millis(400));
+        assert_eq!(read_body(silent, 1 << 20, TIMING).await, Err(BodyError::Stalled));
+        let too_big = trickle(3, 600 * 1024, std::time::Duration::from_millis(1));
+        assert_eq!(read_body(too_big, 1 << 20, TIMING).await, Err(BodyError::TooLarge));
+        // No minimum: a trickle only has the idle and total limits.
+        let slow = trickle(8, 1, std::time::Duration::from_millis(50));
+        assert_eq!(
+            read_body(slow, 1 << 20, BodyTiming { min_bytes_per_sec: 0, ..TIMING }).await.map(|b| b.len()),
+            Ok(8)
+        );
+    }
 
     #[test]
     fn content_disposition_is_encoded() {
