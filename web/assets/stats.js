@@ -442,7 +442,7 @@ function drawTimes(/** @type {Report} */ r) {
     tooltip: TOOLTIP,
     legend: { top: 0, textStyle: TEXT },
     xAxis: { type: 'category', data: labels, axisLabel: { fontSize: 13 } },
-    yAxis: { type: 'value', name: '秒', min: 0, nameTextStyle: TEXT },
+    yAxis: { type: 'value', name: '秒', min: 0, minInterval: 1, nameTextStyle: TEXT },
     series: [
       line('等待中位', '#0b57a4', (f) => f.waiting.p50_secs),
       line('等待P90', '#0b57a4', (f) => f.waiting.p90_secs, true),

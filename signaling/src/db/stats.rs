@@ -3,19 +3,18 @@
 //! started in the range, for the county or one town.
 //!
 //! A county-wide year is about 100,000 cases and as many calls, so the reads are lean: the
-//! cases come from one covering index (`cases_stats`: the wide case rows are never visited),
-//! the calls and the ratings from a scan of their own table by the range of case ids, kept if
+//! cases and the calls each come from one covering index (`cases_stats`, `calls_stats`: the
+//! table rows are never visited), the calls and the ratings by the range of case ids, kept if
 //! their case is in range (a hash lookup instead of a join into `cases` per row); names are
 //! read once per table; text columns are read in place, not copied.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use rusqlite::params;
 use rusqlite::types::ValueRef;
 
 use super::{DataError, Db, row_ms, sql_ms};
-use crate::case::stats::{BookingFact, CallEnd, CallFact, CaseFact, Facts};
+use crate::case::stats::{BookingFact, CallEnd, CallFact, CaseFact, Facts, IdMap};
 use crate::case::{Outcome, Rating};
 
 /// The cases of a range (`?1..?2`) in a town (`?3`, or all if negative): covered by the index
@@ -26,6 +25,12 @@ pub(super) const CASES_SQL: &str =
  FROM cases c
  WHERE c.created_at_ms >= ?1 AND c.created_at_ms < ?2
    AND (?3 < 0 OR c.village_id IN (SELECT id FROM villages WHERE town_id = ?3))";
+
+/// The call legs of the cases with ids `?1..=?2`: covered by the index `calls_stats`.
+pub(super) const CALLS_SQL: &str =
+    "SELECT id, case_id, window_id, requested_at_ms, rang_at_ms, answered_at_ms, ended_at_ms,
+        end_reason, transferred_from_id
+ FROM calls WHERE case_id BETWEEN ?1 AND ?2";
 
 /// Text read in place (`None` for NULL or anything that is not UTF-8 text).
 fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
@@ -55,7 +60,7 @@ impl Db {
         let (from, to, town) = (sql_ms(from_ms), sql_ms(to_ms), town_id.unwrap_or(-1));
         let mut facts = Facts::default();
         // The names, once each (the rows carry ids).
-        let names = |sql: &str| -> Result<HashMap<i64, Arc<str>>, DataError> {
+        let names = |sql: &str| -> Result<IdMap<i64, Arc<str>>, DataError> {
             let mut st = conn.prepare_cached(sql)?;
             let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, Arc::<str>::from(r.get::<_, String>(1)?))))?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -67,15 +72,15 @@ impl Db {
             names("SELECT id, name FROM windows")?,
             names("SELECT id, display_name FROM users")?,
         );
-        let town_of: HashMap<i64, i64> = {
+        let town_of: IdMap<i64, i64> = {
             let mut st = conn.prepare_cached("SELECT id, town_id FROM villages")?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<_, _>>()?
         };
-        let named = |map: &HashMap<i64, Arc<str>>, id: i64| (id, map.get(&id).cloned().unwrap_or_else(|| "".into()));
+        let named = |map: &IdMap<i64, Arc<str>>, id: i64| (id, map.get(&id).cloned().unwrap_or_else(|| "".into()));
 
         // The cases, and where each is in `facts.cases`.
-        let mut index: HashMap<i64, usize> = HashMap::new();
+        let mut index: IdMap<i64, usize> = IdMap::default();
         let (mut min_id, mut max_id) = (i64::MAX, i64::MIN);
         let mut st = conn.prepare_cached(CASES_SQL)?;
         let mut rows = st.query(params![from, to, town])?;
@@ -130,11 +135,7 @@ impl Db {
 
         // Calls, with their transfers folded into the call they continue.
         let mut legs: Vec<Leg> = Vec::with_capacity(facts.cases.len());
-        let mut st = conn.prepare_cached(
-            "SELECT id, case_id, window_id, requested_at_ms, rang_at_ms, answered_at_ms, ended_at_ms, end_reason,
-                    transferred_from_id
-             FROM calls WHERE case_id BETWEEN ?1 AND ?2",
-        )?;
+        let mut st = conn.prepare_cached(CALLS_SQL)?;
         let mut rows = st.query(params![min_id, max_id])?;
         while let Some(r) = rows.next()? {
             let case_id: i64 = r.get(1)?;
@@ -157,6 +158,8 @@ impl Db {
             });
         }
         drop(rows);
+        // The index gives them by case: in the order they were stored.
+        legs.sort_unstable_by_key(|l| l.id);
         fold_transfers(&mut legs);
         facts.calls = legs
             .into_iter()
@@ -202,14 +205,13 @@ fn with_bookings(
 }
 
 /// A transfer's leg: its chain's root takes its end, and its answer (with the ring and the
-/// window of that answer) if the chain had none yet. Legs in id order: the chain's last
+/// window of that answer) if the chain had none yet. `legs` in id order: the chain's last
 /// transfer is folded last and gives the end.
 fn fold_transfers(legs: &mut [Leg]) {
     if legs.iter().all(|l| l.from.is_none()) {
         return;
     }
-    legs.sort_unstable_by_key(|l| l.id);
-    let at: HashMap<i64, usize> = legs.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
+    let at: IdMap<i64, usize> = legs.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
     for i in 0..legs.len() {
         let Some(mut root) = legs[i].from.and_then(|id| at.get(&id).copied()) else { continue };
         let mut hops = 0;

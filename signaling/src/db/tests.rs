@@ -417,14 +417,21 @@ fn stats_facts_fold_transfers_with_the_ring_of_the_answered_leg() {
     assert_eq!(calls[0].window.0, ids.w_zh, "the window that answered it");
 }
 
-/// The statistics read a range of cases from the covering index alone (never the wide rows).
+/// The statistics read a range of cases and their calls from covering indexes alone (never
+/// the table rows).
 #[test]
-fn the_statistics_read_cases_from_their_covering_index() {
+fn the_statistics_read_cases_and_calls_from_their_covering_indexes() {
     let (db, _) = region();
     let conn = db.conn();
-    let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", super::stats::CASES_SQL)).unwrap();
-    let plan: Vec<String> = st.query_map(params![0, 1, -1], |r| r.get(3)).unwrap().collect::<Result<_, _>>().unwrap();
-    assert!(plan.iter().any(|p| p.contains("COVERING INDEX cases_stats")), "{plan:?}");
+    for (sql, args, index) in [
+        (super::stats::CASES_SQL, vec![0, 1, -1], "COVERING INDEX cases_stats"),
+        (super::stats::CALLS_SQL, vec![0, 1], "COVERING INDEX calls_stats"),
+    ] {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> =
+            st.query_map(rusqlite::params_from_iter(args), |r| r.get(3)).unwrap().collect::<Result<_, _>>().unwrap();
+        assert!(plan.iter().any(|p| p.contains(index)), "{plan:?}");
+    }
 }
 
 #[test]
