@@ -283,11 +283,39 @@ struct Conn {
     village: Option<i64>,
 }
 
-/// A change to the call log, written after the queue change it follows is persisted.
+/// A change to the call log, written after the queue change it follows is persisted (`Rang`:
+/// an approver's phone rang for the case's waiting leg, for the statistics' ring-to-answer).
 enum CallLog {
+    Rang { case: i64 },
     Answered { case: i64, staff: i64 },
-    Requeued { case: i64, window: Option<i64>, kiosk: i64, reason: &'static str },
+    Requeued { case: i64, window: Option<i64>, kiosk: i64, reason: Requeue },
     Ended { case: i64, reason: &'static str },
+}
+
+/// Why a call leg ends and the call waits again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requeue {
+    /// To another window: the new leg continues the call (`transferred_from_id`).
+    Transferred,
+    /// The approver is gone: a new leg, a call of its own in the statistics.
+    ApproverGone,
+}
+
+impl Requeue {
+    fn as_str(self) -> &'static str {
+        match self {
+            Requeue::Transferred => "transferred",
+            Requeue::ApproverGone => "approver_gone",
+        }
+    }
+}
+
+/// Whether a notice tells of a change just made or repeats a state to a party that
+/// (re)connected: only a change is written to the call log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Told {
+    Change,
+    Replay,
 }
 
 struct Engine {
@@ -498,7 +526,7 @@ impl Engine {
             }
         };
         // The party's own state comes from `state_for`, in order; others get their notices.
-        let (_own, others): (Vec<Action>, Vec<Action>) =
+        let (own, others): (Vec<Action>, Vec<Action>) =
             actions.into_iter().partition(|a| matches!(a, Action::Notify { to, .. } if *to == party));
         if self.persist().await.is_err() {
             // Told to nobody until it is saved; the party learns its state when it is.
@@ -506,8 +534,15 @@ impl Engine {
             return;
         }
         self.release_held().await;
+        // A ring that this connection started (the approver is available again) is a change;
+        // `state_for` repeats it with any ring already going, which the call log has.
+        for action in own {
+            if let Action::Notify { notice: Notice::Ring { case: Some(case), .. }, .. } = action {
+                self.record(CallLog::Rang { case: case.0 }, now).await;
+            }
+        }
         for notice in self.queue.state_for(party) {
-            self.notify(party, notice, now).await;
+            self.notify(party, notice, now, Told::Replay).await;
         }
         self.apply(others, now).await;
     }
@@ -766,7 +801,7 @@ impl Engine {
     async fn apply(&mut self, actions: Vec<Action>, now: Millis) {
         for action in actions {
             match action {
-                Action::Notify { to, notice } => self.notify(to, notice, now).await,
+                Action::Notify { to, notice } => self.notify(to, notice, now, Told::Change).await,
                 Action::OpenRoom { room, participants } => {
                     self.rooms.insert(room, participants.into_iter().collect());
                     self.subscribe(room);
@@ -838,7 +873,7 @@ impl Engine {
         }
     }
 
-    async fn notify(&mut self, to: Party, notice: Notice, now: Millis) {
+    async fn notify(&mut self, to: Party, notice: Notice, now: Millis, told: Told) {
         let mut log = None;
         let msg = match notice {
             Notice::Position { call, queue, position, estimated_wait_secs, staffed } => ServerMsg::QueuePosition {
@@ -864,11 +899,16 @@ impl Engine {
                     })
                     .collect(),
             },
-            Notice::Ring { call, village, matter, .. } => ServerMsg::CallRing {
-                call_id: call.0,
-                village: self.names.village(village),
-                matter: self.names.matter(matter),
-            },
+            Notice::Ring { call, village, matter, case, .. } => {
+                if let (Party::Staff(_), Some(c), Told::Change) = (to, case, told) {
+                    log = Some(CallLog::Rang { case: c.0 });
+                }
+                ServerMsg::CallRing {
+                    call_id: call.0,
+                    village: self.names.village(village),
+                    matter: self.names.matter(matter),
+                }
+            }
             Notice::RingStopped { call, reason } => {
                 ServerMsg::CallRingStopped { call_id: call.0, reason: reason.as_str() }
             }
@@ -915,8 +955,8 @@ impl Engine {
                         QueueKey::Town(_) => None,
                     };
                     let why = match reason {
-                        BackReason::Transferred { .. } => "transferred",
-                        BackReason::ApproverGone { .. } => "approver_gone",
+                        BackReason::Transferred { .. } => Requeue::Transferred,
+                        BackReason::ApproverGone { .. } => Requeue::ApproverGone,
                     };
                     log = Some(CallLog::Requeued { case: case.0, window, kiosk: view.kiosk.0, reason: why });
                 }
@@ -988,18 +1028,23 @@ impl Engine {
             .db
             .run(move |db| -> Result<(), DataError> {
                 let case = match &log {
-                    CallLog::Answered { case, .. } | CallLog::Requeued { case, .. } | CallLog::Ended { case, .. } => {
-                        *case
-                    }
+                    CallLog::Rang { case }
+                    | CallLog::Answered { case, .. }
+                    | CallLog::Requeued { case, .. }
+                    | CallLog::Ended { case, .. } => *case,
                 };
                 let Some(row) = db.open_call_of_case(case)? else { return Ok(()) };
                 match log {
+                    CallLog::Rang { .. } => db.record_call_rang(row, now.0),
                     CallLog::Answered { staff, .. } => db.record_call_answered(row, staff, now.0),
                     CallLog::Ended { reason, .. } => db.record_call_ended(row, reason, now.0),
                     CallLog::Requeued { case, window, kiosk, reason } => {
                         let old = db.call(row)?;
-                        db.record_call_ended(row, reason, now.0)?;
                         let w = window.or(old.map(|o| o.window_id)).unwrap_or_default();
+                        if reason == Requeue::Transferred {
+                            return db.record_call_transferred(row, w, now.0).map(|_| ());
+                        }
+                        db.record_call_ended(row, reason.as_str(), now.0)?;
                         db.record_call_requested(case, w, kiosk, now.0).map(|_| ())
                     }
                 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // A supervisor reads the statistics on /stats (the Rust test made a small known history first):
 // 1. the supervisor logs in, lands on /review and opens /stats with its 统计 button;
-// 2. the cards show the totals; both charts (ECharts) are drawn on canvas: pixels painted;
-//    the tables beside them hold exactly the figures of /api/stats for the conditions shown;
+// 2. the cards show the totals; the three charts (ECharts: the series, waiting and
+//    ring-to-answer, the breakdown) are drawn on canvas: pixels painted; the tables beside
+//    them hold exactly the figures of /api/stats for the conditions shown;
 // 3. a change of grouping (每周) and of breakdown (按村) redraws the charts and the tables,
 //    again equal to /api/stats; the comments are listed;
 // 4. 导出 Excel and 导出 CSV download an .xlsx (a zip) and a .csv (UTF-8 with a BOM);
@@ -39,8 +40,7 @@ const exportButton = (format) => `${testId('stats-export')}[data-format="${forma
 
 /** Both charts report a finished drawing, and their canvases have painted pixels. */
 async function chartsDrawn(page) {
-  await page.waitForSelector(`${chart('series')}[data-state="drawn"]`);
-  await page.waitForSelector(`${chart('breakdown')}[data-state="drawn"]`);
+  for (const kind of ['series', 'times', 'breakdown']) await page.waitForSelector(`${chart(kind)}[data-state="drawn"]`);
   const painted = await page.evaluate(() => [...document.querySelectorAll('[data-testid="stats-chart"]')].map((box) => {
     const canvas = box.querySelector('canvas');
     if (!canvas || !canvas.width || !canvas.height) return [box.dataset.kind, 0];
@@ -70,25 +70,36 @@ async function tablesMatchTheApi(page) {
       first_contact: (f) => f.first_contact.permille,
       waiting_p50: (f) => f.waiting.p50_secs,
       waiting_p90: (f) => f.waiting.p90_secs,
+      ring_p50: (f) => f.ring_to_answer.p50_secs,
       handling_p50: (f) => f.handling.p50_secs,
       handling_p90: (f) => f.handling.p90_secs,
       abandoned: (f) => f.abandoned,
       timed_out: (f) => f.timed_out,
       good: (f) => f.good.permille,
     };
+    // The times table: the series' periods, with the calls and their waiting and ring-to-answer.
+    const timeFields = {
+      calls: (f) => f.calls,
+      answered: (f) => f.answered,
+      waiting_p50: (f) => f.waiting.p50_secs,
+      waiting_p90: (f) => f.waiting.p90_secs,
+      ring_count: (f) => f.ring_to_answer.count,
+      ring_p50: (f) => f.ring_to_answer.p50_secs,
+      ring_p90: (f) => f.ring_to_answer.p90_secs,
+    };
     const problems = [];
-    for (const kind of ['series', 'breakdown']) {
+    for (const [kind, of, fieldsOf] of [['series', 'series', fields], ['times', 'series', timeFields], ['breakdown', 'breakdown', fields]]) {
       const rows = [...document.querySelectorAll(`[data-testid="stats-table"][data-kind="${kind}"] [data-testid="stats-row"]`)];
-      if (rows.length !== report[kind].length) problems.push(`${kind}: ${rows.length} rows shown, ${report[kind].length} in the API`);
-      report[kind].forEach((want, i) => {
+      if (rows.length !== report[of].length) problems.push(`${kind}: ${rows.length} rows shown, ${report[of].length} in the API`);
+      report[of].forEach((want, i) => {
         const row = rows[i];
         if (!row) return;
         if (row.dataset.key !== want.key) problems.push(`${kind} row ${i}: key ${row.dataset.key} ≠ ${want.key}`);
         const name = row.querySelector('[data-field="name"]')?.textContent;
         if (name !== want.name) problems.push(`${kind} row ${i}: name ${name} ≠ ${want.name}`);
-        for (const [field, of] of Object.entries(fields)) {
+        for (const [field, value] of Object.entries(fieldsOf)) {
           const shown = row.querySelector(`[data-field="${field}"]`)?.dataset.value;
-          const expected = of(want) ?? '';
+          const expected = value(want) ?? '';
           if (shown !== String(expected)) problems.push(`${kind} ${want.name} ${field}: ${shown} ≠ ${expected}`);
         }
       });

@@ -21,8 +21,10 @@ async fn statistics_count_a_known_history_in_each_scope() -> Result<()> {
     let kiosk = Api::new(&server, &s.kiosk.token);
     let window = Api::new(&server, &s.approver.token);
 
-    // Case 1: called, answered, 当场办结 with a result document, rated good with a comment.
+    // Case 1: called, answered 1.2 s after it rang, 当场办结 with a result document, rated good
+    // with a comment.
     let (mut k, mut w, id) = call(&server, &s, None).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let started = answer_call(&mut k, &mut w, id).await?;
     let case1 = started["case_no"].as_str().unwrap().to_string();
     let villager = json!({"name": "王大妈", "phone": "13900001111"});
@@ -72,6 +74,13 @@ async fn statistics_count_a_known_history_in_each_scope() -> Result<()> {
             "{t}"
         );
         assert_eq!(t["waiting"]["count"], 2);
+        // Both answered calls rang the approver first (the cancelled one rang, unanswered): the
+        // first was answered 1.2 s after its ring (whole seconds: 1, or more on a slow
+        // machine), the second at once; a ring comes after the request.
+        let (ring, wait) = (&t["ring_to_answer"], &t["waiting"]);
+        assert_eq!(ring["count"], 2, "{t}");
+        let p90 = ring["p90_secs"].as_u64().unwrap_or(0);
+        assert!(p90 >= 1 && p90 <= wait["p90_secs"].as_u64().unwrap_or(0), "{t}");
         assert_eq!(t["handling"]["count"], 2);
         assert_eq!(t["on_the_spot"], json!({"part": 1, "of": 2, "permille": 500}));
         assert_eq!(t["first_contact"], json!({"part": 2, "of": 2, "permille": 1000}));
@@ -150,6 +159,8 @@ fn expected_cells(r: &serde_json::Value) -> Vec<Option<f64>> {
         n(&r["timed_out"]),
         secs(&r["waiting"]["p50_secs"]),
         secs(&r["waiting"]["p90_secs"]),
+        secs(&r["ring_to_answer"]["p50_secs"]),
+        secs(&r["ring_to_answer"]["p90_secs"]),
         secs(&r["handling"]["p50_secs"]),
         secs(&r["handling"]["p90_secs"]),
         pct(&r["on_the_spot"]),
@@ -223,8 +234,9 @@ async fn excel_export_carries_the_figures_of_the_json() -> Result<()> {
         assert_eq!(book.sheet_names(), ["分项", "时间", "说明"]);
         for (sheet, key, first) in [("分项", "breakdown", "名称"), ("时间", "series", "时间")] {
             let (head, rows) = sheet_rows(&mut book, sheet)?;
-            assert_eq!(head.len(), 22, "{head:?}");
-            assert_eq!((head[0].as_str(), head[1].as_str(), head[15].as_str()), (first, "办件量", "当场办结率(%)"));
+            assert_eq!(head.len(), 24, "{head:?}");
+            assert_eq!((head[0].as_str(), head[1].as_str(), head[17].as_str()), (first, "办件量", "当场办结率(%)"));
+            assert_eq!(head[13], "响铃到接听中位数(秒)");
             let want: Vec<SheetRow> = json[key]
                 .as_array()
                 .unwrap()

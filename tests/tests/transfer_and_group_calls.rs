@@ -1,7 +1,8 @@
-//! Transfer sends a live call to the head of another window's queue; a dispatcher's group call
-//! reaches several village rooms, each of which accepts or declines.
+//! Transfer sends a live call to the head of another window's queue (and the statistics count
+//! it as the same call); a dispatcher's group call reaches several village rooms, each of which
+//! accepts or declines.
 
-use cunneng_tests::client::{STEP, WsClient, demo_kiosks, demo_staff, get_json, pairing};
+use cunneng_tests::client::{STEP, WsClient, demo_kiosks, demo_staff, get_json, login_as, pairing};
 use cunneng_tests::server::Server;
 use serde_json::json;
 
@@ -54,6 +55,16 @@ async fn transfer_goes_to_head_of_other_window_and_keeps_the_call() -> anyhow::R
     w2.send(json!({"type": "call.answer", "call_id": call_id})).await?;
     w2.expect("call.started").await?;
     kiosk.expect("call.started").await?;
+
+    // The statistics count one call (the transfer continues it, it is not a second call),
+    // answered once, with the ring of its first answer (the second window took it from its
+    // queue list, without a ring).
+    let sup = login_as(&server, "supervisor").await?;
+    let (st, r) = get_json(&server, "/api/stats", Some(&sup)).await?;
+    assert_eq!(st, 200, "{r}");
+    let t = &r["totals"];
+    assert_eq!((t["cases"].as_u64(), t["calls"].as_u64(), t["answered"].as_u64()), (Some(1), Some(1), Some(1)), "{t}");
+    assert_eq!((t["waiting"]["count"].as_u64(), t["ring_to_answer"]["count"].as_u64()), (Some(1), Some(1)), "{t}");
     Ok(())
 }
 

@@ -24,7 +24,7 @@ const echarts = /** @type {ECharts | undefined} */ (/** @type {any} */ (globalTh
  * @typedef {{ count: number, p50_secs: ?number, p90_secs: ?number }} Spread
  * @typedef {{ part: number, of: number, permille: ?number }} Share
  * @typedef {{ cases: number, decided: number, outcomes: Record<string, number>, calls: number, answered: number,
- *   abandoned: number, timed_out: number, waiting: Spread, handling: Spread, on_the_spot: Share, first_contact: Share,
+ *   abandoned: number, timed_out: number, waiting: Spread, ring_to_answer: Spread, handling: Spread, on_the_spot: Share, first_contact: Share,
  *   signoff_turnaround: Spread, ratings: Record<string, number>, good: Share }} Figures
  * @typedef {Figures & { key: string, name: string }} Row
  * @typedef {{ case_no: string, rating: string, comment: string, at_ms: number }} Comment
@@ -45,8 +45,8 @@ const state = {
   report: null,
   /** @type {URLSearchParams | null} the conditions of the report shown */
   params: null,
-  /** @type {{ series: Chart | null, breakdown: Chart | null }} */
-  charts: { series: null, breakdown: null },
+  /** @type {{ series: Chart | null, times: Chart | null, breakdown: Chart | null }} */
+  charts: { series: null, times: null, breakdown: null },
   /** The number of the newest report asked for. */
   seq: 0,
 };
@@ -104,6 +104,7 @@ async function start() {
   fillForm(new URLSearchParams(location.search));
   showView('stats');
   state.charts.series = echarts.init(chartBox('series'), null, { renderer: 'canvas', locale: 'ZH' });
+  state.charts.times = echarts.init(chartBox('times'), null, { renderer: 'canvas', locale: 'ZH' });
   state.charts.breakdown = echarts.init(chartBox('breakdown'), null, { renderer: 'canvas', locale: 'ZH' });
   for (const [kind, chart] of Object.entries(state.charts)) {
     // The chart box says when its picture is complete (the browser test waits for it).
@@ -220,8 +221,17 @@ const OUTCOMES = ['done', 'missing', 'refused', 'later'];
 const ON_THE_SPOT = `${OUTCOME.done}率`;
 
 /**
- * The columns of both tables: [field, heading, value for data-value, text].
- * @type {[string, string, (f: Figures) => ?number, (f: Figures) => string][]}
+ * A table's column: [field, heading, value for data-value, text].
+ * @typedef {[string, string, (f: Figures) => ?number, (f: Figures) => string]} Column
+ */
+/** @type {(field: string, heading: string, of: (f: Figures) => ?number) => Column} */
+const secsColumn = (field, heading, of) => [field, heading, of, (f) => duration(of(f))];
+const countColumn = (/** @type {string} */ field, /** @type {string} */ heading, /** @type {(f: Figures) => number} */ of) =>
+  /** @type {Column} */ ([field, heading, of, (f) => String(of(f))]);
+
+/**
+ * The columns of the series and the breakdown tables.
+ * @type {Column[]}
  */
 const COLUMNS = [
   ['cases', '办件量', (f) => f.cases, (f) => String(f.cases)],
@@ -230,11 +240,26 @@ const COLUMNS = [
   ['first_contact', '一次办成率', (f) => f.first_contact.permille, (f) => percent(f.first_contact)],
   ['waiting_p50', '等待中位', (f) => f.waiting.p50_secs, (f) => duration(f.waiting.p50_secs)],
   ['waiting_p90', '等待P90', (f) => f.waiting.p90_secs, (f) => duration(f.waiting.p90_secs)],
+  secsColumn('ring_p50', '响铃接听中位', (f) => f.ring_to_answer.p50_secs),
   ['handling_p50', '办理中位', (f) => f.handling.p50_secs, (f) => duration(f.handling.p50_secs)],
   ['handling_p90', '办理P90', (f) => f.handling.p90_secs, (f) => duration(f.handling.p90_secs)],
   ['abandoned', '排队放弃', (f) => f.abandoned, (f) => String(f.abandoned)],
   ['timed_out', '无人接听', (f) => f.timed_out, (f) => String(f.timed_out)],
   ['good', '好评率', (f) => f.good.permille, (f) => percent(f.good)],
+];
+
+/**
+ * The columns of the times table (per period, beside the times chart).
+ * @type {Column[]}
+ */
+const TIME_COLUMNS = [
+  countColumn('calls', '呼叫次数', (f) => f.calls),
+  countColumn('answered', '已接通', (f) => f.answered),
+  secsColumn('waiting_p50', '等待中位', (f) => f.waiting.p50_secs),
+  secsColumn('waiting_p90', '等待P90', (f) => f.waiting.p90_secs),
+  countColumn('ring_count', '有响铃的', (f) => f.ring_to_answer.count),
+  secsColumn('ring_p50', '响铃接听中位', (f) => f.ring_to_answer.p50_secs),
+  secsColumn('ring_p90', '响铃接听P90', (f) => f.ring_to_answer.p90_secs),
 ];
 
 function render(/** @type {Report} */ r) {
@@ -243,9 +268,12 @@ function render(/** @type {Report} */ r) {
   fill($('#stats-range'), `${dayOf(r.from_ms)} 至 ${last}${town ? ` · ${town}` : ''} · ${GROUP_TEXT[r.grouping] ?? ''} · 按${BY_TEXT[r.by] ?? ''}分项`);
   renderKpis(r);
   fill($('#breakdown-title'), `按${BY_TEXT[r.by] ?? ''}分项`);
-  renderTable('series', r.grouping === 'month' ? '月份' : r.grouping === 'week' ? '周(周一)' : '日期', r.series);
-  renderTable('breakdown', BY_TEXT[r.by] ?? '名称', r.breakdown);
+  const period = r.grouping === 'month' ? '月份' : r.grouping === 'week' ? '周(周一)' : '日期';
+  renderTable('series', period, r.series, COLUMNS);
+  renderTable('times', period, r.series, TIME_COLUMNS);
+  renderTable('breakdown', BY_TEXT[r.by] ?? '名称', r.breakdown, COLUMNS);
   drawSeries(r);
+  drawTimes(r);
   drawBreakdown(r);
   renderComments(r.comments);
 }
@@ -269,7 +297,8 @@ function renderKpis(/** @type {Report} */ r) {
     kpi('cases', '办件量', String(t.cases), t.cases, `已决定 ${t.decided} 件`),
     kpi('on_the_spot', ON_THE_SPOT, percent(t.on_the_spot), t.on_the_spot.permille, `${t.on_the_spot.part} / ${t.on_the_spot.of} 件`),
     kpi('first_contact', '一次办成率', percent(t.first_contact), t.first_contact.permille, `不用再来 ${t.first_contact.part} / ${t.first_contact.of}`),
-    kpi('waiting', '排队等待', duration(t.waiting.p50_secs), t.waiting.p50_secs, `中位 · P90 ${duration(t.waiting.p90_secs)}`),
+    kpi('waiting', '排队等待', duration(t.waiting.p50_secs), t.waiting.p50_secs,
+      `中位 · P90 ${duration(t.waiting.p90_secs)} · 响铃到接听 ${duration(t.ring_to_answer.p50_secs)}`),
     kpi('handling', '办理时长', duration(t.handling.p50_secs), t.handling.p50_secs, `中位 · P90 ${duration(t.handling.p90_secs)}`),
     kpi('unanswered', '放弃 / 无人接听', `${t.abandoned} / ${t.timed_out}`, t.abandoned + t.timed_out, `呼叫 ${t.calls} 次,接通 ${t.answered}`),
     kpi('signoff', '一审一核用时', duration(t.signoff_turnaround.p50_secs), t.signoff_turnaround.p50_secs,
@@ -279,17 +308,20 @@ function renderKpis(/** @type {Report} */ r) {
   );
 }
 
-/** @param {'series' | 'breakdown'} kind @param {string} first the first column's heading @param {Row[]} rows */
-function renderTable(kind, first, rows) {
-  fill($(`#${kind}-head`), el('tr', {}, el('th', { scope: 'col' }, first), ...COLUMNS.map(([, heading]) => el('th', { scope: 'col' }, heading))));
+/**
+ * @param {'series' | 'times' | 'breakdown'} kind @param {string} first the first column's heading
+ * @param {Row[]} rows @param {Column[]} columns
+ */
+function renderTable(kind, first, rows, columns) {
+  fill($(`#${kind}-head`), el('tr', {}, el('th', { scope: 'col' }, first), ...columns.map(([, heading]) => el('th', { scope: 'col' }, heading))));
   const body = $(`#${kind}-rows`);
   if (!rows.length) {
-    fill(body, el('tr', {}, el('td', { colspan: COLUMNS.length + 1, class: 'hint' }, '这段时间没有案件。')));
+    fill(body, el('tr', {}, el('td', { colspan: columns.length + 1, class: 'hint' }, '这段时间没有案件。')));
     return;
   }
   fill(body, rows.map((row) => el('tr', { testid: 'stats-row', 'data-key': row.key },
     el('th', { scope: 'row', 'data-field': 'name' }, row.name),
-    ...COLUMNS.map(([field, , raw, text]) => el('td', { 'data-field': field, 'data-value': raw(row) ?? '' }, text(row))))));
+    ...columns.map(([field, , raw, text]) => el('td', { 'data-field': field, 'data-value': raw(row) ?? '' }, text(row))))));
 }
 
 /** Tooltips are drawn on the canvas (richText): ECharts' HTML tooltips carry inline styles, which the page's CSP refuses. */
@@ -351,6 +383,47 @@ function drawSeries(/** @type {Report} */ r) {
         symbolSize: 8,
         connectNulls: true,
       },
+    ],
+  }, true);
+}
+
+/**
+ * Waiting and ring-to-answer per period (medians and the waiting's P90), in seconds, on the
+ * same time axis as the series; a period without answered calls is a gap.
+ */
+function drawTimes(/** @type {Report} */ r) {
+  const box = chartBox('times');
+  box.setAttribute('data-state', 'drawing');
+  const byKey = new Map(r.series.map((p) => [p.key, p]));
+  const labels = periodLabels(r);
+  for (const p of r.series) if (!labels.includes(p.key)) labels.push(p.key);
+  labels.sort();
+  box.setAttribute('data-points', String(labels.length));
+  const line = (/** @type {string} */ name, /** @type {string} */ color, /** @type {(f: Figures) => ?number} */ of, dashed = false) => ({
+    name,
+    type: 'line',
+    data: labels.map((k) => {
+      const f = byKey.get(k);
+      const v = f ? of(f) : null;
+      return v === null || v === undefined ? null : v;
+    }),
+    itemStyle: { color },
+    lineStyle: { width: 3, type: dashed ? 'dashed' : 'solid' },
+    symbolSize: 8,
+    connectNulls: false,
+  });
+  state.charts.times?.setOption({
+    animation: false,
+    textStyle: TEXT,
+    grid: { left: 56, right: 24, top: 40, bottom: 36 },
+    tooltip: TOOLTIP,
+    legend: { top: 0, textStyle: TEXT },
+    xAxis: { type: 'category', data: labels, axisLabel: { fontSize: 13 } },
+    yAxis: { type: 'value', name: '秒', min: 0, minInterval: 1, nameTextStyle: TEXT },
+    series: [
+      line('等待中位', '#0b57a4', (f) => f.waiting.p50_secs),
+      line('等待P90', '#0b57a4', (f) => f.waiting.p90_secs, true),
+      line('响铃到接听中位', '#b45309', (f) => f.ring_to_answer.p50_secs),
     ],
   }, true);
 }

@@ -14,6 +14,8 @@ pub struct CallRow {
     pub staff_id: Option<i64>,
     pub transferred_from_id: Option<i64>,
     pub requested_at_ms: u64,
+    /// The latest ring before the answer (see `record_call_rang`).
+    pub rang_at_ms: Option<u64>,
     pub answered_at_ms: Option<u64>,
     pub ended_at_ms: Option<u64>,
     pub end_reason: Option<String>,
@@ -64,6 +66,20 @@ impl Db {
         )
         .map_err(|e| fk_not_found(e, "case, window or kiosk"))?;
         Ok(conn.last_insert_rowid())
+    }
+
+    /// The leg rang an approver: its ring time becomes `now` while it waits (the latest ring
+    /// before the answer is the one answered). A ring of a leg already answered or ended
+    /// changes nothing.
+    pub fn record_call_rang(&self, call_id: i64, now_ms: u64) -> Result<(), DataError> {
+        let n = self.conn().execute(
+            "UPDATE calls SET rang_at_ms = ?2 WHERE id = ?1 AND answered_at_ms IS NULL AND ended_at_ms IS NULL",
+            params![call_id, sql_ms(now_ms)],
+        )?;
+        if n == 0 && self.call(call_id)?.is_none() {
+            return Err(DataError::NotFound(format!("call {call_id}")));
+        }
+        Ok(())
     }
 
     /// An approver took the call.
@@ -124,7 +140,7 @@ impl Db {
             .conn()
             .query_row(
                 "SELECT id, case_id, window_id, kiosk_id, staff_id, transferred_from_id, requested_at_ms,
-                        answered_at_ms, ended_at_ms, end_reason FROM calls WHERE id = ?1",
+                        answered_at_ms, ended_at_ms, end_reason, rang_at_ms FROM calls WHERE id = ?1",
                 [call_id],
                 |r| {
                     Ok(CallRow {
@@ -138,6 +154,7 @@ impl Db {
                         answered_at_ms: r.get::<_, Option<i64>>(7)?.map(row_ms),
                         ended_at_ms: r.get::<_, Option<i64>>(8)?.map(row_ms),
                         end_reason: r.get(9)?,
+                        rang_at_ms: r.get::<_, Option<i64>>(10)?.map(row_ms),
                     })
                 },
             )

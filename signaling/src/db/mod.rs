@@ -86,6 +86,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "paper_removal", include_str!("migrations/0006_paper_removal.sql")),
     (7, "admin", include_str!("migrations/0007_admin.sql")),
     (8, "accounts", include_str!("migrations/0008_accounts.sql")),
+    (9, "ring", include_str!("migrations/0009_ring.sql")),
 ];
 
 mod accounts;

@@ -354,6 +354,96 @@ fn call_records() {
     assert!(matches!(db.record_call_answered(999, ids.a1, 1), Err(DataError::NotFound(_))));
 }
 
+/// The ring time is the leg's latest ring before its answer: a ring after the answer (or of an
+/// ended leg) changes nothing.
+#[test]
+fn a_leg_keeps_its_latest_ring_before_the_answer() {
+    let (db, ids) = region();
+    let case = db.create_case(ids.m_old, ids.v1, Some(ids.k1), 1000).unwrap();
+    let call = db.record_call_requested(case.id, ids.w_mz, ids.k1, 1000).unwrap();
+    assert_eq!(db.call(call).unwrap().unwrap().rang_at_ms, None);
+    db.record_call_rang(call, 1500).unwrap();
+    db.record_call_rang(call, 31_500).unwrap(); // the first approver did not answer: the next one
+    db.record_call_answered(call, ids.a1, 40_000).unwrap();
+    db.record_call_rang(call, 50_000).unwrap();
+    assert_eq!(db.call(call).unwrap().unwrap().rang_at_ms, Some(31_500));
+    let ended = db.record_call_requested(case.id, ids.w_mz, ids.k1, 60_000).unwrap();
+    db.record_call_ended(ended, "cancelled", 61_000).unwrap();
+    db.record_call_rang(ended, 62_000).unwrap();
+    assert_eq!(db.call(ended).unwrap().unwrap().rang_at_ms, None);
+    assert!(matches!(db.record_call_rang(999, 1), Err(DataError::NotFound(_))));
+}
+
+/// The statistics' facts fold a transfer chain into the call it continues: the chain's first
+/// answer counts, with the ring of the leg that answer came from; the last leg gives the end.
+#[test]
+fn stats_facts_fold_transfers_with_the_ring_of_the_answered_leg() {
+    use crate::case::stats::CallEnd;
+    let (db, ids) = region();
+    let t0 = 1_796_054_400_000; // 2026-12-01 00:00 China time
+    let case = db.create_case(ids.m_old, ids.v1, Some(ids.k1), t0).unwrap();
+    // Rung twice, unanswered, transferred (an unanswered transfer), rung and answered there,
+    // transferred again and answered at the third window.
+    let leg1 = db.record_call_requested(case.id, ids.w_mz, ids.k1, t0 + 1000).unwrap();
+    db.record_call_rang(leg1, t0 + 2000).unwrap();
+    db.record_call_rang(leg1, t0 + 32_000).unwrap();
+    let leg2 = db.record_call_transferred(leg1, ids.w_zh, t0 + 40_000).unwrap();
+    db.record_call_rang(leg2, t0 + 41_000).unwrap();
+    db.record_call_answered(leg2, ids.a1, t0 + 45_000).unwrap();
+    let leg3 = db.record_call_transferred(leg2, ids.w_mz, t0 + 100_000).unwrap();
+    db.record_call_rang(leg3, t0 + 101_000).unwrap();
+    db.record_call_answered(leg3, ids.a1, t0 + 103_000).unwrap();
+    db.record_call_ended(leg3, "hangup", t0 + 200_000).unwrap();
+    // Another case: rung, then cancelled while ringing.
+    let other = db.create_case(ids.m_old, ids.v1, Some(ids.k1), t0 + 5000).unwrap();
+    let leg = db.record_call_requested(other.id, ids.w_mz, ids.k1, t0 + 5000).unwrap();
+    db.record_call_rang(leg, t0 + 6000).unwrap();
+    db.record_call_ended(leg, "cancelled", t0 + 9000).unwrap();
+
+    let facts = db.stats_facts(None, t0, t0 + 86_400_000).unwrap();
+    assert_eq!(facts.cases.len(), 2);
+    let mut calls = facts.calls.clone();
+    calls.sort_by_key(|c| c.case_id);
+    let got: Vec<_> = calls
+        .iter()
+        .map(|c| {
+            (
+                c.case_id,
+                c.requested_at_ms - t0,
+                c.rang_at_ms.map(|r| r - t0),
+                c.answered_at_ms.map(|a| a - t0),
+                c.ended_at_ms.map(|e| e - t0),
+                c.end,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (case.id, 1000, Some(41_000), Some(45_000), Some(200_000), CallEnd::AfterAnswer),
+            (other.id, 5000, Some(6000), None, Some(9000), CallEnd::Cancelled),
+        ]
+    );
+    assert_eq!(calls[0].window.0, ids.w_zh, "the window that answered it");
+}
+
+/// The statistics read a range of cases and their calls from covering indexes alone (never
+/// the table rows).
+#[test]
+fn the_statistics_read_cases_and_calls_from_their_covering_indexes() {
+    let (db, _) = region();
+    let conn = db.conn();
+    for (sql, args, index) in [
+        (super::stats::CASES_SQL, vec![0, 1, -1], "COVERING INDEX cases_stats"),
+        (super::stats::CALLS_SQL, vec![0, 1], "COVERING INDEX calls_stats"),
+    ] {
+        let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> =
+            st.query_map(rusqlite::params_from_iter(args), |r| r.get(3)).unwrap().collect::<Result<_, _>>().unwrap();
+        assert!(plan.iter().any(|p| p.contains(index)), "{plan:?}");
+    }
+}
+
 #[test]
 fn queue_state_roundtrip() {
     let (db, _) = region();

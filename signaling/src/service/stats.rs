@@ -69,7 +69,7 @@ pub async fn report(db: &Db, viewer: &Viewer, q: StatsQuery, now_ms: u64) -> Res
 }
 
 /// The columns of both exports (CSV and Excel), after the first (名称 or 时间).
-const COLUMNS: [&str; 21] = [
+const COLUMNS: [&str; 23] = [
     "办件量",
     "已决定",
     "当场办结",
@@ -82,6 +82,8 @@ const COLUMNS: [&str; 21] = [
     "无人接听",
     "等待时间中位数(秒)",
     "等待时间P90(秒)",
+    "响铃到接听中位数(秒)",
+    "响铃到接听P90(秒)",
     "办理时长中位数(秒)",
     "办理时长P90(秒)",
     "当场办结率(%)",
@@ -107,7 +109,7 @@ enum Cell {
 }
 
 /// The cells of one row after its name, in the order of [`COLUMNS`].
-fn cells(f: &Figures) -> [Cell; 21] {
+fn cells(f: &Figures) -> [Cell; 23] {
     let n = |k: &str, m: &BTreeMap<&'static str, usize>| Cell::Count(m.get(k).copied().unwrap_or(0));
     [
         Cell::Count(f.cases),
@@ -122,6 +124,8 @@ fn cells(f: &Figures) -> [Cell; 21] {
         Cell::Count(f.timed_out),
         Cell::Secs(f.waiting.p50_secs),
         Cell::Secs(f.waiting.p90_secs),
+        Cell::Secs(f.ring_to_answer.p50_secs),
+        Cell::Secs(f.ring_to_answer.p90_secs),
         Cell::Secs(f.handling.p50_secs),
         Cell::Secs(f.handling.p90_secs),
         Cell::Permille(f.on_the_spot.permille),
@@ -236,7 +240,7 @@ pub fn xlsx(view: &StatsView, town_name: Option<&str>) -> Result<Vec<u8>, Error>
         ("时间分组", grouping.to_string()),
         ("分项", by.to_string()),
         ("预约", format!("共 {},守约 {},失约 {},取消 {},未到时间 {}", b.booked, b.kept, b.missed, b.cancelled, b.upcoming)),
-        ("口径", "案件按登记的日期计入;等待时间从呼叫到接听;办理时长从接听到挂断;一次办成:决定前只接通过一次;百分比以已决定的案件为分母(好评率以已评价的为分母)".to_string()),
+        ("口径", "案件按登记的日期计入;等待时间从呼叫到接听;响铃到接听从接听的那次响铃(同一次呼叫依次响过几位办理人时,算最后一次)到接听,没响铃就从队列里接起的不计;办理时长从接听到挂断;一次办成:决定前只接通过一次;百分比以已决定的案件为分母(好评率以已评价的为分母)".to_string()),
     ];
     for (i, (k, v)) in lines.iter().enumerate() {
         about.write_string_with_format(i as u32, 0, *k, &bold).map_err(xlsx_error)?;
