@@ -108,7 +108,7 @@ async fn accept_loop(
             drop(stream);
             continue;
         };
-        let _ = stream.set_nodelay(true);
+        prepare(&stream);
         let service = router.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             req
@@ -139,6 +139,15 @@ async fn accept_loop(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("open requests did not finish in time; closing them"),
+    }
+}
+
+/// Every accepted connection, plain or TLS (before the handshake): `TCP_NODELAY`, so that a
+/// small message (`call.started` after an `ok`) is not held back by Nagle's algorithm until
+/// the client's delayed acknowledgement (about 40 ms) arrives.
+fn prepare(stream: &tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
     }
 }
 
@@ -197,4 +206,21 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(!accepted.nodelay().unwrap(), "a fresh socket has Nagle's algorithm on");
+        prepare(&accepted);
+        assert!(accepted.nodelay().unwrap());
+        drop(client);
+    }
 }
