@@ -29,6 +29,7 @@ const OUTBOUND_QUEUE: usize = 256;
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    place: Option<axum::Extension<crate::server::ConnectionPlace>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let busy = |reason: &'static str| {
@@ -50,10 +51,13 @@ pub async fn upgrade(
     let Ok(anonymous) = state.ws_anonymous.clone().try_acquire_owned() else {
         return busy("ws_anonymous");
     };
+    // The socket keeps its connection's place among `limits.open_connections`.
+    let place = place.and_then(|axum::Extension(p)| p.take());
     let max = state.config.limits.ws_max_message_bytes;
     ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
         handle(state, socket, peer, anonymous).await;
         drop(address_slot);
+        drop(place);
     })
 }
 
@@ -87,7 +91,13 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
         return;
     };
     let Ok(_permit) = state.connections.clone().try_acquire_owned() else {
-        state.metrics.inc_rejected("connection_limit");
+        state.metrics.refused(
+            "connection_limit",
+            &format!(
+                "WebSockets refused (1013 try again): limits.max_connections ({}) are open; raise it for this many kiosks and staff",
+                state.config.limits.max_connections
+            ),
+        );
         let err = ServerMsg::error("too_many_connections", "服务器繁忙,请稍后重试 (too many connections)", None);
         let _ = sink.send(text(&err)).await;
         let _ = sink.send(close(CLOSE_TRY_AGAIN, "too many connections")).await;
