@@ -25,6 +25,19 @@ const CLOSE_TRY_AGAIN: u16 = 1013;
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// Messages queued toward one client before it counts as too slow and is dropped.
 const OUTBOUND_QUEUE: usize = 256;
+/// Each socket's read buffer. Clients send small messages: the largest legitimate one, a
+/// `media.offer` (an SDP of 2 to 8 KiB), is read in a few reads, and a message up to
+/// `limits.ws_max_message_bytes` grows the buffer while it arrives. The library's default,
+/// 128 KiB zero-filled before the first read, stayed resident per idle kiosk (about 135 KiB of
+/// RSS per connected kiosk, issue 11).
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Frames go out as they are written (the writer flushes every message anyway), instead of
+/// collecting up to the library's default of 128 KiB first.
+const WS_WRITE_BUFFER: usize = 0;
+/// Most bytes held for a client whose socket does not take them: more than the largest
+/// legitimate server message, a `queue.snapshot` of a full queue (500 waiting calls of about
+/// 200 bytes: 100 KiB); past it the socket is closed as too slow.
+const WS_MAX_WRITE_BUFFER: usize = 1024 * 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -54,11 +67,16 @@ pub async fn upgrade(
     // The socket keeps its connection's place among `limits.open_connections`.
     let place = place.and_then(|axum::Extension(p)| p.take());
     let max = state.config.limits.ws_max_message_bytes;
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
-        handle(state, socket, peer, anonymous).await;
-        drop(address_slot);
-        drop(place);
-    })
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket| async move {
+            handle(state, socket, peer, anonymous).await;
+            drop(address_slot);
+            drop(place);
+        })
 }
 
 async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous: tokio::sync::OwnedSemaphorePermit) {
