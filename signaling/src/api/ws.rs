@@ -25,6 +25,8 @@ const CLOSE_TRY_AGAIN: u16 = 1013;
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// Messages queued toward one client before it counts as too slow and is dropped.
 const OUTBOUND_QUEUE: usize = 256;
+/// How often an open kiosk socket renews its last-connection mark (`last_seen_ms`).
+const KIOSK_SEEN_EVERY: Duration = Duration::from_secs(600);
 /// Each socket's read buffer. Clients send small messages: the largest legitimate one, a
 /// `media.offer` (an SDP of 2 to 8 KiB), is read in a few reads, and a message up to
 /// `limits.ws_max_message_bytes` grows the buffer while it arrives. The library's default,
@@ -168,7 +170,11 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
     let mut rate = TokenBucket::new(f64::from(limits.ws_messages_per_sec), limits.ws_burst, Instant::now());
     let token_hash = crate::auth::token_hash(&token);
     let recheck_every = Duration::from_secs(limits.ws_recheck_secs);
-    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
+    // The first check at a random point of [½, 1½) periods: sockets that connected in one burst
+    // (a county's rooms after a power cut) do not all check, and write, at the same moment.
+    let first = recheck_every.mul_f64(0.5 + rand::random::<f64>());
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + first, recheck_every);
+    let mut seen_marked = Instant::now();
     let session_over = |tx: &ClientTx| {
         state.metrics.inc_rejected("session_ended");
         tx.send(ServerMsg::error("unauthorized", "登录已失效,请重新登录 (the session ended)", None));
@@ -194,7 +200,12 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
                     session_over(&tx);
                     break;
                 }
-                kiosk_seen(&state, &principal).await;
+                // A write per kiosk per period would be thousands a minute on a province
+                // node: the mark is renewed every `KIOSK_SEEN_EVERY` at most.
+                if seen_marked.elapsed() >= KIOSK_SEEN_EVERY {
+                    kiosk_seen(&state, &principal).await;
+                    seen_marked = Instant::now();
+                }
                 continue;
             }
             _ = tx.closed() => break, // writer gone (replaced or closed)
