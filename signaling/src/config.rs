@@ -179,8 +179,22 @@ impl Default for QueueConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Most open WebSockets that have said `hello` (authenticated).
+    /// Most open WebSockets that have said `hello` (authenticated). The default holds a
+    /// large county (about 2,500 village rooms and their town staff, with room for sockets
+    /// being replaced after a network drop); a province node sets it to its kiosks and staff.
+    /// A socket refused for this is counted (`cunneng_rejected_total{reason="connection_limit"}`)
+    /// and logged (one line per 10 s at most, with the count).
     pub max_connections: usize,
+    /// Most TCP connections the server holds at once, plain or TLS: HTTP requests, idle
+    /// keep-alive connections and WebSockets (which keep their connection's place). Past it a
+    /// new connection is answered `503 too_many_connections` with `Retry-After` (only
+    /// `/healthz` and `/metrics` are still served, from a small pool), counted and logged.
+    /// Lowered at start to what the open-file limit leaves after `reserved_files`.
+    pub open_connections: usize,
+    /// Open files kept for everything but client connections (the database, recordings being
+    /// written, the spool, the TLS material), besides two per `media.max_peer_connections`
+    /// (its UDP socket and a recording file): `open_connections` never takes them.
+    pub reserved_files: usize,
     /// Most WebSockets that have not said `hello` yet, server-wide; each has `ws_hello_secs`
     /// to do so and holds no connection permit meanwhile.
     pub ws_anonymous: usize,
@@ -276,7 +290,9 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            max_connections: 2000,
+            max_connections: 4000,
+            open_connections: 10_000,
+            reserved_files: 512,
             ws_anonymous: 256,
             ws_hello_secs: 5,
             ws_per_address: 64,
@@ -495,6 +511,15 @@ impl Config {
         Ok(config)
     }
 
+    /// The connections the server may hold at once when the process may open `open_files`
+    /// files: `limits.open_connections`, or less when the open-file limit does not leave room
+    /// for it beside `limits.reserved_files` and two files per peer connection. At least one.
+    pub fn connection_budget(&self, open_files: u64) -> usize {
+        let kept = self.limits.reserved_files as u64 + 2 * u64::from(self.media.max_peer_connections);
+        let room = usize::try_from(open_files.saturating_sub(kept)).unwrap_or(usize::MAX);
+        self.limits.open_connections.min(room).max(1)
+    }
+
     /// Checks relations between values that each parse on their own.
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn bad(key: &str, message: impl Into<String>) -> Result<(), ConfigError> {
@@ -570,6 +595,8 @@ impl Config {
         let l = &self.limits;
         for (key, v) in [
             ("limits.max_connections", l.max_connections),
+            ("limits.open_connections", l.open_connections),
+            ("limits.reserved_files", l.reserved_files),
             ("limits.ws_anonymous", l.ws_anonymous),
             ("limits.ws_hello_secs", l.ws_hello_secs as usize),
             ("limits.ws_per_address", l.ws_per_address),
@@ -613,6 +640,16 @@ impl Config {
             if v == 0 {
                 return bad(key, "must be > 0");
             }
+        }
+        if l.open_connections < l.max_connections.saturating_add(l.ws_anonymous) {
+            return bad(
+                "limits.open_connections",
+                format!(
+                    "{} is less than limits.max_connections + limits.ws_anonymous ({}): every WebSocket holds a connection",
+                    l.open_connections,
+                    l.max_connections.saturating_add(l.ws_anonymous)
+                ),
+            );
         }
         if l.ws_burst < l.ws_messages_per_sec {
             return bad("limits.ws_burst", "must be >= limits.ws_messages_per_sec");
@@ -839,6 +876,26 @@ mod tests {
             ..c
         };
         assert_eq!(explicit.kek_file(), PathBuf::from("/etc/cunneng/kek.toml"));
+    }
+
+    #[test]
+    fn connections_never_take_the_files_kept_for_the_rest() {
+        let c = Config::default();
+        // A system's usual hard limit leaves the configured figure as it is...
+        assert_eq!(c.connection_budget(1 << 20), c.limits.open_connections);
+        // ...a small one leaves the reserve and two files per peer connection free.
+        let kept = c.limits.reserved_files + 2 * c.media.max_peer_connections as usize;
+        assert_eq!(c.connection_budget(5_000), 5_000 - kept);
+        assert_eq!(c.connection_budget(100), 1, "at least one connection, whatever the limit");
+    }
+
+    #[test]
+    fn open_connections_hold_every_websocket() {
+        let too_few = env(&[("CUNNENG_LIMITS__MAX_CONNECTIONS", "5000"), ("CUNNENG_LIMITS__OPEN_CONNECTIONS", "5000")]);
+        let e = Config::load(None, too_few, toml::Table::new()).unwrap_err().to_string();
+        assert!(e.contains("limits.open_connections"), "{e}");
+        let enough = env(&[("CUNNENG_LIMITS__MAX_CONNECTIONS", "5000"), ("CUNNENG_LIMITS__OPEN_CONNECTIONS", "5256")]);
+        assert_eq!(Config::load(None, enough, toml::Table::new()).unwrap().limits.open_connections, 5256);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The tokio glue around the queue state machine. One job owns the [`Queue`], the map of
 //! connected parties and room membership. It feeds client inputs and timeouts into the queue,
-//! persists a snapshot after every change before anyone is told of it, and turns the queue's
+//! persists a snapshot after every change before anyone is told of it (what survives a
+//! restart, [`Queue::persisted`], written only when it differs from the last one written: a
+//! kiosk connecting or dropping writes nothing), and turns the queue's
 //! actions into wire messages and media-plane calls. No queue logic lives here, and no
 //! database work runs on its task: it awaits [`Db::run`].
 //!
@@ -755,7 +757,7 @@ impl Engine {
 
     /// Write the queue snapshot if it changed. Called before anyone is told of a change.
     async fn persist(&mut self) -> Result<(), ()> {
-        let json = match serde_json::to_string(self.queue.snapshot()) {
+        let json = match serde_json::to_string(&self.queue.persisted()) {
             Ok(j) => j,
             Err(e) => {
                 tracing::error!(error = %e, "serializing the queue snapshot");

@@ -5,12 +5,32 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-#[derive(Default)]
+/// How often a kind of refusal is logged at most.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Metrics {
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    refusal_log: crate::ratelimit::LogGate,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { rejected: Mutex::default(), refusal_log: crate::ratelimit::LogGate::new(REFUSAL_LOG_EVERY) }
+    }
 }
 
 impl Metrics {
+    /// A refusal an operator must hear of (a limit of the configuration reached, the process
+    /// out of files): counted as [`Metrics::inc_rejected`] does, and logged as a warning at most
+    /// once per 10 s per reason, with how many there were since the last line. `what` says
+    /// which limit and how to raise it; it names nobody (no address, no account).
+    pub fn refused(&self, reason: &'static str, what: &str) {
+        self.inc_rejected(reason);
+        if let Some(n) = self.refusal_log.event(reason, std::time::Instant::now()) {
+            tracing::warn!(reason, refused = n, "{what}");
+        }
+    }
+
     /// A refused connection or message, by reason (`unauthorized`, `rate_limited`, ...).
     pub fn inc_rejected(&self, reason: &'static str) {
         if let Ok(mut m) = self.rejected.lock() {
@@ -52,6 +72,11 @@ pub struct Snapshot {
     /// and those dropped since start because the queue was full.
     pub recording_queue: (usize, usize, u64),
     pub jobs: Vec<(&'static str, crate::jobs::JobStatus)>,
+    /// TCP connections held now, and how many may be (`limits.open_connections`, as lowered to
+    /// the open-file limit at start).
+    pub open_connections: (usize, usize),
+    /// WebSockets said `hello` and open now, and how many may be (`limits.max_connections`).
+    pub websockets: (usize, usize),
 }
 
 fn esc(s: &str) -> String {
@@ -83,7 +108,15 @@ pub fn render(s: &Snapshot) -> String {
             q.estimated_wait_secs
         );
     }
-    let gauges: [(&str, &str, u64); 7] = [
+    let gauges: [(&str, &str, u64); 11] = [
+        ("cunneng_open_connections", "TCP connections held (HTTP and WebSockets).", s.open_connections.0 as u64),
+        (
+            "cunneng_open_connections_max",
+            "TCP connections held at most (limits.open_connections, lowered to the open-file limit).",
+            s.open_connections.1 as u64,
+        ),
+        ("cunneng_websockets", "WebSockets that said hello, open now.", s.websockets.0 as u64),
+        ("cunneng_websockets_max", "WebSockets open at most (limits.max_connections).", s.websockets.1 as u64),
         ("cunneng_live_calls", "Calls in progress (1-to-1).", s.live_calls as u64),
         ("cunneng_open_group_calls", "Group calls in progress.", s.open_groups as u64),
         ("cunneng_connected_kiosks", "Kiosks with a live signaling socket.", s.connected_kiosks as u64),

@@ -253,6 +253,41 @@ impl<K: Eq + Hash + Clone> Drop for Slot<K> {
     }
 }
 
+/// At most one log line per `every` for each kind of event: a flood of refusals makes one
+/// line per interval that says how many there were, instead of one line each.
+pub struct LogGate {
+    every: Duration,
+    /// Per kind: when a line was last due, and the events held back since.
+    last: Mutex<HashMap<&'static str, (Instant, u64)>>,
+}
+
+impl LogGate {
+    pub fn new(every: Duration) -> LogGate {
+        LogGate { every, last: Mutex::new(HashMap::new()) }
+    }
+
+    /// One event of `kind` at `now`. `Some(n)` when a line is due: `n` events (this one
+    /// included) since the last line; `None` while within `every` of it.
+    pub fn event(&self, kind: &'static str, now: Instant) -> Option<u64> {
+        let mut map = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(kind) {
+            Some((at, held)) if now.saturating_duration_since(*at) < self.every => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                let n = *held + 1;
+                (*at, *held) = (now, 0);
+                Some(n)
+            }
+            None => {
+                map.insert(kind, (now, 0));
+                Some(1)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -348,5 +383,20 @@ mod tests {
         drop(b);
         assert_eq!(slots.open(&1), 1);
         assert_eq!(slots.open(&2), 0, "a key without open slots is forgotten");
+    }
+
+    #[test]
+    fn a_flood_makes_one_line_per_interval_with_its_count() {
+        let gate = LogGate::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(gate.event("connection_limit", t0), Some(1), "the first event is logged at once");
+        for i in 1..=99 {
+            assert_eq!(gate.event("connection_limit", t0 + Duration::from_millis(i * 50)), None);
+        }
+        assert_eq!(gate.event("open_connections", t0), Some(1), "another kind has its own line");
+        // The first event after the interval says how many there were since the last line.
+        assert_eq!(gate.event("connection_limit", t0 + Duration::from_secs(10)), Some(100));
+        assert_eq!(gate.event("connection_limit", t0 + Duration::from_secs(11)), None);
+        assert_eq!(gate.event("connection_limit", t0 + Duration::from_secs(25)), Some(2));
     }
 }

@@ -48,6 +48,7 @@ pub async fn run(
         transport,
         header_read: Duration::from_secs(limits.http_header_read_secs),
         slots: KeyedSlots::new(limits.connections_per_address),
+        overflow: Arc::new(tokio::sync::Semaphore::new(OVERFLOW_CONNECTIONS)),
     };
     accept_loop(listener, router, accept, &state, stopping).await;
     state.shutdown().await;
@@ -61,6 +62,35 @@ enum Transport {
     Tls(tokio_rustls::TlsAcceptor),
 }
 
+/// Connections past `limits.open_connections` that are still read: they get `/healthz` and
+/// `/metrics` (so that monitoring sees a full server) and `503 too_many_connections` for
+/// anything else. Past these a new connection is closed at once.
+const OVERFLOW_CONNECTIONS: usize = 32;
+/// How long a connection of the overflow pool may stay.
+const OVERFLOW_LIFETIME: Duration = Duration::from_secs(10);
+/// What the overflow pool still serves.
+const OVERFLOW_PATHS: [&str; 2] = ["/healthz", "/metrics"];
+/// Wait after a failed accept (the process out of open files): doubles from the first to the
+/// second while accepts keep failing.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// The place of one connection among `limits.open_connections`, in each request's
+/// extensions. A WebSocket upgrade takes it ([`ConnectionPlace::take`]) so that the socket
+/// keeps it after the HTTP connection has handed over; otherwise it goes with the connection.
+#[derive(Clone)]
+pub struct ConnectionPlace(Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl ConnectionPlace {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> ConnectionPlace {
+        ConnectionPlace(Arc::new(std::sync::Mutex::new(Some(permit))))
+    }
+
+    /// The permit, once (None after it was taken).
+    pub fn take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// What every accepted connection goes through, plain or TLS alike.
 struct Accept {
     transport: Transport,
@@ -68,13 +98,32 @@ struct Accept {
     header_read: Duration,
     /// At most `limits.connections_per_address` at once per address.
     slots: KeyedSlots<std::net::IpAddr>,
+    /// Connections answered past `limits.open_connections` ([`OVERFLOW_CONNECTIONS`]).
+    overflow: Arc<tokio::sync::Semaphore>,
+}
+
+/// The answer to a request on a connection past `limits.open_connections`; the connection
+/// closes after it.
+fn too_many_connections() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut e = crate::api::ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        "服务器繁忙,请稍后重试 (too many connections)",
+    );
+    e.retry_after = Some(5);
+    let mut resp = e.into_response();
+    resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    resp
 }
 
 /// Accept connections until `stopping`, each served with upgrades (WebSockets), a
 /// header-read timeout (and, with TLS, a handshake within the same time) and the client's
 /// address (`ConnectInfo`); at most `limits.connections_per_address` at once per address (one
-/// more is closed at once, before any TLS work). Then open requests may finish (at most
-/// [`SHUTDOWN_GRACE`]).
+/// more is closed at once, before any TLS work); at most `limits.open_connections` in all
+/// (one more is answered 503, see [`OVERFLOW_CONNECTIONS`]). An accept that fails (out of
+/// open files) is retried after a back-off while the served connections carry on. Then open
+/// requests may finish (at most [`SHUTDOWN_GRACE`]).
 async fn accept_loop(
     listener: TcpListener,
     router: axum::Router,
@@ -90,14 +139,29 @@ async fn accept_loop(
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let max_open = state.config.limits.open_connections;
+    let mut backoff = ACCEPT_BACKOFF.0;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    backoff = ACCEPT_BACKOFF.0;
+                    a
+                }
+                // The client gave up before it was accepted: nothing to wait for.
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::Interrupted) => continue,
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a moment, do not spin.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of open files and the like: the served connections carry on, new
+                    // ones wait in the listen queue; wait a moment, do not spin.
+                    state.metrics.refused(
+                        "accept_failed",
+                        &format!("accepting a connection failed ({e}); retrying in {} ms: raise the open-file limit or lower limits.open_connections", backoff.as_millis()),
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stopping.cancelled() => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                     continue;
                 }
             },
@@ -108,30 +172,72 @@ async fn accept_loop(
             drop(stream);
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            req
+        prepare(&stream);
+        // A place among `open_connections`, or one of the overflow pool, or nothing.
+        let (place, overflow) = match state.open_connections.clone().try_acquire_owned() {
+            Ok(permit) => (Some(ConnectionPlace::new(permit)), None),
+            Err(_) => {
+                state.metrics.refused(
+                    "open_connections",
+                    &format!("connections refused with 503: limits.open_connections ({max_open}) are open; raise it (and the open-file limit) for more"),
+                );
+                match accept.overflow.clone().try_acquire_owned() {
+                    Ok(permit) => (None, Some(permit)),
+                    Err(_) => {
+                        drop(stream);
+                        continue;
+                    }
+                }
+            }
+        };
+        let service = tower::service_fn({
+            let router = router.clone();
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                let router = router.clone();
+                let place = place.clone();
+                async move {
+                    match place {
+                        Some(p) => {
+                            req.extensions_mut().insert(p);
+                        }
+                        None if !OVERFLOW_PATHS.contains(&req.uri().path()) => {
+                            return Ok::<_, std::convert::Infallible>(too_many_connections());
+                        }
+                        None => {}
+                    }
+                    router.oneshot(req).await
+                }
+            }
         });
         let service = hyper_util::service::TowerToHyperService::new(service);
         let (builder, watcher, transport, handshake) =
             (builder.clone(), graceful.watcher(), accept.transport.clone(), accept.header_read);
         tokio::spawn(async move {
             let _slot = slot;
-            match transport {
-                Transport::Plain => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
+            let served = async move {
+                match transport {
+                    Transport::Plain => {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
+                    Transport::Tls(acceptor) => {
+                        let tls = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => return tracing::debug!(%peer, "TLS handshake not done in time"),
+                        };
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
                 }
-                Transport::Tls(acceptor) => {
-                    let tls = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake not done in time"),
-                    };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
+            };
+            match overflow {
+                Some(permit) => {
+                    let _ = tokio::time::timeout(OVERFLOW_LIFETIME, served).await;
+                    drop(permit);
                 }
+                None => served.await,
             }
         });
     }
@@ -139,6 +245,27 @@ async fn accept_loop(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("open requests did not finish in time; closing them"),
+    }
+}
+
+/// Raise the soft limit on open files to the hard one (a county's connections need more than
+/// the usual 1,024); returns the soft limit in force, or `None` when it cannot be read.
+fn raise_open_file_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => Some(soft),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            rlimit::Resource::NOFILE.get().ok().map(|(soft, _)| soft)
+        }
+    }
+}
+
+/// Every accepted connection, plain or TLS (before the handshake): `TCP_NODELAY`, so that a
+/// small message (`call.started` after an `ok`) is not held back by Nagle's algorithm until
+/// the client's delayed acknowledgement (about 40 ms) arrives.
+fn prepare(stream: &tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
     }
 }
 
@@ -155,6 +282,21 @@ pub async fn serve(config: Config, demo: bool) -> Result<(), Error> {
         let summary = crate::import::import_str(&db, crate::import::DEMO_TOML)?;
         tracing::info!(?summary, "demo county loaded");
     }
+    let mut config = config;
+    if let Some(open_files) = raise_open_file_limit() {
+        let budget = config.connection_budget(open_files);
+        if budget < config.limits.open_connections {
+            tracing::warn!(
+                open_files,
+                open_connections = budget,
+                configured = config.limits.open_connections,
+                max_connections = config.limits.max_connections,
+                "the open-file limit leaves room for fewer connections than limits.open_connections: lowered; raise the hard limit (LimitNOFILE= of the service)"
+            );
+        }
+        config.limits.open_connections = budget;
+        tracing::info!(open_files, open_connections = budget, "connection limits");
+    }
     let tls = crate::tls::resolve(&config)?;
     let listener = TcpListener::bind(&config.addr).await?;
     let local = listener.local_addr()?;
@@ -167,7 +309,6 @@ pub async fn serve(config: Config, demo: bool) -> Result<(), Error> {
     };
     // Links the server prints or hands out (receipts' QR codes) use the address it is
     // reached at: `public_url`, or the one actually bound.
-    let mut config = config;
     if config.public_url.is_none() {
         config.public_url = Some(base.clone());
     }
@@ -197,4 +338,21 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(!accepted.nodelay().unwrap(), "a fresh socket has Nagle's algorithm on");
+        prepare(&accepted);
+        assert!(accepted.nodelay().unwrap());
+        drop(client);
+    }
 }

@@ -45,6 +45,9 @@ pub struct Inner {
     pub spool: Option<Arc<cunneng_storage::Spool>>,
     /// One permit per authenticated WebSocket (`limits.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// One permit per TCP connection the server holds (`limits.open_connections`, lowered
+    /// to the open-file limit by `server::serve`); a WebSocket keeps its connection's.
+    pub open_connections: Arc<Semaphore>,
     /// One permit per WebSocket that has not said `hello` yet (`limits.ws_anonymous`).
     pub ws_anonymous: Arc<Semaphore>,
     /// Tokens that ended (logout, rotation, a disabled account or kiosk, a revoked or
@@ -89,6 +92,11 @@ impl Deref for AppState {
     }
 }
 
+/// (permits taken, permits in all) of a semaphore of `max`.
+fn in_use(s: &Semaphore, max: usize) -> (usize, usize) {
+    (max.saturating_sub(s.available_permits()), max)
+}
+
 impl AppState {
     /// Build the state and start the background jobs: the engine (restoring the persisted
     /// queue), media teardown, the recording store, retention sweeps, clean-up of abandoned
@@ -115,6 +123,7 @@ impl AppState {
             crate::engine::start(config.clone(), db.clone(), sfu.clone(), media_events, recordings.clone(), &jobs)
                 .await?;
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        let open_connections = Arc::new(Semaphore::new(config.limits.open_connections));
         let ws_anonymous = Arc::new(Semaphore::new(config.limits.ws_anonymous));
         let ws_per_address = crate::ratelimit::KeyedSlots::new(config.limits.ws_per_address);
         let papers = Arc::new(Papers::new(db.clone(), vault.clone(), &config.limits));
@@ -199,6 +208,7 @@ impl AppState {
             vault,
             spool,
             connections,
+            open_connections,
             ws_anonymous,
             ws_per_address,
             sessions_ended: tokio::sync::broadcast::channel(256).0,
@@ -291,6 +301,8 @@ impl AppState {
             spool: self.spool.as_ref().map(|s| s.metrics()),
             recording_queue: self.recordings.queue_figures(),
             jobs: self.jobs.statuses(),
+            open_connections: in_use(&self.open_connections, self.config.limits.open_connections),
+            websockets: in_use(&self.connections, self.config.limits.max_connections),
         })
     }
 

@@ -313,6 +313,24 @@ pub async fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() ->
     Ok(())
 }
 
+/// Try `attempt` every 200 ms until it succeeds or `timeout` passes (then its last error).
+pub async fn eventually_async<T, F, Fut>(timeout: Duration, what: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                return Err(e.context(format!("timed out after {timeout:?} waiting until {what}")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 /// A call answered through the queue: both signaling sockets, the call and its room.
 pub struct AnsweredCall {
     pub kiosk: WsClient,

@@ -92,8 +92,19 @@ impl Server {
 
     /// As [`Server::start`], with extra environment variables (e.g. `CUNNENG_STORAGE__BACKEND`).
     pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Server> {
+        Self::start_prepared(|_| Ok(()), extra, env).await
+    }
+
+    /// As [`Server::start_with_env`], after `prepare` has set up the (not yet existing) data
+    /// directory, e.g. with `cunneng import` ([`Server::import`]).
+    pub async fn start_prepared(
+        prepare: impl FnOnce(&Path) -> Result<()>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server> {
         let tmp = tempfile::tempdir()?;
         let data_dir = tmp.path().join("data");
+        prepare(&data_dir)?;
         let mut server = Server {
             child: None,
             base_url: String::new(),
@@ -106,6 +117,21 @@ impl Server {
         };
         server.spawn("127.0.0.1:0").await?;
         Ok(server)
+    }
+
+    /// `cunneng import FILE --data-dir DATA_DIR` (for [`Server::start_prepared`]).
+    pub fn import(file: &Path, data_dir: &Path) -> Result<String> {
+        let out = std::process::Command::new(binary_path())
+            .arg("import")
+            .arg(file)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .output()
+            .context("running cunneng import")?;
+        if !out.status.success() {
+            bail!("cunneng import failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// The server process id (while it runs).

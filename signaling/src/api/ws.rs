@@ -25,10 +25,26 @@ const CLOSE_TRY_AGAIN: u16 = 1013;
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// Messages queued toward one client before it counts as too slow and is dropped.
 const OUTBOUND_QUEUE: usize = 256;
+/// How often an open kiosk socket renews its last-connection mark (`last_seen_ms`).
+const KIOSK_SEEN_EVERY: Duration = Duration::from_secs(600);
+/// Each socket's read buffer. Clients send small messages: the largest legitimate one, a
+/// `media.offer` (an SDP of 2 to 8 KiB), is read in a few reads, and a message up to
+/// `limits.ws_max_message_bytes` grows the buffer while it arrives. The library's default,
+/// 128 KiB zero-filled before the first read, stayed resident per idle kiosk (about 135 KiB of
+/// RSS per connected kiosk, issue 11).
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Frames go out as they are written (the writer flushes every message anyway), instead of
+/// collecting up to the library's default of 128 KiB first.
+const WS_WRITE_BUFFER: usize = 0;
+/// Most bytes held for a client whose socket does not take them: more than the largest
+/// legitimate server message, a `queue.snapshot` of a full queue (500 waiting calls of about
+/// 200 bytes: 100 KiB); past it the socket is closed as too slow.
+const WS_MAX_WRITE_BUFFER: usize = 1024 * 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    place: Option<axum::Extension<crate::server::ConnectionPlace>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let busy = |reason: &'static str| {
@@ -50,11 +66,19 @@ pub async fn upgrade(
     let Ok(anonymous) = state.ws_anonymous.clone().try_acquire_owned() else {
         return busy("ws_anonymous");
     };
+    // The socket keeps its connection's place among `limits.open_connections`.
+    let place = place.and_then(|axum::Extension(p)| p.take());
     let max = state.config.limits.ws_max_message_bytes;
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
-        handle(state, socket, peer, anonymous).await;
-        drop(address_slot);
-    })
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket| async move {
+            handle(state, socket, peer, anonymous).await;
+            drop(address_slot);
+            drop(place);
+        })
 }
 
 async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous: tokio::sync::OwnedSemaphorePermit) {
@@ -87,7 +111,13 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
         return;
     };
     let Ok(_permit) = state.connections.clone().try_acquire_owned() else {
-        state.metrics.inc_rejected("connection_limit");
+        state.metrics.refused(
+            "connection_limit",
+            &format!(
+                "WebSockets refused (1013 try again): limits.max_connections ({}) are open; raise it for this many kiosks and staff",
+                state.config.limits.max_connections
+            ),
+        );
         let err = ServerMsg::error("too_many_connections", "服务器繁忙,请稍后重试 (too many connections)", None);
         let _ = sink.send(text(&err)).await;
         let _ = sink.send(close(CLOSE_TRY_AGAIN, "too many connections")).await;
@@ -140,7 +170,11 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
     let rate = MessageRate::new(per_second(limits.ws_messages_per_sec, limits.ws_burst));
     let token_hash = crate::auth::token_hash(&token);
     let recheck_every = Duration::from_secs(limits.ws_recheck_secs);
-    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
+    // The first check at a random point of [½, 1½) periods: sockets that connected in one burst
+    // (a county's rooms after a power cut) do not all check, and write, at the same moment.
+    let first = recheck_every.mul_f64(0.5 + rand::random::<f64>());
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + first, recheck_every);
+    let mut seen_marked = Instant::now();
     let session_over = |tx: &ClientTx| {
         state.metrics.inc_rejected("session_ended");
         tx.send(ServerMsg::error("unauthorized", "登录已失效,请重新登录 (the session ended)", None));
@@ -166,7 +200,12 @@ async fn handle(state: AppState, socket: WebSocket, peer: SocketAddr, anonymous:
                     session_over(&tx);
                     break;
                 }
-                kiosk_seen(&state, &principal).await;
+                // A write per kiosk per period would be thousands a minute on a province
+                // node: the mark is renewed every `KIOSK_SEEN_EVERY` at most.
+                if seen_marked.elapsed() >= KIOSK_SEEN_EVERY {
+                    kiosk_seen(&state, &principal).await;
+                    seen_marked = Instant::now();
+                }
                 continue;
             }
             _ = tx.closed() => break, // writer gone (replaced or closed)

@@ -87,10 +87,18 @@ impl Queue {
         Ok(Queue { config, topo, st: Snapshot::empty(), queues: BTreeMap::new() })
     }
 
-    /// The state to persist. Serialise it (serde) after every `handle`, `handle_timeout`,
-    /// `set_topology` that returned actions or changed anything; it is cheap to compare.
+    /// The whole state (tests compare it; [`Queue::persisted`] is what to store).
     pub fn snapshot(&self) -> &Snapshot {
         &self.st
+    }
+
+    /// The state to persist: serialise it (serde) after every `handle`, `handle_timeout`,
+    /// `set_topology`, and store it when it differs from the last one stored; give it back to
+    /// [`Queue::restore`] after a restart. It leaves out what a restore resets (who is
+    /// connected, rung, in which call as a back-pointer), so it stays small whatever the
+    /// number of kiosks and does not change when a kiosk connects or drops.
+    pub fn persisted(&self) -> Snapshot {
+        self.st.persisted()
     }
 
     /// Rebuild a machine after a restart. Every party counts as disconnected as of `now`:

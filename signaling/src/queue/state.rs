@@ -34,6 +34,46 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// What must survive a restart: this snapshot less what [`super::Queue::restore`] resets
+    /// anyway. A restart counts every party offline as of then, rings nobody and rebuilds the
+    /// back-pointers from the calls, so kiosks' states, staff's connection, ring and call, and
+    /// the approvers a waiting call rings are left out (staff keep their presence). Restoring
+    /// this gives the machine that restoring the whole snapshot gives; and it is as large as
+    /// the calls, groups and staff, not as the kiosks that ever connected, and it does not
+    /// change when a party connects, drops or is rung, so none of these is written.
+    pub(super) fn persisted(&self) -> Snapshot {
+        let calls = self
+            .calls
+            .iter()
+            .map(|(id, c)| {
+                let mut c = c.clone();
+                if let CallState::Waiting(w) = &mut c.state {
+                    w.ringing.clear();
+                }
+                (*id, c)
+            })
+            .collect();
+        let staff = self
+            .staff
+            .iter()
+            .map(|(id, s)| {
+                (*id, StaffState { connected: false, since: Millis(0), presence: s.presence, call: None, ring: None })
+            })
+            .collect();
+        Snapshot {
+            format: self.format,
+            next_call: self.next_call,
+            next_group: self.next_group,
+            next_tail: self.next_tail,
+            next_head: self.next_head,
+            calls,
+            kiosks: BTreeMap::new(),
+            staff,
+            groups: self.groups.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
     pub(super) fn empty() -> Snapshot {
         Snapshot {
             format: SNAPSHOT_FORMAT,

@@ -1505,6 +1505,46 @@ fn random_input(r: &mut Lcg, q: &Queue) -> Input {
     }
 }
 
+/// A snapshot less the kiosks that are offline without a call (a restored machine knows the
+/// same of a kiosk it has no entry for).
+fn without_idle_kiosks(s: &Snapshot) -> Snapshot {
+    let mut s = s.clone();
+    s.kiosks.retain(|_, k| k.connected || k.call.is_some());
+    s
+}
+
+#[test]
+fn what_is_stored_does_not_change_when_parties_connect_drop_or_are_rung() {
+    let mut h = H::new();
+    let empty = serde_json::to_string(&h.q.persisted()).unwrap();
+    h.kiosks_on(&[K1, K2, K3, K21]);
+    h.ok(Input::KioskDisconnected { kiosk: K3 });
+    assert_eq!(serde_json::to_string(&h.q.persisted()).unwrap(), empty, "idle kiosks come and go: nothing to store");
+    // A waiting call is stored: its place survives a crash...
+    let c = h.request(K1, M_CIVIL);
+    let waiting = serde_json::to_string(&h.q.persisted()).unwrap();
+    assert_ne!(waiting, empty);
+    // ...and stays as stored while its kiosk drops and comes back, and while approvers
+    // connect and are rung (a restart rings again).
+    h.ok(Input::KioskDisconnected { kiosk: K1 });
+    h.kiosks_on(&[K1]);
+    assert_eq!(serde_json::to_string(&h.q.persisted()).unwrap(), waiting);
+    h.staff_on(&[A1]);
+    assert_eq!(h.ringing(c), vec![A1]);
+    let rung = serde_json::to_string(&h.q.persisted()).unwrap();
+    h.ok(Input::StaffDisconnected { staff: A1 });
+    h.staff_on(&[A1]);
+    assert_eq!(serde_json::to_string(&h.q.persisted()).unwrap(), rung, "an approver's reconnect: nothing to store");
+    // The approver's presence is kept; nothing else of the ring is.
+    let restored =
+        Queue::restore(serde_json::from_str(&rung).unwrap(), &topology(), Config::default(), h.now).unwrap().0;
+    assert_eq!(restored.queue_items(w(CIVIL)).into_iter().map(|i| i.call).collect::<Vec<_>>(), vec![c]);
+    assert_eq!(restored.st.staff[&A1].presence, h.q.st.staff[&A1].presence);
+    // Answering is stored.
+    h.answer(A1, c);
+    assert_ne!(serde_json::to_string(&h.q.persisted()).unwrap(), rung);
+}
+
 #[test]
 fn a_long_random_walk_keeps_every_invariant_and_refused_inputs_change_nothing() {
     for seed in [0x5eed, 7, 2024] {
@@ -1547,9 +1587,18 @@ fn random_walk(seed: u64, steps: usize) {
         }
         if step % 500 == 499 {
             let calls = h.q.live_calls() + h.q.waiting_calls();
-            let json = serde_json::to_vec(h.q.snapshot()).unwrap();
+            // What is stored restores the machine the whole snapshot would.
+            let whole = Queue::restore(h.q.snapshot().clone(), &topology(), config.clone(), h.now).unwrap();
+            let json = serde_json::to_vec(&h.q.persisted()).unwrap();
             let snap: Snapshot = serde_json::from_slice(&json).unwrap();
-            h.q = Queue::restore(snap, &topology(), config.clone(), h.now).unwrap().0;
+            let stored = Queue::restore(snap, &topology(), config.clone(), h.now).unwrap();
+            assert_eq!(
+                without_idle_kiosks(whole.0.snapshot()),
+                without_idle_kiosks(stored.0.snapshot()),
+                "step {step}"
+            );
+            assert_eq!(whole.1, stored.1, "step {step}: the restores' actions differ");
+            h.q = stored.0;
             h.check();
             assert_eq!((h.q.live_calls(), h.q.waiting_calls()), (0, calls), "step {step}: a restart lost a call");
             restores += 1;
