@@ -113,7 +113,7 @@ async fn kiosks_trickling_together_cannot_stall_every_upload() -> Result<()> {
         let writer = tokio::spawn(async move {
             for _ in 0..240 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                if write.write_all(&[b'%']).await.is_err() || write.flush().await.is_err() {
+                if write.write_all(b"%").await.is_err() || write.flush().await.is_err() {
                     break;
                 }
             }

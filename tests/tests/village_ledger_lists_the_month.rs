@@ -84,7 +84,7 @@ async fn village_ledger_lists_the_month() -> Result<()> {
     assert_eq!(st, 200);
     assert_eq!(headers, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
     let mut book: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes))?;
-    assert_eq!(book.sheet_names(), [month.clone()]);
+    assert_eq!(book.sheet_names(), std::slice::from_ref(&month));
     let range = book.worksheet_range(&month)?;
     let cell = |r: u32, c: u32| range.get_value((r, c)).map(Data::to_string).unwrap_or_default();
     assert!(cell(0, 0).contains("便民服务室办事记录台账"), "{}", cell(0, 0));

@@ -243,6 +243,7 @@ function onGroupEnded(msg) {
 }
 
 function onError(msg) {
+  if (media.ownsRequest(msg.req)) return;
   if (msg.req !== undefined && msg.req === state.startReq) {
     backToPick('');
     notify(`没有呼叫成功:${messageForCode(msg.code, msg.message)}`, 'error');

@@ -105,14 +105,16 @@ export class MediaSession {
    * @param {MediaStream|null} o.localStream camera/microphone (owned by the caller)
    * @param {(streams: Map<string, MediaStream>) => void} [o.onRemoteStreams] label → stream, on every change
    * @param {(state: string) => void} [o.onState] 'connecting' | 'connected' | 'reconnecting' | 'failed'
+   * @param {(req: number) => void} [o.onOffer] each media.offer's request number, as it is sent
    */
-  constructor({ signal, room, iceServers = [], localStream, onRemoteStreams, onState }) {
+  constructor({ signal, room, iceServers = [], localStream, onRemoteStreams, onState, onOffer }) {
     this.signal = signal;
     this.room = room;
     this.iceServers = iceServers;
     this.localStream = localStream;
     this.onRemoteStreams = onRemoteStreams ?? (() => {});
     this.onState = onState ?? (() => {});
+    this.onOffer = onOffer ?? (() => {});
     this.pc = null;
     this.pcId = null;
     this.recvSlots = 1;
@@ -229,6 +231,7 @@ export class MediaSession {
       // Not connected: the 'welcome' after the reconnect brings a fresh connection.
       return;
     }
+    this.onOffer(req);
     const answer = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no media.answer in time')), ANSWER_LIMIT_MS);
       this.pending = { pcId, req, resolve, reject, timer };
@@ -387,6 +390,8 @@ export class CallMedia {
     this.onRemoteStreams = onRemoteStreams ?? (() => {});
     this.session = null;
     this.room = null;
+    /** @type {Set<number>} the request numbers of recent media offers (their refusals are the media's) */
+    this.offerReqs = new Set();
     this.localStream = null;
     this.localProblem = '';
     this.localPromise = null;
@@ -395,6 +400,15 @@ export class CallMedia {
   /** The current RTCPeerConnection, or null. */
   get pc() {
     return this.session?.pc ?? null;
+  }
+
+  /**
+   * Was `req` one of this page's media offers? A refusal of it is the media's own business
+   * (a room left meanwhile, after a reconnect): the page shows no notice for it.
+   * @param {number | undefined} req
+   */
+  ownsRequest(req) {
+    return req !== undefined && this.offerReqs.has(req);
   }
 
   /** Camera and microphone (once; later calls get the same promise). Resolves to the stream or null. */
@@ -434,6 +448,10 @@ export class CallMedia {
     this.session = new MediaSession({
       signal,
       room,
+      onOffer: (req) => {
+        this.offerReqs.add(req);
+        if (this.offerReqs.size > 64) this.offerReqs.delete(this.offerReqs.values().next().value);
+      },
       iceServers: signal.welcome?.ice_servers ?? [],
       localStream: stream,
       onRemoteStreams: (streams) => {

@@ -366,6 +366,7 @@ function onCallEnded(msg) {
 }
 
 function onError(msg) {
+  if (media.ownsRequest(msg.req)) return;
   if (msg.req !== undefined && state.answerReqs.has(msg.req)) {
     state.answerReqs.delete(msg.req);
     for (const button of $$('[data-testid="answer-button"]')) button.disabled = false;
