@@ -96,7 +96,8 @@ pub struct HashesBusy {
 }
 
 impl PasswordHashes {
-    /// Longest a request waits for a permit before it is answered busy.
+    /// Longest a request waits for a permit before it is answered busy (the default of
+    /// `limits.password_hash_wait_ms`; the import's own permits).
     pub const WAIT: Duration = Duration::from_secs(2);
 
     /// `at_once` hashes at a time (at least one); a request waits at most `wait` for one.

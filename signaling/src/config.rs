@@ -261,9 +261,11 @@ pub struct LimitsConfig {
     /// Case exports (decrypting a whole case into one file) running at once.
     pub exports_at_once: usize,
     /// argon2id hashes (login, password change and reset, new account; 19 MiB and tens of
-    /// milliseconds of a core each) running at once. A request waits up to 2 s for one, then
+    /// milliseconds of a core each) running at once. A request waits up to `password_hash_wait_ms` (2 s) for one, then
     /// is answered 503 `busy` with `Retry-After`. Default 2: the cores of the standard machine.
     pub password_hashes_at_once: usize,
+    /// Longest a request waits for a hashing permit before it is answered 503 `busy`.
+    pub password_hash_wait_ms: u64,
     /// Login attempts one client address may make in a burst, and the seconds it takes to
     /// earn one more; past that 429 with `Retry-After`, before any password is hashed.
     pub login_address_burst: u32,
@@ -324,6 +326,7 @@ impl Default for LimitsConfig {
             media_stream_idle_secs: 60,
             exports_at_once: 2,
             password_hashes_at_once: 2,
+            password_hash_wait_ms: 2_000,
             login_address_burst: 30,
             login_address_refill_secs: 2,
             login_account_burst: 10,

@@ -196,8 +196,10 @@ impl AppState {
             a.checkpoint().await.map(drop)
         });
         let exports = Arc::new(Semaphore::new(config.limits.exports_at_once));
-        let password_hashes =
-            crate::auth::PasswordHashes::new(config.limits.password_hashes_at_once, crate::auth::PasswordHashes::WAIT);
+        let password_hashes = crate::auth::PasswordHashes::new(
+            config.limits.password_hashes_at_once,
+            std::time::Duration::from_millis(config.limits.password_hash_wait_ms),
+        );
 
         Ok(AppState(Arc::new(Inner {
             config,
