@@ -288,6 +288,23 @@ impl LogGate {
     }
 }
 
+/// The place of one connection among `limits.open_connections`, in each request's
+/// extensions. A WebSocket upgrade takes it ([`ConnectionPlace::take`]) so that the socket
+/// keeps it after the HTTP connection has handed over; otherwise it goes with the connection.
+#[derive(Clone)]
+pub struct ConnectionPlace(Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl ConnectionPlace {
+    pub(crate) fn new(permit: tokio::sync::OwnedSemaphorePermit) -> ConnectionPlace {
+        ConnectionPlace(Arc::new(std::sync::Mutex::new(Some(permit))))
+    }
+
+    /// The permit, once (None after it was taken).
+    pub fn take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 
-use crate::ratelimit::KeyedSlots;
+use crate::ratelimit::{ConnectionPlace, KeyedSlots};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -73,23 +73,6 @@ const OVERFLOW_PATHS: [&str; 2] = ["/healthz", "/metrics"];
 /// Wait after a failed accept (the process out of open files): doubles from the first to the
 /// second while accepts keep failing.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
-
-/// The place of one connection among `limits.open_connections`, in each request's
-/// extensions. A WebSocket upgrade takes it ([`ConnectionPlace::take`]) so that the socket
-/// keeps it after the HTTP connection has handed over; otherwise it goes with the connection.
-#[derive(Clone)]
-pub struct ConnectionPlace(Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
-
-impl ConnectionPlace {
-    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> ConnectionPlace {
-        ConnectionPlace(Arc::new(std::sync::Mutex::new(Some(permit))))
-    }
-
-    /// The permit, once (None after it was taken).
-    pub fn take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
 
 /// What every accepted connection goes through, plain or TLS alike.
 struct Accept {

@@ -345,7 +345,9 @@ function periodLabels(/** @type {Report} */ r) {
     if (r.grouping === 'month') label = label.slice(0, 7);
     if (labels[labels.length - 1] !== label) labels.push(label);
   }
-  return labels;
+  // A period the labels missed (never, unless the clocks disagree) is still shown, in order.
+  for (const p of r.series) if (!labels.includes(p.key)) labels.push(p.key);
+  return labels.sort();
 }
 
 function drawSeries(/** @type {Report} */ r) {
@@ -353,9 +355,6 @@ function drawSeries(/** @type {Report} */ r) {
   box.setAttribute('data-state', 'drawing');
   const byKey = new Map(r.series.map((p) => [p.key, p]));
   const labels = periodLabels(r);
-  // A period the labels missed (never, unless the clocks disagree) is still shown, in order.
-  for (const p of r.series) if (!labels.includes(p.key)) labels.push(p.key);
-  labels.sort();
   box.setAttribute('data-points', String(labels.length));
   state.charts.series?.setOption({
     animation: false,
@@ -396,8 +395,6 @@ function drawTimes(/** @type {Report} */ r) {
   box.setAttribute('data-state', 'drawing');
   const byKey = new Map(r.series.map((p) => [p.key, p]));
   const labels = periodLabels(r);
-  for (const p of r.series) if (!labels.includes(p.key)) labels.push(p.key);
-  labels.sort();
   box.setAttribute('data-points', String(labels.length));
   const line = (/** @type {string} */ name, /** @type {string} */ color, /** @type {(f: Figures) => ?number} */ of, dashed = false) => ({
     name,

@@ -28,7 +28,7 @@ async fn view(state: &AppState, viewer: &crate::case::Viewer, q: ParamsResult) -
     let Query(p) = q.map_err(|e| ApiError::bad_request(format!("台账条件不正确 ({})", e.body_text())))?;
     let month = match p.month.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
         Some(m) => Month::parse(m).ok_or_else(|| ApiError::bad_request("月份不正确,应为 2026-12 这样 (bad month)"))?,
-        None => ledger::this_month(crate::now_ms()),
+        None => Month::of(crate::now_ms()),
     };
     Ok(ledger::ledger(&state.db, viewer, p.village_id, month).await?)
 }

@@ -44,7 +44,7 @@ const WS_MAX_WRITE_BUFFER: usize = 1024 * 1024;
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    place: Option<axum::Extension<crate::server::ConnectionPlace>>,
+    place: Option<axum::Extension<crate::ratelimit::ConnectionPlace>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let busy = |reason: &'static str| {

@@ -288,11 +288,6 @@ pub fn file_name(view: &LedgerView) -> String {
     format!("cunneng-ledger-{}-{}.xlsx", view.village.id, view.month)
 }
 
-/// Today's month, China time.
-pub fn this_month(now_ms: u64) -> Month {
-    Month::of(now_ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
